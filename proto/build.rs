@@ -1,0 +1,19 @@
+//! Compiles the .proto sources with protox (a pure-Rust compiler), so a fresh machine needs no protoc.
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let files = [
+        "proto/common/common.proto",
+        "proto/msp/identities.proto",
+        "proto/orderer/ab.proto",
+        "proto/ordo/ordo.proto",
+    ];
+    for file in &files {
+        println!("cargo:rerun-if-changed={file}");
+    }
+    let fds = protox::compile(files, ["proto"])?;
+    tonic_prost_build::configure()
+        // Envelope and block payloads are passed along as received; `Bytes` makes that zero-copy.
+        .bytes(".")
+        .compile_fds(fds)?;
+    Ok(())
+}
