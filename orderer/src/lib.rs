@@ -1,1 +1,32 @@
+//! The Ordo orderer: Broadcast → log → block cutter → block writer → ledger → Deliver.
+//!
+//! Layers, bottom up:
+//! - [`log`]: the Kafka-like partition (segments, offsets, group commit). Knows nothing of blocks.
+//! - [`consensus`]: how a channel's records are ordered (solo: a local partition).
+//! - pure logic: [`cutter`] (batch size rules), [`assembler`] (log records → batches, time-to-cut,
+//!   config), [`block`] (hashing, verification), [`writer`] (signed blocks), [`validate`] and
+//!   [`policy`] (envelope checks, who may do what), [`entry`] (what a log record means).
+//! - storage: [`ledger`] (block files + index).
+//! - run time: [`channel`] (consumer task), [`broadcast`], [`deliver`], [`server`], [`node`].
+//! - setup: [`config`], [`genesis`], [`dev`], [`identity`], [`envelope`] (client-side building).
 
+pub mod assembler;
+pub mod block;
+pub mod broadcast;
+pub mod channel;
+pub mod config;
+pub mod consensus;
+pub mod cutter;
+pub mod deliver;
+pub mod dev;
+pub mod entry;
+pub mod envelope;
+pub mod genesis;
+pub mod identity;
+pub mod ledger;
+pub mod log;
+pub mod node;
+pub mod policy;
+pub mod server;
+pub mod validate;
+pub mod writer;

@@ -1,1 +1,160 @@
-fn main() {}
+//! The `orderer` command: run a node, or prepare what one needs (keys, genesis blocks).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use ordo_orderer::config::{ChannelFile, NodeConfig};
+use ordo_orderer::identity::Signer;
+use ordo_orderer::node::Node;
+use ordo_orderer::{dev, genesis};
+
+/// Ordo, an ordering service for permissioned blockchains (Hyperledger Fabric's AtomicBroadcast).
+///
+/// With no subcommand, starts a solo node for local use: data, development keys and one channel
+/// ("ordo") under ./ordo-data, clients served on 127.0.0.1:7050.
+#[derive(Parser)]
+#[command(name = "orderer", version, args_conflicts_with_subcommands = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    dev: DevArgs,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a node from a config file (see README.md, "Configuration").
+    Start {
+        #[arg(long, short)]
+        config: PathBuf,
+        /// Overrides node.listen of the config file.
+        #[arg(long)]
+        listen: Option<SocketAddr>,
+    },
+    /// Write a channel's genesis block from a channel config file.
+    Genesis {
+        /// Channel config (TOML): channel id, batch rules, organisations, consenters.
+        #[arg(long)]
+        channel_config: PathBuf,
+        /// Identity folder that signs the genesis config envelope.
+        #[arg(long)]
+        signer: PathBuf,
+        #[arg(long, short)]
+        output: PathBuf,
+    },
+    /// Generate an Ed25519 identity folder (key.pem, key.pub, mspid).
+    Keygen {
+        #[arg(long)]
+        mspid: String,
+        #[arg(long, short)]
+        out: PathBuf,
+    },
+}
+
+#[derive(Args)]
+struct DevArgs {
+    /// Data folder of the development node.
+    #[arg(long, env = "ORDO_DATA", default_value = "ordo-data")]
+    data_dir: PathBuf,
+    /// Client gRPC address of the development node.
+    #[arg(long, env = "ORDO_LISTEN", default_value = "127.0.0.1:7050")]
+    listen: SocketAddr,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("orderer: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        None => {
+            let layout = dev::prepare(&cli.dev.data_dir, cli.dev.listen)?;
+            let mut config = NodeConfig::load(&layout.config)?;
+            config.node.listen = cli.dev.listen;
+            println!("data:               {}", config.node.data_dir.display());
+            println!("client credentials: {}", layout.client_identity.display());
+            println!(
+                "channel:            {} ({})",
+                dev::CHANNEL,
+                layout.channel_file.display()
+            );
+            serve(config)
+        }
+        Some(Command::Start { config, listen }) => {
+            let mut config = NodeConfig::load(&config)?;
+            if let Some(listen) = listen {
+                config.node.listen = listen;
+            }
+            serve(config)
+        }
+        Some(Command::Genesis {
+            channel_config,
+            signer,
+            output,
+        }) => {
+            let config = ChannelFile::load(&channel_config)?.to_config()?;
+            let signer = Signer::load(&signer)?;
+            genesis::write(&output, &genesis::genesis_block(&config, &signer))?;
+            println!(
+                "wrote the genesis block of channel {} to {}",
+                config.channel_id,
+                output.display()
+            );
+            Ok(())
+        }
+        Some(Command::Keygen { mspid, out }) => {
+            if out.join("key.pem").exists() {
+                anyhow::bail!("{} already holds a key", out.display());
+            }
+            let signer = Signer::generate(mspid);
+            signer.save(&out)?;
+            println!("{}", hex::encode(signer.public_key()));
+            Ok(())
+        }
+    }
+}
+
+fn serve(config: NodeConfig) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Runtime::new().context("starting the runtime")?;
+    runtime.block_on(async {
+        let node = Node::start(&config).await?;
+        // Tests and scripts read this line to find an ephemeral port.
+        println!("listening on {}", node.local_addr());
+        shutdown_signal().await;
+        tracing::info!("shutting down");
+        node.stop().await;
+        Ok(())
+    })
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(error = %e, "SIGTERM cannot be caught; stop with SIGINT");
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}

@@ -1,1 +1,12 @@
+//! Simulated Fabric peers: sign and submit envelopes over Broadcast, follow Deliver, verify every
+//! block, and account for every acknowledged transaction.
 
+pub mod chain;
+pub mod client;
+pub mod stats;
+pub mod submit;
+
+pub use chain::{ChainVerifier, VerifiedBlock};
+pub use client::Client;
+pub use stats::Percentiles;
+pub use submit::{submit, Load, Submitted};

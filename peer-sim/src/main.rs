@@ -1,1 +1,261 @@
-fn main() {}
+//! `peer-sim`: act as Fabric peers against an Ordo orderer.
+//!
+//! With no subcommand: submit 10,000 transactions to the default local node over concurrent
+//! Broadcast streams while following Deliver, verify every block, and report throughput, blocks
+//! and submit→delivered latency. Exits non-zero on any verification failure.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context};
+use clap::{Args, Parser, Subcommand};
+use futures::StreamExt;
+use indicatif::{ProgressBar, ProgressStyle};
+use ordo_orderer::identity::Signer;
+use ordo_peer_sim::{submit, ChainVerifier, Client, Load, Percentiles};
+use ordo_proto::common::Status;
+use ordo_proto::orderer::deliver_response;
+use ordo_proto::orderer::seek_info::SeekBehavior;
+use tokio::sync::mpsc;
+
+#[derive(Parser)]
+#[command(name = "peer-sim", version, args_conflicts_with_subcommands = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    run: RunArgs,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Submit load, follow Deliver, verify, report (the default).
+    Run(RunArgs),
+    /// Read the whole chain from block 0 and verify it.
+    Verify(Target),
+}
+
+#[derive(Args, Clone)]
+struct Target {
+    /// Orderer client address.
+    #[arg(long, env = "ORDO_ENDPOINT", default_value = "http://127.0.0.1:7050")]
+    endpoint: String,
+    /// Client identity folder (key.pem, mspid), as `orderer` prints on start.
+    #[arg(long, env = "ORDO_MSP", default_value = "ordo-data/crypto/client")]
+    msp: PathBuf,
+    #[arg(long, default_value = "ordo")]
+    channel: String,
+}
+
+#[derive(Args, Clone)]
+struct RunArgs {
+    #[command(flatten)]
+    target: Target,
+    /// Transactions to submit.
+    #[arg(long, default_value_t = 10_000)]
+    count: usize,
+    /// Concurrent Broadcast streams.
+    #[arg(long, default_value_t = 8)]
+    streams: usize,
+    /// Bytes of transaction data per envelope.
+    #[arg(long, default_value_t = 1024)]
+    tx_bytes: usize,
+    /// Seconds to wait for acknowledged transactions to appear in blocks.
+    #[arg(long, default_value_t = 60)]
+    deliver_timeout: u64,
+    /// Print the report as JSON too.
+    #[arg(long)]
+    json: bool,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("peer-sim: starting the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            None => run(cli.run).await,
+            Some(Command::Run(args)) => run(args).await,
+            Some(Command::Verify(target)) => verify(target).await,
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("peer-sim: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn connect(target: &Target) -> anyhow::Result<Client> {
+    let signer = Signer::load(&target.msp)
+        .with_context(|| format!("loading the client identity from {}", target.msp.display()))?;
+    Client::connect(&target.endpoint, &target.channel, signer).await
+}
+
+async fn verify(target: Target) -> anyhow::Result<()> {
+    let client = connect(&target).await?;
+    let blocks = client.read_chain().await?;
+    let mut verifier = ChainVerifier::new();
+    let mut txs = 0;
+    for block in &blocks {
+        txs += verifier.verify(block)?.tx_ids.len();
+    }
+    println!(
+        "verified {} blocks ({} envelopes): hash chain, data hashes, orderer signatures, no duplicates",
+        blocks.len(),
+        txs
+    );
+    Ok(())
+}
+
+/// A delivered, verified block: its transactions and when it arrived.
+struct Arrival {
+    number: u64,
+    tx_ids: Vec<String>,
+    at: Instant,
+}
+
+async fn run(args: RunArgs) -> anyhow::Result<()> {
+    let client = connect(&args.target).await?;
+
+    // Follow the chain from block 0 while submitting, verifying each block as it arrives.
+    let (arrivals_tx, mut arrivals) = mpsc::unbounded_channel();
+    let mut deliver = client
+        .deliver(0, u64::MAX, SeekBehavior::BlockUntilReady)
+        .await?;
+    let follower = tokio::spawn(async move {
+        let mut verifier = ChainVerifier::new();
+        while let Some(response) = deliver.next().await {
+            let block = match response.context("Deliver stream")?.r#type {
+                Some(deliver_response::Type::Block(block)) => block,
+                Some(deliver_response::Type::Status(s)) => {
+                    bail!("Deliver ended with status {:?}", Status::try_from(s))
+                }
+                None => bail!("empty Deliver response"),
+            };
+            let verified = verifier.verify(&block)?;
+            let arrival = Arrival {
+                number: verified.number,
+                tx_ids: verified.tx_ids,
+                at: Instant::now(),
+            };
+            if arrivals_tx.send(arrival).is_err() {
+                break;
+            }
+        }
+        Ok::<_, anyhow::Error>(())
+    });
+
+    let progress = ProgressBar::new(args.count as u64);
+    progress.set_style(
+        ProgressStyle::with_template("{bar:40} {pos}/{len} acknowledged {per_sec}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let load = Load {
+        count: args.count,
+        streams: args.streams,
+        tx_bytes: args.tx_bytes,
+        ..Load::default()
+    };
+    let started = Instant::now();
+    let bar = progress.clone();
+    let submitted = submit(&client, &load, Arc::new(move || bar.inc(1))).await;
+    progress.finish_and_clear();
+
+    // Wait until every acknowledged transaction is in a delivered block.
+    let mut pending: HashMap<&str, Instant> = submitted
+        .acked
+        .iter()
+        .map(|(id, at)| (id.as_str(), *at))
+        .collect();
+    let mut latencies = Vec::with_capacity(pending.len());
+    let mut blocks = 0u64;
+    let mut first_block_with_tx = None;
+    let mut last_delivery = started;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(args.deliver_timeout);
+    while !pending.is_empty() {
+        let arrival = match tokio::time::timeout_at(deadline, arrivals.recv()).await {
+            Ok(Some(a)) => a,
+            Ok(None) => {
+                follower.await??;
+                bail!(
+                    "Deliver ended with {} acknowledged transactions missing",
+                    pending.len()
+                );
+            }
+            Err(_) => bail!(
+                "{} acknowledged transactions were not delivered within {}s",
+                pending.len(),
+                args.deliver_timeout
+            ),
+        };
+        blocks = blocks.max(arrival.number + 1);
+        for tx_id in &arrival.tx_ids {
+            if let Some(at) = pending.remove(tx_id.as_str()) {
+                latencies.push(arrival.at.duration_since(at));
+                first_block_with_tx.get_or_insert(arrival.number);
+                last_delivery = arrival.at;
+            }
+        }
+    }
+    follower.abort();
+
+    if !submitted.errors.is_empty() {
+        bail!("Broadcast failed: {}", submitted.errors.join("; "));
+    }
+    if !submitted.refused.is_empty() {
+        let (status, info) = &submitted.refused[0];
+        bail!(
+            "{} envelopes were refused (first: {:?} {info})",
+            submitted.refused.len(),
+            Status::try_from(*status)
+        );
+    }
+    let elapsed = last_delivery.duration_since(started);
+    let delivered = latencies.len();
+    let latencies = Percentiles::new(latencies);
+    let tps = delivered as f64 / elapsed.as_secs_f64().max(1e-9);
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    println!("transactions: {delivered} acknowledged and delivered, each exactly once");
+    println!(
+        "blocks:       {} (chain height {blocks}), every one verified",
+        blocks - first_block_with_tx.unwrap_or(blocks)
+    );
+    println!(
+        "throughput:   {tps:.0} tx/s over {:.2}s",
+        elapsed.as_secs_f64()
+    );
+    println!(
+        "latency:      p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms (submit → block delivered)",
+        ms(latencies.at(50.0)),
+        ms(latencies.at(99.0)),
+        ms(latencies.max())
+    );
+    if args.json {
+        let report = serde_json::json!({
+            "transactions": delivered,
+            "seconds": elapsed.as_secs_f64(),
+            "tx_per_s": tps,
+            "blocks": blocks,
+            "latency_ms": { "p50": ms(latencies.at(50.0)), "p99": ms(latencies.at(99.0)), "max": ms(latencies.max()) },
+        });
+        println!("{report}");
+    }
+    if delivered != args.count {
+        return Err(anyhow!(
+            "only {delivered} of {} transactions were acknowledged",
+            args.count
+        ));
+    }
+    Ok(())
+}

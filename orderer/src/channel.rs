@@ -1,0 +1,304 @@
+//! A channel at run time: its log, its ledger, its configuration in force, and the consumer task
+//! that reads the log in offset order and writes blocks (assembler → block writer → ledger).
+
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use bytes::Bytes;
+use ordo_proto::common::{Block, Envelope, HeaderType};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+use crate::assembler::{Assembler, Batch};
+use crate::block;
+use crate::consensus::OrderedLog;
+use crate::entry::Entry;
+use crate::identity::Signer;
+use crate::ledger::Ledger;
+use crate::policy::{config_from_block, ChannelPolicy};
+use crate::validate::{self, Parsed, Rejection};
+use crate::writer::{BlockInfo, BlockWriter};
+
+/// How much the consumer reads from the log at a time.
+const FETCH_BYTES: usize = 4 << 20;
+
+pub struct Channel {
+    id: String,
+    log: Arc<dyn OrderedLog>,
+    ledger: Arc<Ledger>,
+    policy: RwLock<Arc<ChannelPolicy>>,
+    /// Cleared when the consumer stops on an error: the channel then answers SERVICE_UNAVAILABLE.
+    healthy: AtomicBool,
+    stop: watch::Sender<bool>,
+    consumer: std::sync::Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Channel {
+    /// Opens a channel over its ledger and log, writing `genesis` if the ledger is new, and starts
+    /// consuming where the last block left off.
+    pub fn open(
+        genesis: &Block,
+        ledger: Ledger,
+        log: Arc<dyn OrderedLog>,
+        signer: Signer,
+    ) -> anyhow::Result<Arc<Channel>> {
+        let genesis_config =
+            config_from_block(genesis).map_err(|e| anyhow::anyhow!("genesis block: {e}"))?;
+        let id = genesis_config.channel_id.clone();
+        if ledger.height() == 0 {
+            ledger
+                .append(genesis)
+                .context("writing the genesis block")?;
+        }
+        let stored_genesis = ledger.block(0)?.context("ledger lost block 0")?;
+        if stored_genesis.header != genesis.header {
+            bail!(
+                "channel {id}: the ledger holds a different genesis block than the one configured"
+            );
+        }
+        let last = ledger.last_block()?.context("ledger has no blocks")?;
+        let last_header = last.header.clone().unwrap_or_default();
+        let last_config = block::last_config_index(&last).unwrap_or(0);
+        let config_block = ledger
+            .block(last_config)?
+            .with_context(|| format!("channel {id}: config block {last_config} is missing"))?;
+        let config = config_from_block(&config_block)
+            .map_err(|e| anyhow::anyhow!("channel {id}: config block {last_config}: {e}"))?;
+        let policy = ChannelPolicy::new(config)
+            .map_err(|e| anyhow::anyhow!("channel {id}: config block {last_config}: {e}"))?;
+
+        // Resume right after the last record the chain holds; the pending batch is rebuilt from
+        // the log, so the blocks cut after a restart are the ones that would have been cut.
+        let resume = block::consenter_metadata(&last)
+            .and_then(|m| m.last_offset)
+            .map_or(0, |o| o + 1);
+        if log.high_watermark() < resume {
+            bail!(
+                "channel {id}: the log ends at offset {} but block {} was cut from offset {}; \
+                 the log is missing records the ledger holds",
+                log.high_watermark(),
+                last_header.number,
+                resume - 1
+            );
+        }
+        tracing::info!(
+            channel = %id,
+            height = ledger.height(),
+            resume_offset = resume,
+            "channel opened"
+        );
+
+        let (stop, stop_rx) = watch::channel(false);
+        let channel = Arc::new(Channel {
+            id,
+            log,
+            ledger: Arc::new(ledger),
+            policy: RwLock::new(Arc::new(policy.clone())),
+            healthy: AtomicBool::new(true),
+            stop,
+            consumer: std::sync::Mutex::new(None),
+        });
+        let consumer = Consumer {
+            channel: channel.clone(),
+            assembler: Assembler::new(policy, last_header.number + 1),
+            writer: BlockWriter::new(signer),
+            next_offset: resume,
+            previous_hash: block::header_hash(&last_header),
+            last_config,
+        };
+        let handle = tokio::spawn(consumer.run(stop_rx));
+        *channel.consumer.lock().unwrap_or_else(|e| e.into_inner()) = Some(handle);
+        Ok(channel)
+    }
+
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    pub fn ledger(&self) -> &Arc<Ledger> {
+        &self.ledger
+    }
+
+    /// The configuration in force (as of the last block written).
+    pub fn policy(&self) -> Arc<ChannelPolicy> {
+        self.policy
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    pub fn is_healthy(&self) -> bool {
+        self.healthy.load(Ordering::Relaxed)
+    }
+
+    /// Broadcast's checks after the channel is known: size, signature and policy, tx_id. Returns
+    /// the log record to produce.
+    pub fn admit(&self, envelope: &Envelope, parsed: &Parsed) -> Result<Bytes, Rejection> {
+        let policy = self.policy();
+        validate::check_size(parsed, policy.absolute_max_bytes())?;
+        validate::check_signature(parsed, envelope)?;
+        let config = parsed.header_type == HeaderType::Config as i32;
+        if config {
+            if !policy.is_admin(&parsed.creator) {
+                return Err(Rejection::forbidden(format!(
+                    "{} may not reconfigure channel {}",
+                    parsed.creator.mspid, self.id
+                )));
+            }
+            policy
+                .check_config_update(parsed, envelope)
+                .map_err(Rejection::bad_request)?;
+        } else if !matches!(
+            HeaderType::try_from(parsed.header_type),
+            Ok(HeaderType::Message | HeaderType::EndorserTransaction) | Err(_)
+        ) {
+            return Err(Rejection::bad_request(format!(
+                "header type {} cannot be broadcast",
+                parsed.header_type
+            )));
+        } else if !policy.can_write(&parsed.creator) {
+            return Err(Rejection::forbidden(format!(
+                "{} may not write to channel {}",
+                parsed.creator.mspid, self.id
+            )));
+        }
+        validate::check_tx_id(parsed)?;
+        Ok(Entry::encode_envelope(envelope, config))
+    }
+
+    /// Produces a record to the channel's log; resolves once it is committed.
+    pub async fn produce(&self, record: Bytes) -> Result<u64, crate::log::LogError> {
+        self.log.produce(record).await
+    }
+
+    /// Stops the consumer and the log.
+    pub async fn shutdown(&self) {
+        let _ = self.stop.send(true);
+        let handle = self
+            .consumer
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if let Some(handle) = handle {
+            let _ = handle.await;
+        }
+        self.log.close();
+    }
+}
+
+/// The consumer task's state.
+struct Consumer {
+    channel: Arc<Channel>,
+    assembler: Assembler,
+    writer: BlockWriter,
+    next_offset: u64,
+    previous_hash: [u8; 32],
+    last_config: u64,
+}
+
+impl Consumer {
+    async fn run(mut self, mut stop: watch::Receiver<bool>) {
+        // The batch timer: set while a batch is pending, from its first message; it keeps running
+        // across a cut that leaves messages pending.
+        let mut deadline: Option<Instant> = None;
+        loop {
+            let timer = async {
+                match deadline {
+                    Some(at) => tokio::time::sleep_until(at).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                _ = stop.changed() => break,
+                fetched = self.channel.log.fetch(self.next_offset, FETCH_BYTES) => {
+                    let records = match fetched {
+                        Ok(records) => records,
+                        Err(e) => {
+                            tracing::error!(channel = %self.channel.id, error = %e, "reading the log failed");
+                            break;
+                        }
+                    };
+                    for record in records {
+                        self.next_offset = record.offset + 1;
+                        for batch in self.assembler.consume(record.offset, &record.payload) {
+                            if let Err(e) = self.write(batch).await {
+                                tracing::error!(channel = %self.channel.id, error = %e, "writing a block failed; the channel stops");
+                                self.channel.healthy.store(false, Ordering::Relaxed);
+                                return;
+                            }
+                        }
+                        match (self.assembler.has_pending(), deadline) {
+                            (true, None) => deadline = Some(Instant::now() + self.timeout()),
+                            (false, Some(_)) => deadline = None,
+                            _ => {}
+                        }
+                    }
+                }
+                _ = timer => {
+                    self.send_time_to_cut();
+                    // Re-armed in case the record is lost; a duplicate TTC is ignored.
+                    deadline = Some(Instant::now() + self.timeout());
+                }
+            }
+        }
+        tracing::debug!(channel = %self.channel.id, "consumer stopped");
+    }
+
+    fn timeout(&self) -> Duration {
+        self.assembler.policy().batch_timeout()
+    }
+
+    fn send_time_to_cut(&self) {
+        let number = self.assembler.next_block();
+        let channel = self.channel.clone();
+        tokio::spawn(async move {
+            if let Err(e) = channel.produce(Entry::encode_time_to_cut(number)).await {
+                tracing::warn!(channel = %channel.id, block = number, error = %e, "time-to-cut not produced");
+            }
+        });
+    }
+
+    async fn write(&mut self, batch: Batch) -> anyhow::Result<()> {
+        if batch.config.is_some() {
+            self.last_config = batch.number;
+        }
+        let info = BlockInfo {
+            number: batch.number,
+            last_config: self.last_config,
+            last_offset: Some(batch.last_offset),
+        };
+        let block = self.writer.write(info, &self.previous_hash, batch.data);
+        let hash = block::header_hash(block.header.as_ref().unwrap_or(&Default::default()));
+        let ledger = self.channel.ledger.clone();
+        tokio::task::spawn_blocking(move || ledger.append(&block))
+            .await
+            .context("ledger task")??;
+        self.previous_hash = hash;
+        if let Some(policy) = batch.config {
+            tracing::info!(channel = %self.channel.id, block = batch.number, sequence = policy.config().sequence, "configuration updated");
+            *self
+                .channel
+                .policy
+                .write()
+                .unwrap_or_else(|e| e.into_inner()) = Arc::new(policy);
+        }
+        Ok(())
+    }
+}
+
+/// Reads a genesis block file.
+pub fn read_genesis(path: &Path) -> anyhow::Result<Block> {
+    use prost::Message;
+    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    let block = Block::decode(bytes.as_slice())
+        .with_context(|| format!("{} is not a block", path.display()))?;
+    if block.header.as_ref().map(|h| h.number) != Some(0) {
+        bail!("{} is not a genesis block (number 0)", path.display());
+    }
+    config_from_block(&block).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    Ok(block)
+}

@@ -1,0 +1,249 @@
+//! Configuration files: the node's (`orderer.toml`) and a channel's (the input of
+//! `orderer genesis`). Every field is documented in README.md; relative paths in a node config
+//! are taken from the folder of the file.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::{anyhow, Context};
+use ordo_proto::ordo::{BatchSize, ChannelConfig, Consenter, Organization};
+use serde::{Deserialize, Serialize};
+
+use crate::policy::validate_config;
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeConfig {
+    pub node: NodeSection,
+    #[serde(default)]
+    pub log: LogSection,
+    #[serde(default)]
+    pub ledger: LedgerSection,
+    /// The channels this node serves, each by its genesis block.
+    #[serde(default, rename = "channel")]
+    pub channels: Vec<ChannelSection>,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeSection {
+    /// Where logs and ledgers live: `<data_dir>/channels/<channel>/{log,ledger}`.
+    pub data_dir: PathBuf,
+    /// Client (AtomicBroadcast) gRPC address; port 0 picks a free port.
+    pub listen: SocketAddr,
+    /// Identity folder of this node (key.pem, mspid): it signs the blocks this node writes.
+    pub identity: PathBuf,
+    /// Consensus type; "solo" (one node, unreplicated log).
+    #[serde(default = "default_consensus")]
+    pub consensus: String,
+}
+
+fn default_consensus() -> String {
+    "solo".into()
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogSection {
+    /// Size at which a log segment file is rolled.
+    pub segment_bytes: u64,
+}
+
+impl Default for LogSection {
+    fn default() -> Self {
+        LogSection {
+            segment_bytes: 64 << 20,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct LedgerSection {
+    /// Size at which a block file is rolled.
+    pub file_bytes: u64,
+}
+
+impl Default for LedgerSection {
+    fn default() -> Self {
+        LedgerSection {
+            file_bytes: 64 << 20,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChannelSection {
+    /// Genesis block written by `orderer genesis`.
+    pub genesis_block: PathBuf,
+}
+
+impl NodeConfig {
+    /// Reads a node config, making its relative paths relative to the file's folder.
+    pub fn load(path: &Path) -> anyhow::Result<NodeConfig> {
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let mut config: NodeConfig =
+            toml::from_str(&text).map_err(|e| anyhow!("{}: {e}", path.display()))?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        let resolve = |p: &mut PathBuf| {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        };
+        resolve(&mut config.node.data_dir);
+        resolve(&mut config.node.identity);
+        for channel in &mut config.channels {
+            resolve(&mut channel.genesis_block);
+        }
+        if config.node.consensus != "solo" {
+            anyhow::bail!(
+                "{}: consensus {:?} is not supported (supported: \"solo\")",
+                path.display(),
+                config.node.consensus
+            );
+        }
+        if config.channels.is_empty() {
+            anyhow::bail!("{}: no [[channel]] to serve", path.display());
+        }
+        Ok(config)
+    }
+}
+
+/// A channel's configuration as an operator writes it (TOML); keys are hex Ed25519 public keys,
+/// as in an identity folder's `key.pub`.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChannelFile {
+    pub channel_id: String,
+    #[serde(default)]
+    pub batch: BatchSection,
+    #[serde(default)]
+    pub organizations: Vec<OrganizationSection>,
+    pub consenters: Vec<ConsenterSection>,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct BatchSection {
+    pub max_message_count: u32,
+    pub absolute_max_bytes: u32,
+    pub preferred_max_bytes: u32,
+    pub timeout_ms: u64,
+}
+
+impl Default for BatchSection {
+    fn default() -> Self {
+        BatchSection {
+            max_message_count: 500,
+            absolute_max_bytes: 10 << 20,
+            preferred_max_bytes: 2 << 20,
+            timeout_ms: 2000,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct OrganizationSection {
+    pub mspid: String,
+    #[serde(default)]
+    pub writers: Vec<String>,
+    #[serde(default)]
+    pub readers: Vec<String>,
+    #[serde(default)]
+    pub admins: Vec<String>,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConsenterSection {
+    pub id: u64,
+    pub mspid: String,
+    pub public_key: String,
+    #[serde(default)]
+    pub client_address: String,
+    #[serde(default)]
+    pub cluster_address: String,
+}
+
+impl ChannelFile {
+    pub fn load(path: &Path) -> anyhow::Result<ChannelFile> {
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        toml::from_str(&text).map_err(|e| anyhow!("{}: {e}", path.display()))
+    }
+
+    /// The protobuf configuration, checked.
+    pub fn to_config(&self) -> anyhow::Result<ChannelConfig> {
+        let key = |what: &str, hex_key: &str| -> anyhow::Result<bytes::Bytes> {
+            let raw = hex::decode(hex_key.trim())
+                .map_err(|e| anyhow!("{what}: key {hex_key:?} is not hex: {e}"))?;
+            crate::identity::parse_public_key(&raw).map_err(|e| anyhow!("{what}: {e}"))?;
+            Ok(raw.into())
+        };
+        let keys = |what: String, list: &[String]| -> anyhow::Result<Vec<bytes::Bytes>> {
+            list.iter().map(|k| key(&what, k)).collect()
+        };
+        let mut organizations = Vec::new();
+        for org in &self.organizations {
+            organizations.push(Organization {
+                mspid: org.mspid.clone(),
+                writers: keys(format!("{} writers", org.mspid), &org.writers)?,
+                readers: keys(format!("{} readers", org.mspid), &org.readers)?,
+                admins: keys(format!("{} admins", org.mspid), &org.admins)?,
+            });
+        }
+        let mut consenters = Vec::new();
+        for c in &self.consenters {
+            consenters.push(Consenter {
+                id: c.id,
+                mspid: c.mspid.clone(),
+                public_key: key(&format!("consenter {}", c.id), &c.public_key)?,
+                client_address: c.client_address.clone(),
+                cluster_address: c.cluster_address.clone(),
+            });
+        }
+        let config = ChannelConfig {
+            channel_id: self.channel_id.clone(),
+            sequence: 0,
+            batch_size: Some(BatchSize {
+                max_message_count: self.batch.max_message_count,
+                absolute_max_bytes: self.batch.absolute_max_bytes,
+                preferred_max_bytes: self.batch.preferred_max_bytes,
+            }),
+            batch_timeout_ms: self.batch.timeout_ms,
+            organizations,
+            consenters,
+        };
+        validate_config(&config).map_err(|e| anyhow!(e))?;
+        Ok(config)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn channel_file_defaults_and_errors() {
+        let key = hex::encode(crate::identity::Signer::generate("O").public_key());
+        let text = format!(
+            "channel_id = \"ordo\"\n[[consenters]]\nid = 1\nmspid = \"OrdererMSP\"\npublic_key = \"{key}\"\n"
+        );
+        let file: ChannelFile = toml::from_str(&text).unwrap();
+        let config = file.to_config().unwrap();
+        assert_eq!(config.batch_size.unwrap().max_message_count, 500);
+        assert_eq!(config.batch_timeout_ms, 2000);
+
+        let bad_key = text.replace(&key, "zz");
+        let file: ChannelFile = toml::from_str(&bad_key).unwrap();
+        assert!(file
+            .to_config()
+            .unwrap_err()
+            .to_string()
+            .contains("not hex"));
+        assert!(toml::from_str::<ChannelFile>(&format!("{text}\nbogus = 1\n")).is_err());
+    }
+}

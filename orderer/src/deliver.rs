@@ -1,0 +1,168 @@
+//! Deliver: stream a channel's blocks from the ledger to a reader.
+//!
+//! Each request on the stream is a signed envelope carrying a SeekInfo. Blocks of the range are
+//! sent in order, then a SUCCESS status, and the stream stays open for the next request. A failure
+//! ends the stream with its status: BAD_REQUEST (malformed), NOT_FOUND (unknown channel, or a
+//! block not there under FAIL_IF_NOT_READY), FORBIDDEN (signature or readers policy, re-checked
+//! before every block), SERVICE_UNAVAILABLE (the channel cannot serve).
+
+use std::sync::Arc;
+
+use futures::StreamExt;
+use ordo_proto::common::{Envelope, HeaderType, Status};
+use ordo_proto::orderer::seek_info::{SeekBehavior, SeekContentType};
+use ordo_proto::orderer::{
+    deliver_response, seek_position, DeliverResponse, SeekInfo, SeekPosition,
+};
+use prost::Message;
+use tokio::sync::mpsc;
+use tonic::Streaming;
+
+use crate::channel::Channel;
+use crate::identity::Creator;
+use crate::server::Channels;
+use crate::validate::{self, Rejection};
+
+type Sender = mpsc::Sender<Result<DeliverResponse, tonic::Status>>;
+
+pub async fn serve(channels: Channels, mut inbound: Streaming<Envelope>, tx: Sender) {
+    while let Some(Ok(request)) = inbound.next().await {
+        let status = match serve_request(&channels, &request, &tx).await {
+            Ok(()) => Status::Success,
+            Err(Ended::ClientGone) => return,
+            Err(Ended::Refused(r)) => {
+                tracing::debug!(status = ?r.status, info = %r.info, "deliver request refused");
+                r.status
+            }
+        };
+        let response = DeliverResponse {
+            r#type: Some(deliver_response::Type::Status(status as i32)),
+        };
+        if tx.send(Ok(response)).await.is_err() || status != Status::Success {
+            return;
+        }
+    }
+}
+
+enum Ended {
+    ClientGone,
+    Refused(Rejection),
+}
+
+impl From<Rejection> for Ended {
+    fn from(r: Rejection) -> Self {
+        Ended::Refused(r)
+    }
+}
+
+/// A checked request: the channel, who asks, and the range.
+struct Seek {
+    channel: Arc<Channel>,
+    reader: Creator,
+    info: SeekInfo,
+}
+
+fn check(channels: &Channels, request: &Envelope) -> Result<Seek, Rejection> {
+    let parsed = validate::parse(request)?;
+    if parsed.header_type != HeaderType::DeliverSeekInfo as i32 {
+        return Err(Rejection::bad_request(format!(
+            "a Deliver request has header type DELIVER_SEEK_INFO, not {}",
+            parsed.header_type
+        )));
+    }
+    let channel = channels.get(&parsed.channel_id).ok_or_else(|| {
+        Rejection::new(
+            Status::NotFound,
+            format!("channel {} does not exist", parsed.channel_id),
+        )
+    })?;
+    validate::check_signature(&parsed, request)?;
+    if !channel.policy().can_read(&parsed.creator) {
+        return Err(Rejection::forbidden(format!(
+            "{} may not read channel {}",
+            parsed.creator.mspid, parsed.channel_id
+        )));
+    }
+    let info = SeekInfo::decode(parsed.data.as_ref())
+        .map_err(|e| Rejection::bad_request(format!("payload data is not a SeekInfo: {e}")))?;
+    Ok(Seek {
+        channel: channel.clone(),
+        reader: parsed.creator,
+        info,
+    })
+}
+
+/// Resolves a seek position against the current height (`None` for a missing position).
+fn resolve(position: Option<&SeekPosition>, height: u64) -> Option<u64> {
+    Some(match position?.r#type.as_ref()? {
+        seek_position::Type::Oldest(_) => 0,
+        seek_position::Type::Newest(_) => height.saturating_sub(1),
+        seek_position::Type::Specified(s) => s.number,
+        seek_position::Type::NextCommit(_) => height,
+    })
+}
+
+async fn serve_request(channels: &Channels, request: &Envelope, tx: &Sender) -> Result<(), Ended> {
+    let seek = check(channels, request)?;
+    let ledger = seek.channel.ledger().clone();
+    let height = ledger.height();
+    let start = resolve(seek.info.start.as_ref(), height)
+        .ok_or_else(|| Rejection::bad_request("SeekInfo has no start position"))?;
+    let stop = resolve(seek.info.stop.as_ref(), height)
+        .ok_or_else(|| Rejection::bad_request("SeekInfo has no stop position"))?;
+    if start > stop {
+        return Err(Rejection::bad_request(format!("start {start} is after stop {stop}")).into());
+    }
+    let fail_if_not_ready = seek.info.behavior == SeekBehavior::FailIfNotReady as i32;
+    let headers_only = seek.info.content_type == SeekContentType::HeaderWithSig as i32;
+    let mut heights = ledger.subscribe();
+
+    let mut number = start;
+    loop {
+        // Wait for the block, or fail at once if asked to.
+        while *heights.borrow_and_update() <= number {
+            if fail_if_not_ready {
+                return Err(Rejection::new(
+                    Status::NotFound,
+                    format!("block {number} is not there yet"),
+                )
+                .into());
+            }
+            if !seek.channel.is_healthy() {
+                return Err(
+                    Rejection::new(Status::ServiceUnavailable, "the channel stopped").into(),
+                );
+            }
+            tokio::select! {
+                changed = heights.changed() => if changed.is_err() {
+                    return Err(Rejection::new(Status::ServiceUnavailable, "the channel closed").into());
+                },
+                _ = tx.closed() => return Err(Ended::ClientGone),
+            }
+        }
+        // The readers policy may have changed since the request was accepted.
+        if !seek.channel.policy().can_read(&seek.reader) {
+            return Err(Rejection::forbidden("no longer allowed to read this channel").into());
+        }
+        let mut block = ledger
+            .block(number)
+            .map_err(|e| {
+                tracing::error!(channel = %seek.channel.id(), block = number, error = %e, "ledger read failed");
+                Rejection::new(Status::ServiceUnavailable, "the ledger could not be read")
+            })?
+            .ok_or_else(|| Rejection::new(Status::ServiceUnavailable, "block vanished from the ledger"))?;
+        if headers_only {
+            block.data = None;
+        }
+        let response = DeliverResponse {
+            r#type: Some(deliver_response::Type::Block(block)),
+        };
+        if tx.send(Ok(response)).await.is_err() {
+            return Err(Ended::ClientGone);
+        }
+        if number == stop {
+            return Ok(());
+        }
+        number += 1;
+    }
+}

@@ -1,0 +1,369 @@
+use std::fs::{self, OpenOptions};
+use std::path::Path;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use ordo_proto::common::{Block, BlockData, BlockHeader, BlockMetadata};
+use prost::Message;
+
+use super::format::{block_file_name, encode_frame, FRAME_HEADER_LEN, INDEX_ENTRY_LEN, INDEX_FILE};
+use super::{Ledger, LedgerConfig, LedgerError};
+
+fn block(number: u64, payload_len: usize) -> Block {
+    // Vary the payload by block number so reading back the wrong block cannot pass.
+    let payload: Vec<u8> = (0..payload_len)
+        .map(|i| (i as u64 + number) as u8)
+        .collect();
+    Block {
+        header: Some(BlockHeader {
+            number,
+            previous_hash: Bytes::from_static(b"previous"),
+            data_hash: Bytes::from_static(b"data"),
+        }),
+        data: Some(BlockData {
+            data: vec![Bytes::from(payload)],
+        }),
+        metadata: Some(BlockMetadata {
+            metadata: vec![Bytes::new(); 5],
+        }),
+    }
+}
+
+fn small_files() -> LedgerConfig {
+    // Room for about two 100-byte-payload blocks per file.
+    LedgerConfig { file_bytes: 300 }
+}
+
+fn append_blocks(ledger: &Ledger, range: std::ops::Range<u64>) {
+    for n in range {
+        ledger.append(&block(n, 100)).expect("append");
+    }
+}
+
+fn assert_blocks(ledger: &Ledger, count: u64) {
+    assert_eq!(ledger.height(), count);
+    for n in 0..count {
+        let expected = block(n, 100);
+        assert_eq!(ledger.block(n).expect("read").as_ref(), Some(&expected));
+        assert_eq!(
+            ledger.block_bytes(n).expect("read bytes"),
+            Some(Bytes::from(expected.encode_to_vec()))
+        );
+    }
+    assert_eq!(ledger.block(count).expect("read past end"), None);
+    assert_eq!(ledger.block_bytes(count).expect("read past end"), None);
+}
+
+fn block_file_count(dir: &Path) -> usize {
+    fs::read_dir(dir)
+        .expect("read dir")
+        .filter(|e| {
+            e.as_ref()
+                .expect("dir entry")
+                .file_name()
+                .to_string_lossy()
+                .starts_with("blocks_")
+        })
+        .count()
+}
+
+fn file_len(path: &Path) -> u64 {
+    fs::metadata(path).expect("metadata").len()
+}
+
+fn set_file_len(path: &Path, len: u64) {
+    OpenOptions::new()
+        .write(true)
+        .open(path)
+        .expect("open for truncation")
+        .set_len(len)
+        .expect("truncate");
+}
+
+#[test]
+fn ledger_is_send_and_sync() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<Ledger>();
+}
+
+#[test]
+fn empty_ledger() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ledger = Ledger::open(&dir.path().join("chan"), LedgerConfig::default()).expect("open");
+    assert_eq!(ledger.height(), 0);
+    assert_eq!(ledger.last_block().expect("last"), None);
+    assert_eq!(ledger.block(0).expect("read"), None);
+}
+
+#[test]
+fn append_and_read_across_file_rolls_then_reopen() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    {
+        let ledger = Ledger::open(dir.path(), small_files()).expect("open");
+        append_blocks(&ledger, 0..10);
+        assert_blocks(&ledger, 10);
+        assert_eq!(ledger.last_block().expect("last"), Some(block(9, 100)));
+    }
+    assert!(block_file_count(dir.path()) >= 4, "block files should roll");
+    for n in 0..block_file_count(dir.path()) as u32 {
+        assert!(file_len(&dir.path().join(block_file_name(n))) <= 300);
+    }
+    assert_eq!(
+        file_len(&dir.path().join(INDEX_FILE)),
+        10 * INDEX_ENTRY_LEN,
+        "index holds one entry per block"
+    );
+
+    let ledger = Ledger::open(dir.path(), small_files()).expect("reopen");
+    assert_blocks(&ledger, 10);
+    append_blocks(&ledger, 10..13);
+    assert_blocks(&ledger, 13);
+}
+
+#[test]
+fn block_larger_than_file_size_gets_its_own_file() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ledger = Ledger::open(dir.path(), LedgerConfig { file_bytes: 50 }).expect("open");
+    append_blocks(&ledger, 0..3);
+    assert_eq!(block_file_count(dir.path()), 3);
+    drop(ledger);
+    let ledger = Ledger::open(dir.path(), LedgerConfig { file_bytes: 50 }).expect("reopen");
+    assert_blocks(&ledger, 3);
+}
+
+#[test]
+fn out_of_order_append_rejected() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ledger = Ledger::open(dir.path(), LedgerConfig::default()).expect("open");
+    match ledger.append(&block(1, 10)) {
+        Err(LedgerError::OutOfOrder {
+            expected: 0,
+            got: 1,
+        }) => {}
+        other => panic!("expected OutOfOrder, got {other:?}"),
+    }
+    ledger.append(&block(0, 10)).expect("append 0");
+    match ledger.append(&block(0, 10)) {
+        Err(LedgerError::OutOfOrder {
+            expected: 1,
+            got: 0,
+        }) => {}
+        other => panic!("expected OutOfOrder, got {other:?}"),
+    }
+    assert_eq!(ledger.height(), 1);
+    // A rejected append leaves the ledger usable.
+    ledger.append(&block(1, 10)).expect("append 1");
+    assert_eq!(ledger.height(), 2);
+}
+
+#[test]
+fn torn_tail_recovered_and_appending_continues() {
+    let last_frame_len = FRAME_HEADER_LEN + block(4, 100).encoded_len() as u64;
+    // Leave the last frame cut in its body, and cut in its header.
+    for left in [last_frame_len - 3, 5] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let ledger = Ledger::open(dir.path(), LedgerConfig::default()).expect("open");
+        append_blocks(&ledger, 0..5);
+        drop(ledger);
+
+        let path = dir.path().join(block_file_name(0));
+        let full = file_len(&path);
+        set_file_len(&path, full - last_frame_len + left);
+
+        let ledger = Ledger::open(dir.path(), LedgerConfig::default()).expect("reopen");
+        assert_blocks(&ledger, 4);
+        assert_eq!(file_len(&path), full - last_frame_len, "torn frame cut off");
+        assert_eq!(file_len(&dir.path().join(INDEX_FILE)), 4 * INDEX_ENTRY_LEN);
+
+        append_blocks(&ledger, 4..6);
+        assert_blocks(&ledger, 6);
+        drop(ledger);
+        let ledger = Ledger::open(dir.path(), LedgerConfig::default()).expect("reopen again");
+        assert_blocks(&ledger, 6);
+    }
+}
+
+#[test]
+fn lost_index_entries_rebuilt_from_block_files() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ledger = Ledger::open(dir.path(), small_files()).expect("open");
+    append_blocks(&ledger, 0..10);
+    drop(ledger);
+    let index = dir.path().join(INDEX_FILE);
+
+    // Lost entries plus a torn entry.
+    set_file_len(&index, 3 * INDEX_ENTRY_LEN + 5);
+    let ledger = Ledger::open(dir.path(), small_files()).expect("reopen");
+    assert_blocks(&ledger, 10);
+    assert_eq!(file_len(&index), 10 * INDEX_ENTRY_LEN);
+    drop(ledger);
+
+    // No index at all.
+    fs::remove_file(&index).expect("remove index");
+    let ledger = Ledger::open(dir.path(), small_files()).expect("reopen without index");
+    assert_blocks(&ledger, 10);
+    append_blocks(&ledger, 10..12);
+    assert_blocks(&ledger, 12);
+    drop(ledger);
+
+    // Garbage where entries should be (what an unsynced index can hold after power loss).
+    let mut raw = fs::read(&index).expect("read index");
+    raw[4 * INDEX_ENTRY_LEN as usize..].fill(0);
+    fs::write(&index, raw).expect("write index");
+    let ledger = Ledger::open(dir.path(), small_files()).expect("reopen with zeroed index");
+    assert_blocks(&ledger, 12);
+}
+
+#[test]
+fn flipped_byte_in_last_frame_truncates_that_block() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ledger = Ledger::open(dir.path(), LedgerConfig::default()).expect("open");
+    append_blocks(&ledger, 0..5);
+    drop(ledger);
+
+    let path = dir.path().join(block_file_name(0));
+    let mut raw = fs::read(&path).expect("read block file");
+    let last_frame_len = FRAME_HEADER_LEN as usize + block(4, 100).encoded_len();
+    let frame_start = raw.len() - last_frame_len;
+    raw[frame_start + FRAME_HEADER_LEN as usize + 50] ^= 0x01;
+    fs::write(&path, &raw).expect("write block file");
+
+    let ledger = Ledger::open(dir.path(), LedgerConfig::default()).expect("reopen");
+    assert_blocks(&ledger, 4);
+    assert_eq!(file_len(&path), frame_start as u64);
+    append_blocks(&ledger, 4..5);
+    assert_blocks(&ledger, 5);
+}
+
+#[test]
+fn frame_with_wrong_block_number_is_truncated() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ledger = Ledger::open(dir.path(), LedgerConfig::default()).expect("open");
+    append_blocks(&ledger, 0..3);
+    drop(ledger);
+
+    // A valid frame holding block 7 where block 3 is due, followed by a valid block 3 frame:
+    // contiguity is broken at the first, so both go.
+    let path = dir.path().join(block_file_name(0));
+    let good_len = file_len(&path);
+    let mut raw = fs::read(&path).expect("read block file");
+    for n in [7, 3] {
+        let bytes = block(n, 100).encode_to_vec();
+        raw.extend_from_slice(&encode_frame(&bytes, bytes.len() as u32));
+    }
+    fs::write(&path, &raw).expect("write block file");
+
+    let ledger = Ledger::open(dir.path(), LedgerConfig::default()).expect("reopen");
+    assert_blocks(&ledger, 3);
+    assert_eq!(file_len(&path), good_len);
+}
+
+#[test]
+fn corruption_in_earlier_file_removes_later_files() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ledger = Ledger::open(dir.path(), small_files()).expect("open");
+    append_blocks(&ledger, 0..10);
+    drop(ledger);
+    let files_before = block_file_count(dir.path());
+    assert!(files_before >= 4);
+
+    // Lose the index, so recovery must scan from the start, and damage block file 1.
+    fs::remove_file(dir.path().join(INDEX_FILE)).expect("remove index");
+    let path = dir.path().join(block_file_name(1));
+    let mut raw = fs::read(&path).expect("read block file");
+    raw[FRAME_HEADER_LEN as usize + 20] ^= 0xff;
+    fs::write(&path, &raw).expect("write block file");
+
+    let ledger = Ledger::open(dir.path(), small_files()).expect("reopen");
+    let kept = ledger.height();
+    assert!(kept > 0 && kept < 10, "kept {kept} blocks");
+    assert_blocks(&ledger, kept);
+    assert_eq!(file_len(&path), 0);
+    assert_eq!(block_file_count(dir.path()), 2);
+    append_blocks(&ledger, kept..10);
+    assert_blocks(&ledger, 10);
+}
+
+#[test]
+fn missing_block_file_refuses_to_open() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ledger = Ledger::open(dir.path(), small_files()).expect("open");
+    append_blocks(&ledger, 0..10);
+    drop(ledger);
+    fs::remove_file(dir.path().join(block_file_name(1))).expect("remove block file");
+    match Ledger::open(dir.path(), small_files()) {
+        Err(LedgerError::Corrupt(_)) => {}
+        Err(other) => panic!("expected Corrupt, got {other:?}"),
+        Ok(_) => panic!("expected Corrupt, got an open ledger"),
+    }
+}
+
+#[test]
+fn read_detects_corruption_in_an_old_file() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ledger = Ledger::open(dir.path(), small_files()).expect("open");
+    append_blocks(&ledger, 0..10);
+    drop(ledger);
+
+    // Recovery only re-verifies the last file, so this opens; the read must still catch it.
+    let path = dir.path().join(block_file_name(0));
+    let mut raw = fs::read(&path).expect("read block file");
+    raw[FRAME_HEADER_LEN as usize + 20] ^= 0xff;
+    fs::write(&path, &raw).expect("write block file");
+
+    let ledger = Ledger::open(dir.path(), small_files()).expect("reopen");
+    assert_eq!(ledger.height(), 10);
+    assert!(matches!(ledger.block(0), Err(LedgerError::Corrupt(_))));
+    assert_eq!(ledger.block(9).expect("read"), Some(block(9, 100)));
+}
+
+#[test]
+fn subscribe_sees_height_advance() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ledger = Ledger::open(dir.path(), LedgerConfig::default()).expect("open");
+    let mut rx = ledger.subscribe();
+    assert_eq!(*rx.borrow_and_update(), 0);
+    assert!(!rx.has_changed().expect("sender alive"));
+
+    append_blocks(&ledger, 0..2);
+    assert!(rx.has_changed().expect("sender alive"));
+    assert_eq!(*rx.borrow_and_update(), 2);
+
+    // A rejected append does not notify.
+    assert!(ledger.append(&block(5, 10)).is_err());
+    assert!(!rx.has_changed().expect("sender alive"));
+
+    // A subscriber on a reopened ledger starts at the recovered height.
+    drop(rx);
+    drop(ledger);
+    let ledger = Ledger::open(dir.path(), LedgerConfig::default()).expect("reopen");
+    assert_eq!(*ledger.subscribe().borrow(), 2);
+}
+
+#[test]
+fn concurrent_readers_see_only_complete_blocks() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ledger = Arc::new(Ledger::open(dir.path(), small_files()).expect("open"));
+    let readers: Vec<_> = (0..2)
+        .map(|_| {
+            let ledger = Arc::clone(&ledger);
+            std::thread::spawn(move || {
+                let rx = ledger.subscribe();
+                loop {
+                    let height = *rx.borrow();
+                    for n in 0..height {
+                        assert_eq!(ledger.block(n).expect("read"), Some(block(n, 100)));
+                    }
+                    if height == 40 {
+                        break;
+                    }
+                    std::thread::yield_now();
+                }
+            })
+        })
+        .collect();
+    append_blocks(&ledger, 0..40);
+    for reader in readers {
+        reader.join().expect("reader thread");
+    }
+}

@@ -1,0 +1,664 @@
+//! `SegmentStore`: the ordered segments of one partition directory.
+//!
+//! The store is synchronous and owns no threads. Exactly one owner appends,
+//! syncs and truncates (`&mut self`); any number of [`StoreReader`]s read
+//! concurrently from other threads. Readers see only fully written records:
+//! `next_offset` is published after a record's bytes are in its segment.
+//!
+//! Durability rules that recovery relies on:
+//! * a segment is fsynced (log and index) before the next one is created, so
+//!   every segment but the last is complete on disk and is trusted at open;
+//! * only the last segment can have a torn tail, and it is scanned at open.
+
+use std::fs::{self, File};
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use super::record::{self, Record};
+use super::segment::{self, Segment};
+use super::LogError;
+
+/// Sizing of a partition's files.
+#[derive(Clone, Debug)]
+pub struct PartitionConfig {
+    /// A new segment is started when appending would grow the active one
+    /// past this many bytes (a single larger record gets a segment alone).
+    pub segment_bytes: u64,
+    /// Bytes of log between two sparse index entries.
+    pub index_interval_bytes: u32,
+}
+
+impl Default for PartitionConfig {
+    fn default() -> Self {
+        PartitionConfig {
+            segment_bytes: 64 << 20,
+            index_interval_bytes: 4096,
+        }
+    }
+}
+
+/// State shared between the store's owner and its readers.
+struct Shared {
+    segments: RwLock<Vec<Arc<Segment>>>,
+    start_offset: AtomicU64,
+    /// One past the last appended record.
+    next_offset: AtomicU64,
+}
+
+impl Shared {
+    // Writers only swap whole `Arc`s in and out of the list, so a panic
+    // while holding the lock cannot leave it inconsistent: ignore poisoning.
+    fn segments(&self) -> RwLockReadGuard<'_, Vec<Arc<Segment>>> {
+        self.segments.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn segments_mut(&self) -> RwLockWriteGuard<'_, Vec<Arc<Segment>>> {
+        self.segments
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// The segments of one partition directory.
+pub struct SegmentStore {
+    dir: PathBuf,
+    config: PartitionConfig,
+    reader: StoreReader,
+    /// The last segment, the only one appended to.
+    active: Arc<Segment>,
+    /// The active segment has appends not yet fsynced.
+    unsynced_data: bool,
+    /// A segment file was created since the directory was last fsynced.
+    unsynced_dir: bool,
+    /// Reused encoding buffer.
+    scratch: Vec<u8>,
+}
+
+impl SegmentStore {
+    /// Opens (creating if needed) the partition in `dir` and recovers it:
+    /// the last segment is scanned and cut at its first torn or corrupt
+    /// record; earlier segments are trusted.
+    pub fn open(dir: &Path, config: PartitionConfig) -> Result<SegmentStore, LogError> {
+        fs::create_dir_all(dir)?;
+        let mut bases = Vec::new();
+        for entry in fs::read_dir(dir)? {
+            let name = entry?.file_name();
+            if let Some(base) = name.to_str().and_then(segment::parse_log_file_name) {
+                bases.push(base);
+            }
+        }
+        bases.sort_unstable();
+
+        let interval = config.index_interval_bytes;
+        let mut segments = Vec::with_capacity(bases.len().max(1));
+        let next_offset = match bases.split_last() {
+            None => {
+                segments.push(Arc::new(Segment::create(dir, 0)?));
+                sync_dir(dir)?;
+                0
+            }
+            Some((&last, sealed)) => {
+                for &base in sealed {
+                    segments.push(Arc::new(Segment::open_sealed(dir, base, interval)?));
+                }
+                let (active, records) = Segment::open_active(dir, last, interval)?;
+                segments.push(Arc::new(active));
+                last + records
+            }
+        };
+        let start_offset = segments.first().map_or(0, |s| s.base_offset());
+        let active = segments
+            .last()
+            .cloned()
+            .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "partition has no segment"))?;
+        Ok(SegmentStore {
+            dir: dir.to_path_buf(),
+            config,
+            reader: StoreReader {
+                shared: Arc::new(Shared {
+                    segments: RwLock::new(segments),
+                    start_offset: AtomicU64::new(start_offset),
+                    next_offset: AtomicU64::new(next_offset),
+                }),
+            },
+            active,
+            unsynced_data: false,
+            unsynced_dir: false,
+            scratch: Vec::new(),
+        })
+    }
+
+    /// Appends one record. `offset` must be [`Self::next_offset`]: offsets
+    /// are explicit so that a replicated log can use its own indexes.
+    /// Not durable until [`Self::sync`].
+    pub fn append(
+        &mut self,
+        offset: u64,
+        timestamp_ms: i64,
+        payload: &[u8],
+    ) -> Result<(), LogError> {
+        let next = self.next_offset();
+        if offset != next {
+            return Err(LogError::OutOfRange {
+                requested: offset,
+                start: self.start_offset(),
+                end: next,
+            });
+        }
+        let frame_len = record::frame_len_for(payload.len()).ok_or_else(|| {
+            io::Error::new(io::ErrorKind::InvalidInput, "record payload exceeds 4 GiB")
+        })? as u64;
+        if self.should_roll(offset, frame_len) {
+            self.roll()?;
+        }
+        let relative_offset = u32::try_from(offset - self.active.base_offset())
+            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "relative offset overflow"))?;
+
+        self.scratch.clear();
+        record::encode(&mut self.scratch, offset, timestamp_ms, payload);
+        self.unsynced_data = true;
+        let appended = self.active.append(
+            &self.scratch,
+            relative_offset,
+            self.config.index_interval_bytes,
+        );
+        // Don't keep a huge buffer around after one huge record.
+        if self.scratch.capacity() > 8 << 20 {
+            self.scratch = Vec::new();
+        }
+        appended?;
+        self.reader
+            .shared
+            .next_offset
+            .store(offset + 1, Ordering::Release);
+        Ok(())
+    }
+
+    /// Makes every appended record durable: fsyncs the active segment, and
+    /// the directory if a segment file was created since the last sync.
+    pub fn sync(&mut self) -> Result<(), LogError> {
+        if self.unsynced_data {
+            self.active.sync(false)?;
+            self.unsynced_data = false;
+        }
+        if self.unsynced_dir {
+            sync_dir(&self.dir)?;
+            self.unsynced_dir = false;
+        }
+        Ok(())
+    }
+
+    /// Removes every record at or after `offset`, deleting whole segments as
+    /// needed, so that the next append is at `offset`. Durable on return.
+    ///
+    /// Readers racing with a truncation may still return records read just
+    /// before it; callers only truncate what readers have not been allowed to
+    /// see (uncommitted records).
+    pub fn truncate_from(&mut self, offset: u64) -> Result<(), LogError> {
+        let (start, next) = (self.start_offset(), self.next_offset());
+        if offset < start || offset > next {
+            return Err(LogError::OutOfRange {
+                requested: offset,
+                start,
+                end: next,
+            });
+        }
+        if offset == next {
+            return Ok(());
+        }
+        // Find the cut before changing anything, so a corrupt segment leaves
+        // the store untouched.
+        let (keep, target) = {
+            let segments = self.reader.shared.segments();
+            let keep = segments
+                .partition_point(|s| s.base_offset() <= offset)
+                .max(1);
+            (keep, Arc::clone(&segments[keep - 1]))
+        };
+        let position = target.position_of(offset)?;
+
+        // Publish the new end first so readers stop short of the cut.
+        self.reader
+            .shared
+            .next_offset
+            .store(offset, Ordering::Release);
+        let removed: Vec<_> = self.reader.shared.segments_mut().drain(keep..).collect();
+        // Newest first, so a crash part-way leaves a gap-free prefix.
+        for segment in removed.iter().rev() {
+            segment.delete()?;
+        }
+        target.truncate_to(position)?;
+        // The target may become sealed later without being rewritten, so its
+        // index must be durable too.
+        target.sync(true)?;
+        if !removed.is_empty() {
+            sync_dir(&self.dir)?;
+        }
+        self.active = target;
+        self.unsynced_data = false;
+        self.unsynced_dir = false;
+        Ok(())
+    }
+
+    /// Records from `from` up to about `max_bytes` (see [`StoreReader::read`]).
+    pub fn read(&self, from: u64, max_bytes: usize) -> Result<Vec<Record>, LogError> {
+        self.reader.read(from, max_bytes)
+    }
+
+    /// Offset of the oldest record kept.
+    pub fn start_offset(&self) -> u64 {
+        self.reader.start_offset()
+    }
+
+    /// One past the last appended record: the offset the next append takes.
+    pub fn next_offset(&self) -> u64 {
+        self.reader.next_offset()
+    }
+
+    /// A cheap, cloneable handle for reading from other threads.
+    pub fn reader(&self) -> StoreReader {
+        self.reader.clone()
+    }
+
+    fn should_roll(&self, offset: u64, frame_len: u64) -> bool {
+        let size = self.active.size();
+        if size == 0 {
+            return false;
+        }
+        let end = size + frame_len;
+        // Index entries hold u32 positions and relative offsets.
+        end > self.config.segment_bytes
+            || end > u64::from(u32::MAX)
+            || offset - self.active.base_offset() > u64::from(u32::MAX)
+    }
+
+    /// Seals the active segment and starts a new one at `next_offset`.
+    fn roll(&mut self) -> Result<(), LogError> {
+        // Recovery only scans the last segment, so a segment must be fully
+        // durable before another follows it.
+        self.active.sync(true)?;
+        self.unsynced_data = false;
+        let segment = Arc::new(Segment::create(&self.dir, self.next_offset())?);
+        self.unsynced_dir = true;
+        self.reader.shared.segments_mut().push(Arc::clone(&segment));
+        self.active = segment;
+        Ok(())
+    }
+}
+
+/// Read access to a [`SegmentStore`] from any thread.
+#[derive(Clone)]
+pub struct StoreReader {
+    shared: Arc<Shared>,
+}
+
+impl StoreReader {
+    pub fn start_offset(&self) -> u64 {
+        self.shared.start_offset.load(Ordering::Acquire)
+    }
+
+    pub fn next_offset(&self) -> u64 {
+        self.shared.next_offset.load(Ordering::Acquire)
+    }
+
+    /// Records from `from` to the end, up to about `max_bytes` of encoded
+    /// records; at least one record if any exists at `from`, whatever its
+    /// size. `from == next_offset()` gives an empty result.
+    pub fn read(&self, from: u64, max_bytes: usize) -> Result<Vec<Record>, LogError> {
+        self.read_range(from, u64::MAX, max_bytes)
+    }
+
+    /// Like [`Self::read`], but never returns a record at or past `end`.
+    /// `from` past `min(end, next_offset())` is out of range.
+    pub fn read_range(
+        &self,
+        from: u64,
+        end: u64,
+        max_bytes: usize,
+    ) -> Result<Vec<Record>, LogError> {
+        let start = self.start_offset();
+        let end = end.min(self.next_offset());
+        if from < start || from > end {
+            return Err(LogError::OutOfRange {
+                requested: from,
+                start,
+                end,
+            });
+        }
+        if from == end {
+            return Ok(Vec::new());
+        }
+        // Take the segments we need and drop the lock before any I/O.
+        let segments: Vec<Arc<Segment>> = {
+            let all = self.shared.segments();
+            let first = all
+                .partition_point(|s| s.base_offset() <= from)
+                .saturating_sub(1);
+            all[first..].to_vec()
+        };
+
+        let mut out = Vec::new();
+        let mut used = 0;
+        for (i, segment) in segments.iter().enumerate() {
+            let read = segment.read(from, end, max_bytes, &mut used, &mut out)?;
+            if read.budget_exhausted || read.next_offset >= end {
+                break;
+            }
+            // The segment ended before `end`: the next one must continue
+            // exactly there, or records are missing.
+            if segments
+                .get(i + 1)
+                .is_some_and(|next| next.base_offset() == read.next_offset)
+            {
+                continue;
+            }
+            if self.next_offset() < end {
+                // Truncated under us: stopping short is correct.
+                break;
+            }
+            return Err(LogError::Corrupt {
+                offset: read.next_offset,
+                path: segment.log_path().display().to_string(),
+                reason: "records are missing at the end of the segment".to_string(),
+            });
+        }
+        Ok(out)
+    }
+}
+
+/// Fsyncs a directory so that file creations and deletions in it are durable.
+fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn small_config() -> PartitionConfig {
+        PartitionConfig {
+            segment_bytes: 1024,
+            index_interval_bytes: 128,
+        }
+    }
+
+    fn payload(offset: u64) -> Vec<u8> {
+        format!("record-{offset:05}-{}", "x".repeat((offset % 37) as usize)).into_bytes()
+    }
+
+    fn fill(store: &mut SegmentStore, count: u64) {
+        for _ in 0..count {
+            let offset = store.next_offset();
+            store
+                .append(offset, offset as i64, &payload(offset))
+                .expect("append");
+        }
+        store.sync().expect("sync");
+    }
+
+    fn assert_records(records: &[Record], from: u64) {
+        for (i, record) in records.iter().enumerate() {
+            let offset = from + i as u64;
+            assert_eq!(record.offset, offset);
+            assert_eq!(record.timestamp_ms, offset as i64);
+            assert_eq!(record.payload[..], payload(offset)[..], "offset {offset}");
+        }
+    }
+
+    fn segment_files(dir: &Path) -> Vec<PathBuf> {
+        let mut files: Vec<_> = fs::read_dir(dir)
+            .expect("read_dir")
+            .map(|e| e.expect("entry").path())
+            .filter(|p| p.extension().is_some_and(|e| e == "log"))
+            .collect();
+        files.sort();
+        files
+    }
+
+    #[test]
+    fn empty_directory_opens_empty() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = SegmentStore::open(&dir.path().join("p0"), small_config()).expect("open");
+        assert_eq!((store.start_offset(), store.next_offset()), (0, 0));
+        assert!(store.read(0, 1024).expect("read").is_empty());
+        assert!(matches!(
+            store.read(1, 1024),
+            Err(LogError::OutOfRange { requested: 1, .. })
+        ));
+    }
+
+    #[test]
+    fn append_and_read_across_segment_rolls() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut store = SegmentStore::open(dir.path(), small_config()).expect("open");
+        fill(&mut store, 300);
+        assert!(segment_files(dir.path()).len() > 5, "segments rolled");
+        assert_eq!(store.next_offset(), 300);
+
+        let all = store.read(0, usize::MAX).expect("read all");
+        assert_eq!(all.len(), 300);
+        assert_records(&all, 0);
+        for from in [1, 17, 99, 150, 298, 299] {
+            let records = store.read(from, usize::MAX).expect("read");
+            assert_eq!(records.len(), (300 - from) as usize);
+            assert_records(&records, from);
+        }
+        assert!(store.read(300, 10).expect("read at end").is_empty());
+        assert!(matches!(
+            store.append(301, 0, b"gap"),
+            Err(LogError::OutOfRange {
+                requested: 301,
+                end: 300,
+                ..
+            })
+        ));
+
+        // Everything survives a reopen, and appends continue.
+        drop(store);
+        let mut store = SegmentStore::open(dir.path(), small_config()).expect("reopen");
+        assert_eq!(store.next_offset(), 300);
+        fill(&mut store, 10);
+        let records = store.read(250, usize::MAX).expect("read");
+        assert_eq!(records.len(), 60);
+        assert_records(&records, 250);
+    }
+
+    #[test]
+    fn max_bytes_is_honoured_with_at_least_one_record() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut store = SegmentStore::open(dir.path(), small_config()).expect("open");
+        fill(&mut store, 100);
+        // Each frame is 24 bytes of overhead plus a payload of at least 12.
+        let records = store.read(10, 200).expect("read");
+        assert!(
+            !records.is_empty() && records.len() < 10,
+            "{}",
+            records.len()
+        );
+        let bytes: usize = records
+            .iter()
+            .map(|r| r.payload.len() + record::FRAME_OVERHEAD)
+            .sum();
+        assert!(bytes <= 200);
+        assert_records(&records, 10);
+
+        let one = store.read(42, 1).expect("read");
+        assert_eq!(one.len(), 1);
+        assert_records(&one, 42);
+
+        // A record larger than the budget and the segment size is served alone.
+        let big = vec![7u8; 5000];
+        store.append(100, 0, &big).expect("append big");
+        store.append(101, 0, b"after").expect("append");
+        store.sync().expect("sync");
+        let records = store.read(100, 10).expect("read");
+        assert_eq!(records.len(), 1);
+        assert_eq!(records[0].payload.len(), 5000);
+        // Budget boundaries never skip a record when crossing segments.
+        let mut from = 0;
+        while from < store.next_offset() {
+            let records = store.read(from, 300).expect("read");
+            assert_eq!(records[0].offset, from);
+            from += records.len() as u64;
+        }
+    }
+
+    #[test]
+    fn file_cut_mid_record_is_recovered() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut store = SegmentStore::open(dir.path(), small_config()).expect("open");
+        fill(&mut store, 50);
+        drop(store);
+
+        let last = segment_files(dir.path()).pop().expect("a segment");
+        let len = fs::metadata(&last).expect("metadata").len();
+        let file = fs::OpenOptions::new()
+            .write(true)
+            .open(&last)
+            .expect("open");
+        file.set_len(len - 5).expect("cut");
+
+        let mut store = SegmentStore::open(dir.path(), small_config()).expect("reopen");
+        assert_eq!(store.next_offset(), 49, "the torn record is gone");
+        let records = store.read(0, usize::MAX).expect("read");
+        assert_eq!(records.len(), 49);
+        assert_records(&records, 0);
+        fill(&mut store, 5);
+        let records = store.read(40, usize::MAX).expect("read");
+        assert_eq!(records.len(), 14);
+        assert_records(&records, 40);
+    }
+
+    #[test]
+    fn trailing_garbage_and_partial_header_are_cut() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut store = SegmentStore::open(dir.path(), small_config()).expect("open");
+        fill(&mut store, 3);
+        drop(store);
+        let last = segment_files(dir.path()).pop().expect("a segment");
+        let clean_len = fs::metadata(&last).expect("metadata").len();
+        let mut file = fs::OpenOptions::new()
+            .append(true)
+            .open(&last)
+            .expect("open");
+        file.write_all(&[0, 0]).expect("write");
+        drop(file);
+        let store = SegmentStore::open(dir.path(), small_config()).expect("reopen");
+        assert_eq!(store.next_offset(), 3);
+        assert_eq!(fs::metadata(&last).expect("metadata").len(), clean_len);
+        assert_records(&store.read(0, usize::MAX).expect("read"), 0);
+    }
+
+    #[test]
+    fn flipped_byte_in_last_segment_truncates_there() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut store = SegmentStore::open(dir.path(), small_config()).expect("open");
+        fill(&mut store, 60);
+        let last_base = store.active.base_offset();
+        // Flip a payload byte of a record in the middle of the last segment.
+        let victim = last_base + (60 - last_base) / 2;
+        let position = store.active.position_of(victim).expect("position");
+        drop(store);
+        let last = segment_files(dir.path()).pop().expect("a segment");
+        let mut bytes = fs::read(&last).expect("read");
+        bytes[position as usize + record::FRAME_OVERHEAD + 3] ^= 0x01;
+        fs::write(&last, &bytes).expect("write");
+
+        let store = SegmentStore::open(dir.path(), small_config()).expect("reopen");
+        assert_eq!(store.next_offset(), victim);
+        let records = store.read(0, usize::MAX).expect("read");
+        assert_eq!(records.len() as u64, victim);
+        assert_records(&records, 0);
+        assert_eq!(fs::metadata(&last).expect("metadata").len(), position);
+    }
+
+    #[test]
+    fn out_of_sequence_offset_is_corruption() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut store = SegmentStore::open(dir.path(), small_config()).expect("open");
+        fill(&mut store, 3);
+        drop(store);
+        // A well-formed frame carrying the wrong offset.
+        let last = segment_files(dir.path()).pop().expect("a segment");
+        let mut frame = Vec::new();
+        record::encode(&mut frame, 7, 0, b"stray");
+        let mut file = fs::OpenOptions::new()
+            .append(true)
+            .open(&last)
+            .expect("open");
+        file.write_all(&frame).expect("write");
+        drop(file);
+        let store = SegmentStore::open(dir.path(), small_config()).expect("reopen");
+        assert_eq!(store.next_offset(), 3);
+    }
+
+    #[test]
+    fn truncate_from_across_segment_boundary() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut store = SegmentStore::open(dir.path(), small_config()).expect("open");
+        fill(&mut store, 200);
+        let segments_before = segment_files(dir.path()).len();
+        // Cut in the middle of an early segment, dropping several whole ones.
+        store.truncate_from(45).expect("truncate");
+        assert_eq!(store.next_offset(), 45);
+        assert!(segment_files(dir.path()).len() < segments_before);
+        assert_records(&store.read(0, usize::MAX).expect("read"), 0);
+        assert_eq!(store.read(0, usize::MAX).expect("read").len(), 45);
+        assert!(store.read(46, 100).is_err());
+
+        fill(&mut store, 100);
+        let records = store.read(0, usize::MAX).expect("read");
+        assert_eq!(records.len(), 145);
+        assert_records(&records, 0);
+
+        // Cutting exactly at a segment's base keeps no stray records.
+        let base = store.reader.shared.segments()[2].base_offset();
+        store.truncate_from(base).expect("truncate at base");
+        fill(&mut store, 3);
+        assert_records(&store.read(0, usize::MAX).expect("read"), 0);
+        assert_eq!(store.next_offset(), base + 3);
+
+        drop(store);
+        let store = SegmentStore::open(dir.path(), small_config()).expect("reopen");
+        assert_eq!(store.next_offset(), base + 3);
+        assert_records(&store.read(0, usize::MAX).expect("read"), 0);
+    }
+
+    #[test]
+    fn truncate_everything_and_bounds() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut store = SegmentStore::open(dir.path(), small_config()).expect("open");
+        fill(&mut store, 80);
+        assert!(store.truncate_from(81).is_err());
+        store.truncate_from(80).expect("no-op");
+        store.truncate_from(0).expect("truncate all");
+        assert_eq!(store.next_offset(), 0);
+        assert_eq!(segment_files(dir.path()).len(), 1);
+        fill(&mut store, 2);
+        assert_records(&store.read(0, usize::MAX).expect("read"), 0);
+    }
+
+    #[test]
+    fn readers_on_other_threads_see_consistent_prefixes() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut store = SegmentStore::open(dir.path(), small_config()).expect("open");
+        let reader = store.reader();
+        let handle = std::thread::spawn(move || {
+            let mut seen = 0;
+            while seen < 500 {
+                let records = reader.read(seen, 512).expect("concurrent read");
+                assert_records(&records, seen);
+                seen += records.len() as u64;
+            }
+        });
+        for offset in 0..500 {
+            store
+                .append(offset, offset as i64, &payload(offset))
+                .expect("append");
+        }
+        handle.join().expect("reader thread");
+    }
+}

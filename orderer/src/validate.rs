@@ -1,0 +1,190 @@
+//! Checks on incoming envelopes, answered with Fabric statuses. Pure: no I/O.
+//!
+//! The order, for Broadcast: malformed → BAD_REQUEST; (unknown channel → NOT_FOUND, by the
+//! caller); larger than AbsoluteMaxBytes → REQUEST_ENTITY_TOO_LARGE; bad signature or creator not
+//! allowed → FORBIDDEN; tx_id not SHA-256(nonce ‖ creator) → BAD_REQUEST.
+
+use bytes::Bytes;
+use ordo_proto::common::{ChannelHeader, Envelope, Header, Payload, SignatureHeader, Status};
+use prost::Message;
+
+use crate::envelope::tx_id;
+use crate::identity::Creator;
+
+/// A refusal: the status for the client and a readable reason.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{status:?}: {info}")]
+pub struct Rejection {
+    pub status: Status,
+    pub info: String,
+}
+
+impl Rejection {
+    pub fn new(status: Status, info: impl Into<String>) -> Self {
+        Rejection {
+            status,
+            info: info.into(),
+        }
+    }
+    pub fn bad_request(info: impl Into<String>) -> Self {
+        Self::new(Status::BadRequest, info)
+    }
+    pub fn forbidden(info: impl Into<String>) -> Self {
+        Self::new(Status::Forbidden, info)
+    }
+}
+
+/// The headers of an envelope, decoded; the signature is not yet checked.
+#[derive(Clone, Debug)]
+pub struct Parsed {
+    pub header_type: i32,
+    pub channel_id: String,
+    pub tx_id: String,
+    pub creator: Creator,
+    pub creator_bytes: Bytes,
+    pub nonce: Bytes,
+    pub data: Bytes,
+    /// `len(payload) + len(signature)`: what size rules count.
+    pub size: usize,
+}
+
+/// Decodes the payload, header, channel header and signature header of an envelope.
+pub fn parse(envelope: &Envelope) -> Result<Parsed, Rejection> {
+    let bad = |info: String| Rejection::bad_request(info);
+    if envelope.payload.is_empty() {
+        return Err(bad("envelope has an empty payload".into()));
+    }
+    if envelope.signature.is_empty() {
+        return Err(bad("envelope has an empty signature".into()));
+    }
+    let payload = Payload::decode(envelope.payload.as_ref())
+        .map_err(|e| bad(format!("payload does not decode: {e}")))?;
+    let header: Header = payload
+        .header
+        .ok_or_else(|| bad("payload has no header".into()))?;
+    let channel_header = ChannelHeader::decode(header.channel_header.as_ref())
+        .map_err(|e| bad(format!("channel header does not decode: {e}")))?;
+    let signature_header = SignatureHeader::decode(header.signature_header.as_ref())
+        .map_err(|e| bad(format!("signature header does not decode: {e}")))?;
+    if channel_header.channel_id.is_empty() {
+        return Err(bad("channel header has no channel_id".into()));
+    }
+    if signature_header.nonce.is_empty() {
+        return Err(bad("signature header has no nonce".into()));
+    }
+    let creator = Creator::parse(&signature_header.creator).map_err(bad)?;
+    Ok(Parsed {
+        header_type: channel_header.r#type,
+        channel_id: channel_header.channel_id,
+        tx_id: channel_header.tx_id,
+        creator,
+        creator_bytes: signature_header.creator,
+        nonce: signature_header.nonce,
+        data: payload.data,
+        size: envelope.payload.len() + envelope.signature.len(),
+    })
+}
+
+/// Size, signature and tx_id checks, in the order Broadcast applies them around the policy check.
+pub fn check_size(parsed: &Parsed, absolute_max_bytes: u32) -> Result<(), Rejection> {
+    if parsed.size > absolute_max_bytes as usize {
+        return Err(Rejection::new(
+            Status::RequestEntityTooLarge,
+            format!(
+                "envelope of {} bytes exceeds AbsoluteMaxBytes {absolute_max_bytes}",
+                parsed.size
+            ),
+        ));
+    }
+    Ok(())
+}
+
+pub fn check_signature(parsed: &Parsed, envelope: &Envelope) -> Result<(), Rejection> {
+    if !parsed
+        .creator
+        .verify(&envelope.payload, &envelope.signature)
+    {
+        return Err(Rejection::forbidden(format!(
+            "signature of {} does not verify",
+            parsed.creator.mspid
+        )));
+    }
+    Ok(())
+}
+
+pub fn check_tx_id(parsed: &Parsed) -> Result<(), Rejection> {
+    if parsed.tx_id != tx_id(&parsed.nonce, &parsed.creator_bytes) {
+        return Err(Rejection::bad_request(format!(
+            "tx_id {:?} is not SHA-256(nonce ‖ creator)",
+            parsed.tx_id
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::envelope::build;
+    use crate::identity::Signer;
+    use ordo_proto::common::HeaderType;
+
+    fn envelope() -> (Signer, Envelope) {
+        let signer = Signer::generate("Org1MSP");
+        let env = build(
+            &signer,
+            "ch",
+            HeaderType::EndorserTransaction,
+            Bytes::from_static(b"tx"),
+        );
+        (signer, env)
+    }
+
+    #[test]
+    fn a_good_envelope_passes_every_check() {
+        let (_, env) = envelope();
+        let parsed = parse(&env).unwrap();
+        assert_eq!(parsed.channel_id, "ch");
+        assert_eq!(parsed.size, env.payload.len() + env.signature.len());
+        check_size(&parsed, 1 << 20).unwrap();
+        check_signature(&parsed, &env).unwrap();
+        check_tx_id(&parsed).unwrap();
+    }
+
+    #[test]
+    fn each_failure_has_its_status() {
+        let (_, env) = envelope();
+        let garbage = Envelope {
+            payload: Bytes::from_static(b"\xff\xff\xff"),
+            signature: Bytes::from_static(b"s"),
+        };
+        assert_eq!(parse(&garbage).unwrap_err().status, Status::BadRequest);
+        let unsigned = Envelope {
+            signature: Bytes::new(),
+            ..env.clone()
+        };
+        assert_eq!(parse(&unsigned).unwrap_err().status, Status::BadRequest);
+
+        let parsed = parse(&env).unwrap();
+        assert_eq!(
+            check_size(&parsed, 10).unwrap_err().status,
+            Status::RequestEntityTooLarge
+        );
+        let mut forged = env.clone();
+        let mut sig = forged.signature.to_vec();
+        sig[0] ^= 1;
+        forged.signature = sig.into();
+        assert_eq!(
+            check_signature(&parse(&forged).unwrap(), &forged)
+                .unwrap_err()
+                .status,
+            Status::Forbidden
+        );
+        let mut wrong_id = parsed.clone();
+        wrong_id.tx_id = "00".into();
+        assert_eq!(
+            check_tx_id(&wrong_id).unwrap_err().status,
+            Status::BadRequest
+        );
+    }
+}

@@ -1,0 +1,99 @@
+//! Verifying a chain as it arrives: hash chain, data hashes, orderer signatures (against the
+//! consenters named in the genesis configuration), and each transaction at most once.
+
+use std::collections::HashSet;
+
+use anyhow::{anyhow, bail};
+use ordo_orderer::block;
+use ordo_orderer::envelope::stored_tx_id;
+use ordo_orderer::identity::Creator;
+use ordo_orderer::policy::config_from_block;
+use ordo_proto::common::Block;
+
+#[derive(Default)]
+pub struct ChainVerifier {
+    orderers: Vec<Creator>,
+    previous: Option<[u8; 32]>,
+    next: u64,
+    seen: HashSet<String>,
+}
+
+/// What a verified block held.
+pub struct VerifiedBlock {
+    pub number: u64,
+    pub tx_ids: Vec<String>,
+}
+
+impl ChainVerifier {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Number of the next block expected.
+    pub fn height(&self) -> u64 {
+        self.next
+    }
+
+    /// Verifies the next block of the chain, starting with the genesis block.
+    pub fn verify(&mut self, block: &Block) -> anyhow::Result<VerifiedBlock> {
+        let number = block.header.as_ref().map(|h| h.number).unwrap_or(u64::MAX);
+        if number != self.next {
+            bail!("expected block {}, got block {number}", self.next);
+        }
+        let hash = block::verify_chain(block, self.previous.as_ref())?;
+        let data = block
+            .data
+            .as_ref()
+            .map(|d| d.data.as_slice())
+            .unwrap_or(&[]);
+        if number == 0 {
+            // The genesis block is the root of trust (as a peer's join block is): it names the
+            // orderers whose signatures every later block must carry.
+            let config = config_from_block(block).map_err(|e| anyhow!("genesis block: {e}"))?;
+            self.orderers = config
+                .consenters
+                .iter()
+                .map(|c| {
+                    Ok(Creator {
+                        mspid: c.mspid.clone(),
+                        key: ordo_orderer::identity::parse_public_key(&c.public_key)
+                            .map_err(|e| anyhow!(e))?,
+                    })
+                })
+                .collect::<anyhow::Result<_>>()?;
+        } else {
+            block::verify_signature(block, &self.orderers)?;
+        }
+        let mut tx_ids = Vec::with_capacity(data.len());
+        for (i, envelope) in data.iter().enumerate() {
+            let tx_id = stored_tx_id(envelope)
+                .ok_or_else(|| anyhow!("block {number}: transaction {i} does not parse"))?;
+            if !self.seen.insert(tx_id.clone()) {
+                bail!("block {number}: transaction {tx_id} was already ordered");
+            }
+            tx_ids.push(tx_id);
+        }
+        if number > 0 {
+            if let Ok(config) = config_from_block(block) {
+                // A config block changes the orderer set from the next block on.
+                self.orderers = config
+                    .consenters
+                    .iter()
+                    .filter_map(|c| {
+                        Some(Creator {
+                            mspid: c.mspid.clone(),
+                            key: ordo_orderer::identity::parse_public_key(&c.public_key).ok()?,
+                        })
+                    })
+                    .collect();
+            }
+        }
+        self.previous = Some(hash);
+        self.next += 1;
+        Ok(VerifiedBlock { number, tx_ids })
+    }
+
+    pub fn contains(&self, tx_id: &str) -> bool {
+        self.seen.contains(tx_id)
+    }
+}

@@ -1,0 +1,157 @@
+//! Shared test harness: builds the real binaries once, runs `orderer` processes on ephemeral
+//! ports in temporary folders, and cleans up after itself (processes killed, folders removed).
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use ordo_orderer::config::BatchSection;
+use ordo_orderer::dev;
+use ordo_orderer::identity::Signer;
+use ordo_peer_sim::Client;
+
+/// Path of a workspace binary, built (once per test process) with the same profile as the tests.
+pub fn binary(name: &str) -> PathBuf {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    let dir = BUILT.get_or_init(|| {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .parent()
+            .unwrap()
+            .to_path_buf();
+        let status = Command::new(env!("CARGO"))
+            .current_dir(&root)
+            .args([
+                "build",
+                "--quiet",
+                "-p",
+                "ordo-orderer",
+                "-p",
+                "ordo-peer-sim",
+                "--bins",
+            ])
+            .status()
+            .expect("running cargo build");
+        assert!(status.success(), "building the binaries failed");
+        let target = std::env::var_os("CARGO_TARGET_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| root.join("target"));
+        target.join("debug")
+    });
+    dir.join(name)
+}
+
+/// Batch rules for tests: small blocks and a short timeout, so tests run quickly.
+pub fn test_batch() -> BatchSection {
+    BatchSection {
+        max_message_count: 100,
+        absolute_max_bytes: 64 << 10,
+        preferred_max_bytes: 32 << 10,
+        timeout_ms: 100,
+    }
+}
+
+/// A solo orderer process over a data folder that outlives restarts of the process.
+pub struct Orderer {
+    pub dir: tempfile::TempDir,
+    pub config: PathBuf,
+    pub client_identity: PathBuf,
+    child: Option<Child>,
+    pub addr: SocketAddr,
+}
+
+impl Orderer {
+    /// Prepares a development setup with `batch` rules and starts the binary on it.
+    pub fn start(batch: BatchSection) -> Orderer {
+        let dir = tempfile::tempdir().unwrap();
+        let layout = dev::prepare_with(dir.path(), "127.0.0.1:0".parse().unwrap(), batch).unwrap();
+        let mut orderer = Orderer {
+            dir,
+            config: layout.config,
+            client_identity: layout.client_identity,
+            child: None,
+            addr: "127.0.0.1:0".parse().unwrap(),
+        };
+        orderer.restart();
+        orderer
+    }
+
+    /// Starts the process (again), on a fresh ephemeral port.
+    pub fn restart(&mut self) {
+        assert!(self.child.is_none(), "already running");
+        let mut child = Command::new(binary("orderer"))
+            .args(["start", "--config"])
+            .arg(&self.config)
+            .args(["--listen", "127.0.0.1:0"])
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("starting orderer");
+        let stdout = child.stdout.take().unwrap();
+        let mut lines = BufReader::new(stdout).lines();
+        let addr = loop {
+            match lines.next() {
+                Some(Ok(line)) => {
+                    if let Some(addr) = line.strip_prefix("listening on ") {
+                        break addr.trim().parse().unwrap();
+                    }
+                }
+                _ => {
+                    let status = child.wait();
+                    panic!("orderer exited before listening: {status:?}");
+                }
+            }
+        };
+        // Keep draining stdout so the process never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        self.addr = addr;
+        self.child = Some(child);
+    }
+
+    pub fn endpoint(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// SIGKILL: no shutdown path runs, as in a crash or power loss of the process.
+    pub fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// SIGTERM and wait for a clean exit.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let mut child = self.child.take().expect("not running");
+        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+        for _ in 0..100 {
+            if let Some(status) = child.try_wait().unwrap() {
+                return status;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = child.kill();
+        panic!("orderer did not exit within 10s of SIGTERM");
+    }
+
+    pub fn signer(&self) -> Signer {
+        Signer::load(&self.client_identity).unwrap()
+    }
+
+    pub async fn client(&self) -> Client {
+        Client::connect(&self.endpoint(), dev::CHANNEL, self.signer())
+            .await
+            .unwrap()
+    }
+}
+
+impl Drop for Orderer {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
