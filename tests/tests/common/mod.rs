@@ -155,3 +155,31 @@ impl Drop for Orderer {
         self.kill9();
     }
 }
+
+/// Follows the chain until every `tx_id` is in it (30 s at most), verifying every block, and
+/// returns the chain read back from block 0. Panics on a missing or duplicated transaction.
+pub async fn wait_for_txs<T>(
+    client: &Client,
+    acked: &[(String, T)],
+) -> Vec<ordo_proto::common::Block> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let blocks = client.read_chain().await.unwrap();
+        let mut verifier = ordo_peer_sim::ChainVerifier::new();
+        for block in &blocks {
+            verifier.verify(block).unwrap();
+        }
+        let missing = acked
+            .iter()
+            .filter(|(id, _)| !verifier.contains(id))
+            .count();
+        if missing == 0 {
+            return blocks;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{missing} acknowledged transactions are not in the chain"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

@@ -1,0 +1,278 @@
+//! Bad input: every refusal gets its Fabric status, a refused envelope never reaches the chain,
+//! and a well-behaved client on another stream keeps being served throughout.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use common::{test_batch, wait_for_txs, Orderer};
+use futures::StreamExt;
+use ordo_orderer::envelope::{self, build};
+use ordo_orderer::identity::Signer;
+use ordo_peer_sim::{submit, Client, Load};
+use ordo_proto::common::{Envelope, HeaderType, Status};
+use ordo_proto::orderer::deliver_response;
+use ordo_proto::orderer::seek_info::SeekBehavior;
+use prost::Message;
+use tokio::io::AsyncWriteExt;
+
+/// Sends one envelope on a new Broadcast stream; returns its status and whether the orderer then
+/// closed the stream (Fabric closes after the first non-SUCCESS answer).
+async fn broadcast_one(client: &Client, envelope: Envelope) -> (Status, bool) {
+    let (tx, rx) = tokio::sync::mpsc::channel(2);
+    tx.send(envelope).await.unwrap();
+    let mut responses = client
+        .grpc()
+        .broadcast(tokio_stream::wrappers::ReceiverStream::new(rx))
+        .await
+        .unwrap()
+        .into_inner();
+    let first = responses.next().await.unwrap().unwrap();
+    // Keep our side open: only the orderer may end the stream here.
+    let closed = matches!(
+        tokio::time::timeout(Duration::from_secs(5), responses.next()).await,
+        Ok(None) | Ok(Some(Err(_)))
+    );
+    drop(tx);
+    (Status::try_from(first.status).unwrap(), closed)
+}
+
+async fn deliver_status(client: &Client, request: Envelope) -> Status {
+    let mut stream = client
+        .grpc()
+        .deliver(futures::stream::iter([request]))
+        .await
+        .unwrap()
+        .into_inner();
+    while let Some(response) = stream.next().await {
+        if let Some(deliver_response::Type::Status(s)) = response.unwrap().r#type {
+            return Status::try_from(s).unwrap();
+        }
+    }
+    panic!("Deliver ended without a status");
+}
+
+fn tx(signer: &Signer, channel: &str) -> Envelope {
+    build(
+        signer,
+        channel,
+        HeaderType::EndorserTransaction,
+        Bytes::from_static(b"tx"),
+    )
+}
+
+/// Re-signs a payload changed by `edit`, so only the edited property is wrong.
+fn resigned(signer: &Signer, mut envelope: Envelope, edit: impl FnOnce(&mut Vec<u8>)) -> Envelope {
+    let mut payload = envelope.payload.to_vec();
+    edit(&mut payload);
+    envelope.signature = Bytes::copy_from_slice(&signer.sign(&payload));
+    envelope.payload = payload.into();
+    envelope
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn each_rejection_has_its_status_and_good_clients_are_unaffected() {
+    let orderer = Orderer::start(test_batch());
+    let client = orderer.client().await;
+    let signer = orderer.signer();
+    let stranger = Signer::generate("Org1MSP");
+
+    // A well-behaved client submitting throughout.
+    let good = {
+        let client = client.clone();
+        tokio::spawn(async move {
+            let load = Load {
+                count: 3_000,
+                streams: 2,
+                tx_bytes: 100,
+                window: 16,
+            };
+            submit(&client, &load, Arc::new(|| {})).await
+        })
+    };
+
+    let garbage = Envelope {
+        payload: Bytes::from_static(b"\x0a\xff\xff not protobuf"),
+        signature: Bytes::from_static(b"sig"),
+    };
+    let unsigned = Envelope {
+        signature: Bytes::new(),
+        ..tx(&signer, "ordo")
+    };
+    let oversize = build(
+        &signer,
+        "ordo",
+        HeaderType::EndorserTransaction,
+        Bytes::from(vec![7u8; 65 << 10]),
+    );
+    let unknown_channel = tx(&signer, "nosuchchannel");
+    let mut forged = tx(&signer, "ordo");
+    forged.signature = Bytes::copy_from_slice(&stranger.sign(&forged.payload));
+    let not_a_writer = tx(&stranger, "ordo");
+    // Swap the tx_id for another valid-looking one and re-sign: only the tx_id is wrong.
+    let wrong_tx_id = {
+        let envelope = tx(&signer, "ordo");
+        let id = envelope::stored_tx_id(&envelope.encode_to_vec()).unwrap();
+        let other = envelope::tx_id(b"another nonce", signer.creator());
+        resigned(&signer, envelope, |payload| {
+            let at = payload
+                .windows(id.len())
+                .position(|w| w == id.as_bytes())
+                .unwrap();
+            payload[at..at + id.len()].copy_from_slice(other.as_bytes());
+        })
+    };
+    let seek_on_broadcast = envelope::seek(
+        &signer,
+        "ordo",
+        envelope::specified(0),
+        envelope::specified(0),
+        0,
+    );
+    let config_by_writer = build(
+        &stranger,
+        "ordo",
+        HeaderType::Config,
+        Bytes::from_static(b"x"),
+    );
+
+    let cases = [
+        ("undecodable payload", garbage, Status::BadRequest),
+        ("empty signature", unsigned, Status::BadRequest),
+        (
+            "over AbsoluteMaxBytes",
+            oversize,
+            Status::RequestEntityTooLarge,
+        ),
+        ("unknown channel", unknown_channel, Status::NotFound),
+        ("signature by another key", forged, Status::Forbidden),
+        ("creator not a writer", not_a_writer, Status::Forbidden),
+        (
+            "tx_id not SHA-256(nonce ‖ creator)",
+            wrong_tx_id,
+            Status::BadRequest,
+        ),
+        (
+            "a Deliver request on Broadcast",
+            seek_on_broadcast,
+            Status::BadRequest,
+        ),
+        (
+            "config from a non-admin",
+            config_by_writer,
+            Status::Forbidden,
+        ),
+    ];
+    for (name, envelope, expected) in cases {
+        let (status, closed) = broadcast_one(&client, envelope).await;
+        assert_eq!(status, expected, "{name}");
+        assert!(closed, "{name}: the stream should end after a refusal");
+    }
+
+    // Garbage that is not even gRPC, and a client that connects and goes silent.
+    let mut raw = tokio::net::TcpStream::connect(orderer.addr).await.unwrap();
+    raw.write_all(b"GET / HTTP/1.1\r\n\r\n\x00\xff garbage")
+        .await
+        .unwrap();
+    drop(raw);
+    let _silent = tokio::net::TcpStream::connect(orderer.addr).await.unwrap();
+
+    // Deliver refusals.
+    let deliver_cases = [
+        (
+            "unknown channel",
+            envelope::seek(
+                &signer,
+                "nosuchchannel",
+                envelope::specified(0),
+                envelope::specified(0),
+                0,
+            ),
+            Status::NotFound,
+        ),
+        (
+            "reader not allowed",
+            envelope::seek(
+                &stranger,
+                "ordo",
+                envelope::specified(0),
+                envelope::specified(0),
+                0,
+            ),
+            Status::Forbidden,
+        ),
+        (
+            "block not there under FAIL_IF_NOT_READY",
+            envelope::seek(
+                &signer,
+                "ordo",
+                envelope::specified(1_000_000),
+                envelope::specified(1_000_000),
+                SeekBehavior::FailIfNotReady as i32,
+            ),
+            Status::NotFound,
+        ),
+        (
+            "start after stop",
+            envelope::seek(
+                &signer,
+                "ordo",
+                envelope::specified(2),
+                envelope::specified(1),
+                0,
+            ),
+            Status::BadRequest,
+        ),
+        (
+            "not a SeekInfo",
+            build(
+                &signer,
+                "ordo",
+                HeaderType::DeliverSeekInfo,
+                Bytes::from_static(b"\xff\xff"),
+            ),
+            Status::BadRequest,
+        ),
+        (
+            "not a Deliver request",
+            tx(&signer, "ordo"),
+            Status::BadRequest,
+        ),
+        (
+            "a finished range",
+            envelope::seek(
+                &signer,
+                "ordo",
+                envelope::specified(0),
+                envelope::specified(0),
+                0,
+            ),
+            Status::Success,
+        ),
+    ];
+    for (name, request, expected) in deliver_cases {
+        assert_eq!(
+            deliver_status(&client, request).await,
+            expected,
+            "Deliver: {name}"
+        );
+    }
+
+    // The good client was served throughout, and nothing refused reached the chain.
+    let good = good.await.unwrap();
+    assert!(good.errors.is_empty(), "{:?}", good.errors);
+    assert!(good.refused.is_empty(), "{:?}", good.refused);
+    assert_eq!(good.acked.len(), 3_000);
+    let chain = wait_for_txs(&client, &good.acked).await;
+    let transactions: usize = chain
+        .iter()
+        .skip(1)
+        .map(|b| b.data.as_ref().map_or(0, |d| d.data.len()))
+        .sum();
+    assert_eq!(
+        transactions, 3_000,
+        "only the good client's transactions are in the chain"
+    );
+}

@@ -1,0 +1,80 @@
+//! End to end with the real binaries: `peer-sim` submits to an `orderer` on an ephemeral port,
+//! verifies every block as it follows Deliver, and the chain is read back from block 0.
+
+mod common;
+
+use std::process::Command;
+
+use common::{binary, test_batch, Orderer};
+use ordo_peer_sim::ChainVerifier;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn peer_sim_submits_verifies_and_reads_the_chain_back() {
+    let orderer = Orderer::start(test_batch());
+    let output = Command::new(binary("peer-sim"))
+        .args(["--endpoint", &orderer.endpoint(), "--msp"])
+        .arg(&orderer.client_identity)
+        .args(["--count", "2000", "--streams", "4", "--tx-bytes", "200"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "peer-sim failed: {stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        stdout.contains("2000 acknowledged and delivered, each exactly once"),
+        "{stdout}"
+    );
+
+    // Read the whole chain back from block 0 and check it independently of peer-sim's run.
+    let client = orderer.client().await;
+    let blocks = client.read_chain().await.unwrap();
+    let mut verifier = ChainVerifier::new();
+    let mut transactions = 0;
+    for block in &blocks {
+        transactions += verifier.verify(block).unwrap().tx_ids.len();
+    }
+    // Block 0 holds the genesis config envelope; the rest are the 2000 transactions.
+    assert_eq!(transactions, 2001);
+    // 100 messages a block at most: the count rule cut at least 20 blocks.
+    assert!(blocks.len() > 20, "{} blocks", blocks.len());
+
+    let verify = Command::new(binary("peer-sim"))
+        .args(["verify", "--endpoint", &orderer.endpoint(), "--msp"])
+        .arg(&orderer.client_identity)
+        .output()
+        .unwrap();
+    assert!(
+        verify.status.success(),
+        "{}",
+        String::from_utf8_lossy(&verify.stderr)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn clean_shutdown_and_restart_continue_the_chain() {
+    let mut orderer = Orderer::start(test_batch());
+    let client = orderer.client().await;
+    let load = ordo_peer_sim::Load {
+        count: 300,
+        streams: 2,
+        tx_bytes: 100,
+        window: 64,
+    };
+    let first = ordo_peer_sim::submit(&client, &load, std::sync::Arc::new(|| {})).await;
+    assert_eq!(first.acked.len(), 300);
+    // Let the batch timeout cut what is pending before stopping.
+    let before = common::wait_for_txs(&client, &first.acked).await;
+
+    assert!(orderer.terminate().success(), "SIGTERM must exit cleanly");
+    orderer.restart();
+    let client = orderer.client().await;
+    let second = ordo_peer_sim::submit(&client, &load, std::sync::Arc::new(|| {})).await;
+    assert_eq!(second.acked.len(), 300);
+    let after = common::wait_for_txs(&client, &second.acked).await;
+    assert!(after.len() > before.len());
+    // The chain after the restart extends the one before it, block for block.
+    assert_eq!(&after[..before.len()], &before[..]);
+}
