@@ -9,7 +9,9 @@ use std::path::Path;
 
 use anyhow::{anyhow, Context};
 use bytes::Bytes;
-use ed25519_dalek::pkcs8::{spki::der::pem::LineEnding, DecodePrivateKey, EncodePrivateKey};
+use ed25519_dalek::pkcs8::{
+    spki::der::pem::LineEnding, DecodePrivateKey, EncodePrivateKey, KeypairBytes,
+};
 use ed25519_dalek::{Signature, Signer as _, SigningKey, Verifier, VerifyingKey};
 use ordo_proto::msp::SerializedIdentity;
 use prost::Message;
@@ -55,10 +57,13 @@ impl Signer {
     /// Writes the identity folder; the private key is readable by its owner only.
     pub fn save(&self, dir: &Path) -> anyhow::Result<()> {
         fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-        let pem = self
-            .key
-            .to_pkcs8_pem(LineEnding::LF)
-            .map_err(|e| anyhow!("encoding key: {e}"))?;
+        // PKCS#8 v1 (no public key inside): the form OpenSSL and Python's cryptography read.
+        let pem = KeypairBytes {
+            secret_key: self.key.to_bytes(),
+            public_key: None,
+        }
+        .to_pkcs8_pem(LineEnding::LF)
+        .map_err(|e| anyhow!("encoding key: {e}"))?;
         let key_path = dir.join("key.pem");
         fs::write(&key_path, pem.as_bytes())
             .with_context(|| format!("writing {}", key_path.display()))?;

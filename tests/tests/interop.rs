@@ -153,8 +153,7 @@ async fn fabric_python_bindings_broadcast_and_deliver() {
     // The script prints exactly one JSON line.
     let line = stdout
         .lines()
-        .filter(|l| !l.trim().is_empty())
-        .last()
+        .rfind(|l| !l.trim().is_empty())
         .unwrap_or_else(|| panic!("{}", describe("fabric_client.py printed nothing", &output)));
     let report: serde_json::Value = serde_json::from_str(line)
         .unwrap_or_else(|e| panic!("script report is not JSON ({e}): {line}"));
