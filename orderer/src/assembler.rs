@@ -6,13 +6,17 @@
 //! - a time-to-cut record TTC-N cuts the pending batch only while block N is the next block;
 //!   later or stale TTCs are ignored;
 //! - a valid config envelope cuts the pending batch, then goes into a block of its own, and its
-//!   configuration applies from the next record on.
+//!   configuration applies from the next record on;
+//! - a transaction whose tx_id was ordered within the dedup window (see [`crate::dedup`]), or is
+//!   already pending, is dropped: a client that resubmits after a failover is not ordered twice.
+//!   Config envelopes are exempt; their sequence number already makes a replay invalid.
 
 use bytes::Bytes;
 use ordo_proto::common::Envelope;
 use prost::Message;
 
 use crate::cutter::BlockCutter;
+use crate::dedup::{self, TxWindow};
 use crate::entry::Entry;
 use crate::policy::ChannelPolicy;
 use crate::validate;
@@ -29,20 +33,41 @@ pub struct Batch {
     pub config: Option<ChannelPolicy>,
 }
 
+/// A message of the pending batch.
+struct Pending {
+    offset: u64,
+    /// Canonical envelope bytes.
+    envelope: Bytes,
+    tx_id: Option<String>,
+}
+
 pub struct Assembler {
     policy: ChannelPolicy,
-    cutter: BlockCutter<(u64, Bytes)>,
+    cutter: BlockCutter<Pending>,
     next_block: u64,
+    /// The tx_ids ordered recently or pending, for duplicate suppression.
+    recent: TxWindow,
 }
 
 impl Assembler {
-    /// Starts after block `next_block - 1`, under `policy`.
+    /// Starts after block `next_block - 1`, under `policy`, remembering no tx_id: for a new
+    /// channel, or where no earlier block matters.
     pub fn new(policy: ChannelPolicy, next_block: u64) -> Self {
+        let recent = TxWindow::new(dedup_window(&policy));
+        Assembler::resume(policy, next_block, recent)
+    }
+
+    /// Starts after block `next_block - 1`, under `policy`, remembering the tx_ids in `recent`;
+    /// after a restart, that is [`TxWindow::rebuild`] over the ledger, so the node drops the same
+    /// envelopes as if it had not stopped.
+    pub fn resume(policy: ChannelPolicy, next_block: u64, mut recent: TxWindow) -> Self {
+        recent.set_window(dedup_window(&policy));
         let cutter = BlockCutter::new(policy.cut_rules());
         Assembler {
             policy,
             cutter,
             next_block,
+            recent,
         }
     }
 
@@ -63,11 +88,23 @@ impl Assembler {
         let mut batches = Vec::new();
         match Entry::decode(record) {
             Some(Entry::Envelope(bytes)) => {
-                let Some(size) = envelope_size(&bytes) else {
+                let Some((size, tx_id)) = inspect(&bytes) else {
                     tracing::warn!(offset, "skipping an undecodable envelope record");
                     return batches;
                 };
-                for cut in self.cutter.ordered((offset, bytes), size) {
+                if let Some(tx_id) = &tx_id {
+                    if self.recent.contains(tx_id) {
+                        tracing::debug!(offset, %tx_id, "dropping an envelope already ordered");
+                        return batches;
+                    }
+                    self.recent.add_pending(tx_id.clone());
+                }
+                let message = Pending {
+                    offset,
+                    envelope: bytes,
+                    tx_id,
+                };
+                for cut in self.cutter.ordered(message, size) {
                     batches.push(self.seal(cut, None));
                 }
             }
@@ -78,8 +115,18 @@ impl Assembler {
                         batches.push(self.seal(pending, None));
                     }
                     self.cutter.set_rules(policy.cut_rules());
+                    // The config block already counts under its own window, as on restart.
+                    self.recent.set_window(dedup_window(&policy));
                     self.policy = policy.clone();
-                    batches.push(self.seal(vec![(offset, bytes)], Some(policy)));
+                    // Remembered like any block's, so a restarted node's window (read from the
+                    // ledger) holds the same ids.
+                    let tx_id = dedup::envelope_tx_id(&bytes);
+                    let message = Pending {
+                        offset,
+                        envelope: bytes,
+                        tx_id,
+                    };
+                    batches.push(self.seal(vec![message], Some(policy)));
                 }
                 Err(reason) => tracing::warn!(offset, %reason, "ignoring a config record"),
             },
@@ -96,13 +143,20 @@ impl Assembler {
         batches
     }
 
-    fn seal(&mut self, messages: Vec<(u64, Bytes)>, config: Option<ChannelPolicy>) -> Batch {
-        let last_offset = messages.last().map(|(o, _)| *o).unwrap_or_default();
+    fn seal(&mut self, messages: Vec<Pending>, config: Option<ChannelPolicy>) -> Batch {
+        let last_offset = messages.last().map(|m| m.offset).unwrap_or_default();
         let number = self.next_block;
         self.next_block += 1;
+        let mut data = Vec::with_capacity(messages.len());
+        let mut tx_ids = Vec::with_capacity(messages.len());
+        for message in messages {
+            data.push(message.envelope);
+            tx_ids.extend(message.tx_id);
+        }
+        self.recent.block_cut(tx_ids);
         Batch {
             number,
-            data: messages.into_iter().map(|(_, b)| b).collect(),
+            data,
             last_offset,
             config,
         }
@@ -115,19 +169,27 @@ impl Assembler {
     }
 }
 
-/// `len(payload) + len(signature)`, what Fabric's size rules count.
-fn envelope_size(canonical: &Bytes) -> Option<usize> {
+fn dedup_window(policy: &ChannelPolicy) -> u32 {
+    policy.config().dedup_window_blocks
+}
+
+/// What the cutter needs of a canonical envelope: its size as Fabric's rules count it,
+/// `len(payload) + len(signature)`, and its tx_id; `None` if it is not an envelope.
+fn inspect(canonical: &Bytes) -> Option<(usize, Option<String>)> {
     let envelope = Envelope::decode(canonical.clone()).ok()?;
-    Some(envelope.payload.len() + envelope.signature.len())
+    let size = envelope.payload.len() + envelope.signature.len();
+    Some((size, dedup::payload_tx_id(&envelope.payload)))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::dedup::PastBlock;
     use crate::envelope::build;
     use crate::identity::Signer;
     use ordo_proto::common::HeaderType;
     use ordo_proto::ordo::{BatchSize, ChannelConfig, Consenter, Organization};
+    use std::collections::HashMap;
 
     struct Fixture {
         admin: Signer,
@@ -160,6 +222,7 @@ mod tests {
                 public_key: orderer.public_key().to_vec().into(),
                 ..Default::default()
             }],
+            dedup_window_blocks: 2,
         };
         Fixture {
             admin,
@@ -182,13 +245,67 @@ mod tests {
         let mut next = f.config.clone();
         next.sequence = sequence;
         next.batch_size.as_mut().unwrap().max_message_count = max_count;
+        signed_config(signer, &next)
+    }
+
+    fn signed_config(signer: &Signer, config: &ChannelConfig) -> Bytes {
         let env = build(
             signer,
             "ch",
             HeaderType::Config,
-            next.encode_to_vec().into(),
+            config.encode_to_vec().into(),
         );
         Entry::encode_envelope(&env, true)
+    }
+
+    /// Transactions named by letter: a record can be fed again to play a client resubmitting
+    /// the same envelope. Unnamed envelopes (config) show as "?".
+    struct Named {
+        records: HashMap<&'static str, Bytes>,
+        names: HashMap<Bytes, &'static str>,
+    }
+
+    impl Named {
+        fn new(f: &Fixture, names: &[&'static str]) -> Named {
+            let records: HashMap<_, _> = names.iter().map(|&n| (n, tx(f))).collect();
+            let names = records
+                .iter()
+                .map(|(&n, r)| (Entry::decode(r).map(envelope_body).unwrap(), n))
+                .collect();
+            Named { records, names }
+        }
+
+        fn tx(&self, name: &str) -> Bytes {
+            self.records[name].clone()
+        }
+
+        fn of(&self, data: &[Bytes]) -> Vec<&'static str> {
+            data.iter()
+                .map(|b| self.names.get(b).copied().unwrap_or("?"))
+                .collect()
+        }
+    }
+
+    fn envelope_body(entry: Entry) -> Bytes {
+        match entry {
+            Entry::Envelope(b) | Entry::Config(b) => b,
+            Entry::TimeToCut(_) => panic!("not an envelope"),
+        }
+    }
+
+    /// Feeds records from offset 0 and returns each block as (number, transaction names).
+    fn run_named(
+        assembler: &mut Assembler,
+        named: &Named,
+        records: &[Bytes],
+    ) -> Vec<(u64, Vec<&'static str>)> {
+        let mut out = Vec::new();
+        for (offset, record) in records.iter().enumerate() {
+            for b in assembler.consume(offset as u64, record) {
+                out.push((b.number, named.of(&b.data)));
+            }
+        }
+        out
     }
 
     /// Feeds records from offset 0 and returns (block number, messages, last offset, is config).
@@ -290,5 +407,225 @@ mod tests {
             }
         }
         assert_eq!(after, all[1..].to_vec());
+    }
+
+    #[test]
+    fn a_resubmission_is_dropped_within_the_window_and_accepted_after() {
+        let f = fixture(); // window: 2 blocks
+        let t = Named::new(&f, &["a", "b", "c"]);
+        let mut asm = Assembler::new(ChannelPolicy::new(f.config.clone()).unwrap(), 1);
+        let records = [
+            t.tx("a"),
+            Entry::encode_time_to_cut(1),
+            t.tx("a"), // in block 1: dropped
+            t.tx("b"),
+            Entry::encode_time_to_cut(2),
+            t.tx("a"), // in block 1, still within blocks 1-2: dropped
+            t.tx("c"),
+            Entry::encode_time_to_cut(3),
+            t.tx("a"), // the window is now blocks 2-3: ordered again
+            Entry::encode_time_to_cut(4),
+        ];
+        assert_eq!(
+            run_named(&mut asm, &t, &records),
+            vec![
+                (1, vec!["a"]),
+                (2, vec!["b"]),
+                (3, vec!["c"]),
+                (4, vec!["a"])
+            ]
+        );
+    }
+
+    #[test]
+    fn duplicates_within_the_pending_batch_are_dropped() {
+        let f = fixture();
+        let t = Named::new(&f, &["a", "b", "c"]);
+        let mut asm = Assembler::new(ChannelPolicy::new(f.config.clone()).unwrap(), 1);
+        let records = [
+            t.tx("a"),
+            t.tx("a"),
+            t.tx("b"),
+            t.tx("a"),
+            t.tx("c"), // third distinct message: the count rule cuts
+        ];
+        assert_eq!(
+            run_named(&mut asm, &t, &records),
+            vec![(1, vec!["a", "b", "c"])]
+        );
+        assert!(!asm.has_pending());
+    }
+
+    #[test]
+    fn window_zero_orders_everything() {
+        let mut f = fixture();
+        f.config.dedup_window_blocks = 0;
+        let t = Named::new(&f, &["a"]);
+        let mut asm = Assembler::new(ChannelPolicy::new(f.config.clone()).unwrap(), 1);
+        let records = [
+            t.tx("a"),
+            t.tx("a"),
+            Entry::encode_time_to_cut(1),
+            t.tx("a"),
+            Entry::encode_time_to_cut(2),
+        ];
+        assert_eq!(
+            run_named(&mut asm, &t, &records),
+            vec![(1, vec!["a", "a"]), (2, vec!["a"])]
+        );
+    }
+
+    #[test]
+    fn a_config_change_applies_the_new_window() {
+        let f = fixture();
+        let t = Named::new(&f, &["a", "b"]);
+        let mut asm = Assembler::new(ChannelPolicy::new(f.config.clone()).unwrap(), 1);
+        let mut smaller = f.config.clone();
+        smaller.sequence = 1;
+        smaller.dedup_window_blocks = 1;
+        let mut off = smaller.clone();
+        off.sequence = 2;
+        off.dedup_window_blocks = 0;
+        let records = [
+            t.tx("a"),
+            Entry::encode_time_to_cut(1),
+            signed_config(&f.admin, &smaller), // block 2; the window holds only it
+            t.tx("a"),                         // block 1 is forgotten: ordered
+            Entry::encode_time_to_cut(3),
+            t.tx("a"), // in block 3: dropped
+            signed_config(&f.admin, &off),
+            t.tx("a"),
+            t.tx("a"),
+            Entry::encode_time_to_cut(5),
+        ];
+        assert_eq!(
+            run_named(&mut asm, &t, &records),
+            vec![
+                (1, vec!["a"]),
+                (2, vec!["?"]),
+                (3, vec!["a"]),
+                (4, vec!["?"]),
+                (5, vec!["a", "a"])
+            ]
+        );
+    }
+
+    /// A block as the ledger holds it, with what a restart reads back from it.
+    struct Written {
+        number: u64,
+        data: Vec<Bytes>,
+        /// `None` for the genesis block, which consumed no record.
+        last_offset: Option<u64>,
+        /// The window in force once it is written.
+        window: u32,
+        /// The configuration in force once it is written.
+        config: ChannelConfig,
+    }
+
+    #[test]
+    fn replay_after_a_restart_drops_the_same_envelopes() {
+        let f = fixture(); // window 2, at most 3 messages a block
+        let t = Named::new(&f, &["a", "b", "c", "d", "e", "g", "h"]);
+        let mut wider = f.config.clone();
+        wider.sequence = 1;
+        wider.dedup_window_blocks = 5;
+        let records = vec![
+            t.tx("a"),
+            t.tx("b"),
+            Entry::encode_time_to_cut(1),
+            t.tx("a"), // dropped
+            t.tx("c"),
+            t.tx("b"), // dropped
+            t.tx("d"),
+            t.tx("e"), // count cut: block 2
+            t.tx("a"), // dropped
+            t.tx("g"),
+            Entry::encode_time_to_cut(3),
+            t.tx("a"), // block 1 left the window: ordered (block 4, cut by the config)
+            signed_config(&f.admin, &wider), // block 5; the window grows to 5
+            t.tx("g"), // in block 3: dropped
+            t.tx("c"), // block 2 left the window before it grew: ordered
+            Entry::encode_time_to_cut(6),
+            t.tx("a"), // in block 4: dropped
+            t.tx("h"),
+            Entry::encode_time_to_cut(7),
+        ];
+
+        // The node that never stops, from a ledger holding the genesis block.
+        let genesis = Written {
+            number: 0,
+            data: vec![],
+            last_offset: None,
+            window: f.config.dedup_window_blocks,
+            config: f.config.clone(),
+        };
+        let mut ledger = vec![genesis];
+        let mut in_force = f.config.clone();
+        let mut whole = resume(&ledger);
+        for (offset, record) in records.iter().enumerate() {
+            for batch in whole.consume(offset as u64, record) {
+                if let Some(policy) = &batch.config {
+                    in_force = policy.config().clone();
+                }
+                ledger.push(Written {
+                    number: batch.number,
+                    data: batch.data,
+                    last_offset: Some(batch.last_offset),
+                    window: in_force.dedup_window_blocks,
+                    config: in_force.clone(),
+                });
+            }
+        }
+        let blocks: Vec<_> = ledger[1..].iter().map(|w| t.of(&w.data)).collect();
+        assert_eq!(
+            blocks,
+            vec![
+                vec!["a", "b"],
+                vec!["c", "d", "e"],
+                vec!["g"],
+                vec!["a"],
+                vec!["?"],
+                vec!["c"],
+                vec!["h"],
+            ]
+        );
+
+        // A restart after each block: resume after its last offset with the window rebuilt from
+        // the ledger, and cut the rest.
+        for restart in 1..ledger.len() {
+            let mut resumed = resume(&ledger[..restart]);
+            let from = ledger[restart - 1].last_offset.map_or(0, |o| o + 1);
+            let mut after = Vec::new();
+            for (offset, record) in records.iter().enumerate().skip(from as usize) {
+                for b in resumed.consume(offset as u64, record) {
+                    after.push((b.number, t.of(&b.data), Some(b.last_offset)));
+                }
+            }
+            let expected: Vec<_> = ledger[restart..]
+                .iter()
+                .map(|w| (w.number, t.of(&w.data), w.last_offset))
+                .collect();
+            assert_eq!(after, expected, "restart after block {}", restart - 1);
+        }
+    }
+
+    /// What `Channel::open` does: the assembler after the last block of `ledger`, under the
+    /// configuration in force, remembering what the ledger says it should.
+    fn resume(ledger: &[Written]) -> Assembler {
+        let last = ledger.last().unwrap();
+        let policy = ChannelPolicy::new(last.config.clone()).unwrap();
+        let recent = TxWindow::rebuild(last.window, last.number + 1, |n| {
+            let block = &ledger[n as usize];
+            Ok::<_, ()>(PastBlock {
+                window: block.window,
+                tx_ids: block
+                    .data
+                    .iter()
+                    .filter_map(dedup::envelope_tx_id)
+                    .collect(),
+            })
+        })
+        .unwrap();
+        Assembler::resume(policy, last.number + 1, recent)
     }
 }

@@ -16,6 +16,7 @@ use tokio::time::Instant;
 use crate::assembler::{Assembler, Batch};
 use crate::block;
 use crate::consensus::OrderedLog;
+use crate::dedup::{self, PastBlock, TxWindow};
 use crate::entry::Entry;
 use crate::identity::Signer;
 use crate::ledger::Ledger;
@@ -76,11 +77,11 @@ impl Channel {
         let resume = block::consenter_metadata(&last)
             .and_then(|m| m.last_offset)
             .map_or(0, |o| o + 1);
-        if log.high_watermark() < resume {
+        if log.local_end() < resume {
             bail!(
                 "channel {id}: the log ends at offset {} but block {} was cut from offset {}; \
                  the log is missing records the ledger holds",
-                log.high_watermark(),
+                log.local_end(),
                 last_header.number,
                 resume - 1
             );
@@ -102,9 +103,45 @@ impl Channel {
             stop,
             consumer: std::sync::Mutex::new(None),
         });
+        // Duplicate suppression resumes with the tx_ids a node that never stopped would remember:
+        // those of the last blocks, each counted under the window in force after it (read from
+        // the config block it names).
+        let next_block = last_header.number + 1;
+        let mut config_windows = std::collections::HashMap::new();
+        let read_block = |number: u64| {
+            channel
+                .ledger
+                .block(number)?
+                .with_context(|| format!("channel {}: block {number} is missing", channel.id))
+        };
+        let recent = TxWindow::rebuild(
+            policy.config().dedup_window_blocks,
+            next_block,
+            |number| -> anyhow::Result<PastBlock> {
+                let block = read_block(number)?;
+                let config_index = block::last_config_index(&block).unwrap_or(0);
+                let window = match config_windows.get(&config_index) {
+                    Some(&window) => window,
+                    None => {
+                        let config =
+                            config_from_block(&read_block(config_index)?).map_err(|e| {
+                                anyhow::anyhow!(
+                                    "channel {}: config block {config_index}: {e}",
+                                    channel.id
+                                )
+                            })?;
+                        config_windows.insert(config_index, config.dedup_window_blocks);
+                        config.dedup_window_blocks
+                    }
+                };
+                let data = block.data.map(|d| d.data).unwrap_or_default();
+                let tx_ids = data.iter().filter_map(dedup::envelope_tx_id).collect();
+                Ok(PastBlock { window, tx_ids })
+            },
+        )?;
         let consumer = Consumer {
             channel: channel.clone(),
-            assembler: Assembler::new(policy, last_header.number + 1),
+            assembler: Assembler::resume(policy, next_block, recent),
             writer: BlockWriter::new(signer),
             next_offset: resume,
             previous_hash: block::header_hash(&last_header),

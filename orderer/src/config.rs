@@ -19,6 +19,9 @@ pub struct NodeConfig {
     pub log: LogSection,
     #[serde(default)]
     pub ledger: LedgerSection,
+    /// The replicated consensus type's cluster (consensus = "raft").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<ClusterSection>,
     /// The channels this node serves, each by its genesis block.
     #[serde(default, rename = "channel")]
     pub channels: Vec<ChannelSection>,
@@ -33,9 +36,62 @@ pub struct NodeSection {
     pub listen: SocketAddr,
     /// Identity folder of this node (key.pem, mspid): it signs the blocks this node writes.
     pub identity: PathBuf,
-    /// Consensus type; "solo" (one node, unreplicated log).
+    /// Consensus type: "solo" (one node, unreplicated log) or "raft" (the log replicated
+    /// across the nodes of `[cluster]`).
     #[serde(default = "default_consensus")]
     pub consensus: String,
+    /// This node's id in the cluster (its consenter id); 1 in solo.
+    #[serde(default = "default_node_id")]
+    pub id: u64,
+    /// Address of the cluster (orderer-to-orderer and admin) gRPC service; raft only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster_listen: Option<SocketAddr>,
+}
+
+fn default_node_id() -> u64 {
+    1
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterSection {
+    /// The initial members, by node id and cluster address. A node listed here with an empty
+    /// log bootstraps the Raft groups with exactly these members; a node that is not listed
+    /// waits to be added (`orderer admin add-learner`, then `promote`).
+    #[serde(default)]
+    pub peers: Vec<PeerSection>,
+    /// Leader heartbeat interval.
+    #[serde(default = "default_heartbeat_ms")]
+    pub heartbeat_ms: u64,
+    /// A follower that hears no leader for a random time in this range starts an election.
+    #[serde(default = "default_election_min_ms")]
+    pub election_timeout_min_ms: u64,
+    #[serde(default = "default_election_max_ms")]
+    pub election_timeout_max_ms: u64,
+    /// How long Broadcast waits for a leader to commit an envelope before SERVICE_UNAVAILABLE.
+    #[serde(default = "default_produce_timeout_ms")]
+    pub produce_timeout_ms: u64,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct PeerSection {
+    pub id: u64,
+    /// host:port of the peer's cluster service.
+    pub address: String,
+}
+
+fn default_heartbeat_ms() -> u64 {
+    100
+}
+fn default_election_min_ms() -> u64 {
+    500
+}
+fn default_election_max_ms() -> u64 {
+    1000
+}
+fn default_produce_timeout_ms() -> u64 {
+    5000
 }
 
 fn default_consensus() -> String {
@@ -97,12 +153,26 @@ impl NodeConfig {
         for channel in &mut config.channels {
             resolve(&mut channel.genesis_block);
         }
-        if config.node.consensus != "solo" {
-            anyhow::bail!(
-                "{}: consensus {:?} is not supported (supported: \"solo\")",
-                path.display(),
-                config.node.consensus
-            );
+        match config.node.consensus.as_str() {
+            "solo" => {}
+            "raft" => {
+                if config.node.cluster_listen.is_none() {
+                    anyhow::bail!(
+                        "{}: consensus \"raft\" needs node.cluster_listen",
+                        path.display()
+                    );
+                }
+                if config.cluster.is_none() {
+                    anyhow::bail!(
+                        "{}: consensus \"raft\" needs a [cluster] section",
+                        path.display()
+                    );
+                }
+            }
+            other => anyhow::bail!(
+                "{}: consensus {other:?} is not supported (\"solo\" or \"raft\")",
+                path.display()
+            ),
         }
         if config.channels.is_empty() {
             anyhow::bail!("{}: no [[channel]] to serve", path.display());
@@ -117,11 +187,19 @@ impl NodeConfig {
 #[serde(deny_unknown_fields)]
 pub struct ChannelFile {
     pub channel_id: String,
+    /// Duplicate suppression: how many of the most recent blocks' tx_ids are remembered; an
+    /// envelope whose tx_id is among them is not ordered again. 0 turns suppression off.
+    #[serde(default = "default_dedup_window_blocks")]
+    pub dedup_window_blocks: u32,
     #[serde(default)]
     pub batch: BatchSection,
     #[serde(default)]
     pub organizations: Vec<OrganizationSection>,
     pub consenters: Vec<ConsenterSection>,
+}
+
+fn default_dedup_window_blocks() -> u32 {
+    100
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -216,6 +294,7 @@ impl ChannelFile {
             batch_timeout_ms: self.batch.timeout_ms,
             organizations,
             consenters,
+            dedup_window_blocks: self.dedup_window_blocks,
         };
         validate_config(&config).map_err(|e| anyhow!(e))?;
         Ok(config)
@@ -236,6 +315,12 @@ mod tests {
         let config = file.to_config().unwrap();
         assert_eq!(config.batch_size.unwrap().max_message_count, 500);
         assert_eq!(config.batch_timeout_ms, 2000);
+        assert_eq!(config.dedup_window_blocks, 100);
+
+        let off: ChannelFile =
+            toml::from_str(&text.replace("channel_id", "dedup_window_blocks = 0\nchannel_id"))
+                .unwrap();
+        assert_eq!(off.to_config().unwrap().dedup_window_blocks, 0);
 
         let bad_key = text.replace(&key, "zz");
         let file: ChannelFile = toml::from_str(&bad_key).unwrap();

@@ -1,7 +1,8 @@
 //! Consensus types: how a channel's records get their total order. Every type offers the same
 //! produce/fetch interface, so the cutter, writer, ledger and server never know which one runs.
 //!
-//! - solo: one node, its local unreplicated [`Partition`].
+//! - solo: one node, its local unreplicated [`Partition`];
+//! - raft: the partition replicated across orderer nodes ([`crate::raft::RaftLog`]).
 
 use bytes::Bytes;
 use futures::future::BoxFuture;
@@ -14,8 +15,9 @@ pub trait OrderedLog: Send + Sync + 'static {
     fn produce(&self, record: Bytes) -> BoxFuture<'_, Result<u64, LogError>>;
     /// Committed records from `from`, waiting until there is at least one.
     fn fetch(&self, from: u64, max_bytes: usize) -> BoxFuture<'_, Result<Vec<Record>, LogError>>;
-    /// One past the last committed record known to this node.
-    fn high_watermark(&self) -> u64;
+    /// One past the last record stored on this node (committed or not): a ledger must never be
+    /// ahead of it.
+    fn local_end(&self) -> u64;
     /// Stops the log; pending produces fail.
     fn close(&self);
 }
@@ -29,7 +31,7 @@ impl OrderedLog for Partition {
         Box::pin(Partition::fetch(self, from, max_bytes))
     }
 
-    fn high_watermark(&self) -> u64 {
+    fn local_end(&self) -> u64 {
         Partition::high_watermark(self)
     }
 

@@ -55,6 +55,7 @@ pub fn prepare_with(
 
     let channel = ChannelFile {
         channel_id: CHANNEL.into(),
+        dedup_window_blocks: 100,
         batch,
         organizations: vec![OrganizationSection {
             mspid: client.mspid().into(),
@@ -83,7 +84,10 @@ pub fn prepare_with(
             listen,
             identity: PathBuf::from("crypto/orderer"),
             consensus: "solo".into(),
+            id: 1,
+            cluster_listen: None,
         },
+        cluster: None,
         log: LogSection::default(),
         ledger: LedgerSection::default(),
         channels: vec![ChannelSection {

@@ -45,6 +45,14 @@ enum Command {
         #[arg(long, short)]
         output: PathBuf,
     },
+    /// Change or show the membership of a raft cluster, through any node's cluster address.
+    Admin {
+        /// Cluster address (host:port) of any node.
+        #[arg(long)]
+        cluster: String,
+        #[command(subcommand)]
+        action: AdminAction,
+    },
     /// Generate an Ed25519 identity folder (key.pem, key.pub, mspid).
     Keygen {
         #[arg(long)]
@@ -52,6 +60,30 @@ enum Command {
         #[arg(long, short)]
         out: PathBuf,
     },
+}
+
+#[derive(Subcommand)]
+enum AdminAction {
+    /// Add a node as a learner: it receives the log and catches up, but does not vote.
+    AddLearner {
+        #[arg(long)]
+        id: u64,
+        /// The new node's cluster address.
+        #[arg(long)]
+        address: String,
+    },
+    /// Make a learner a voter.
+    Promote {
+        #[arg(long)]
+        id: u64,
+    },
+    /// Remove a node from the voters.
+    Remove {
+        #[arg(long)]
+        id: u64,
+    },
+    /// Show each channel's leader, members and commit point as this node sees them.
+    Status,
 }
 
 #[derive(Args)]
@@ -118,6 +150,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             );
             Ok(())
         }
+        Some(Command::Admin { cluster, action }) => admin(&cluster, action),
         Some(Command::Keygen { mspid, out }) => {
             if out.join("key.pem").exists() {
                 anyhow::bail!("{} already holds a key", out.display());
@@ -130,11 +163,45 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
+fn admin(cluster: &str, action: AdminAction) -> anyhow::Result<()> {
+    use ordo_proto::ordo::admin_client::AdminClient;
+    use ordo_proto::ordo::{MemberChange, StatusRequest};
+    let runtime = tokio::runtime::Runtime::new().context("starting the runtime")?;
+    runtime.block_on(async {
+        let mut client = AdminClient::connect(format!("http://{cluster}"))
+            .await
+            .with_context(|| format!("connecting to {cluster}"))?;
+        let change = |node_id, address: String| MemberChange {
+            node_id,
+            address,
+            channel: String::new(),
+        };
+        let reply = match action {
+            AdminAction::AddLearner { id, address } => {
+                client.add_learner(change(id, address)).await
+            }
+            AdminAction::Promote { id } => client.promote(change(id, String::new())).await,
+            AdminAction::Remove { id } => client.remove(change(id, String::new())).await,
+            AdminAction::Status => client.status(StatusRequest {}).await,
+        }
+        .map_err(|e| anyhow::anyhow!("{cluster}: {}", e.message()))?
+        .into_inner();
+        print!("{}", reply.message);
+        if !reply.ok {
+            anyhow::bail!("the change did not apply everywhere");
+        }
+        Ok(())
+    })
+}
+
 fn serve(config: NodeConfig) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Runtime::new().context("starting the runtime")?;
     runtime.block_on(async {
         let node = Node::start(&config).await?;
         // Tests and scripts read this line to find an ephemeral port.
+        if let Some(cluster) = node.cluster_addr() {
+            println!("cluster listening on {cluster}");
+        }
         println!("listening on {}", node.local_addr());
         shutdown_signal().await;
         tracing::info!("shutting down");

@@ -16,14 +16,35 @@ use crate::consensus::OrderedLog;
 use crate::identity::Signer;
 use crate::ledger::{Ledger, LedgerConfig};
 use crate::log::{Partition, PartitionConfig};
+use crate::raft::network::ClusterClients;
+use crate::raft::service::Groups;
+use crate::raft::{Node as RaftNode, RaftLog, Timing};
 use crate::server::{AtomicBroadcastService, Channels};
 
 pub struct Node {
     channels: Channels,
     local_addr: SocketAddr,
-    stop_server: oneshot::Sender<()>,
-    server: JoinHandle<Result<(), tonic::transport::Error>>,
+    cluster_addr: Option<SocketAddr>,
+    stop_servers: Vec<oneshot::Sender<()>>,
+    servers: Vec<JoinHandle<Result<(), tonic::transport::Error>>>,
     _lock: DataDirLock,
+}
+
+type Served = JoinHandle<Result<(), tonic::transport::Error>>;
+
+/// Serves `router` on `listener` until the returned sender fires (or is dropped).
+fn serve(
+    router: tonic::transport::server::Router,
+    listener: tokio::net::TcpListener,
+) -> (oneshot::Sender<()>, Served) {
+    let (stop, stopped) = oneshot::channel::<()>();
+    let handle = tokio::spawn(router.serve_with_incoming_shutdown(
+        TcpListenerStream::new(listener),
+        async {
+            let _ = stopped.await;
+        },
+    ));
+    (stop, handle)
 }
 
 impl Node {
@@ -34,7 +55,25 @@ impl Node {
             .with_context(|| format!("creating {}", data_dir.display()))?;
         let lock = DataDirLock::acquire(data_dir)?;
         let signer = Signer::load(&config.node.identity)?;
+        let raft = config.node.consensus == "raft";
+        let clients = ClusterClients::default();
+        let cluster = config.cluster.clone();
+        let bootstrap = cluster.as_ref().and_then(|c| {
+            c.peers.iter().any(|p| p.id == config.node.id).then(|| {
+                c.peers
+                    .iter()
+                    .map(|p| (p.id, RaftNode::new(&p.address)))
+                    .collect::<std::collections::BTreeMap<_, _>>()
+            })
+        });
+        let timing = cluster.as_ref().map(|c| Timing {
+            heartbeat: std::time::Duration::from_millis(c.heartbeat_ms),
+            election_min: std::time::Duration::from_millis(c.election_timeout_min_ms),
+            election_max: std::time::Duration::from_millis(c.election_timeout_max_ms),
+            produce_timeout: std::time::Duration::from_millis(c.produce_timeout_ms),
+        });
 
+        let mut groups = Vec::new();
         let mut channels = Vec::new();
         for section in &config.channels {
             let genesis = read_genesis(&section.genesis_block)?;
@@ -42,14 +81,29 @@ impl Node {
                 .map_err(|e| anyhow::anyhow!(e))?
                 .channel_id;
             let dir = data_dir.join("channels").join(&id);
-            let partition = Partition::open(
-                &dir.join("log"),
-                PartitionConfig {
-                    segment_bytes: config.log.segment_bytes,
-                    ..Default::default()
-                },
-            )
-            .with_context(|| format!("opening the log of channel {id}"))?;
+            let log_config = PartitionConfig {
+                segment_bytes: config.log.segment_bytes,
+                ..Default::default()
+            };
+            let log: Arc<dyn OrderedLog> = match (raft, &timing) {
+                (true, Some(timing)) => {
+                    let group = RaftLog::open(
+                        &id,
+                        &dir.join("log"),
+                        config.node.id,
+                        log_config,
+                        timing,
+                        bootstrap.clone(),
+                        clients.clone(),
+                    )
+                    .await
+                    .with_context(|| format!("starting the raft group of channel {id}"))?;
+                    groups.push(group.clone());
+                    group
+                }
+                _ => Partition::open(&dir.join("log"), log_config)
+                    .with_context(|| format!("opening the log of channel {id}"))?,
+            };
             let ledger = Ledger::open(
                 &dir.join("ledger"),
                 LedgerConfig {
@@ -57,7 +111,6 @@ impl Node {
                 },
             )
             .with_context(|| format!("opening the ledger of channel {id}"))?;
-            let log: Arc<dyn OrderedLog> = partition;
             channels.push(Channel::open(&genesis, ledger, log, signer.clone())?);
         }
         let channels = Channels::new(channels);
@@ -71,20 +124,38 @@ impl Node {
         let service = AtomicBroadcastServer::new(AtomicBroadcastService::new(channels.clone()))
             .max_decoding_message_size(max_message)
             .max_encoding_message_size(usize::MAX);
-        let (stop_server, stopped) = oneshot::channel::<()>();
-        let server = tokio::spawn(
-            tonic::transport::Server::builder()
-                .add_service(service)
-                .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async {
-                    let _ = stopped.await;
-                }),
-        );
+        let mut stop_servers = Vec::new();
+        let mut servers = Vec::new();
+        let mut cluster_addr = None;
+        if let (true, Some(cluster_listen)) = (raft, config.node.cluster_listen) {
+            let listener = tokio::net::TcpListener::bind(cluster_listen)
+                .await
+                .with_context(|| format!("binding the cluster address {cluster_listen}"))?;
+            cluster_addr = Some(listener.local_addr()?);
+            let groups = Groups::new(groups);
+            let router = tonic::transport::Server::builder()
+                .add_service(
+                    ordo_proto::ordo::cluster_server::ClusterServer::new(groups.clone())
+                        .max_decoding_message_size(usize::MAX)
+                        .max_encoding_message_size(usize::MAX),
+                )
+                .add_service(ordo_proto::ordo::admin_server::AdminServer::new(groups));
+            let (stop, handle) = serve(router, listener);
+            stop_servers.push(stop);
+            servers.push(handle);
+            tracing::info!(cluster_addr = ?cluster_addr, node = config.node.id, "serving the cluster");
+        }
+        let router = tonic::transport::Server::builder().add_service(service);
+        let (stop, handle) = serve(router, listener);
+        stop_servers.push(stop);
+        servers.push(handle);
         tracing::info!(%local_addr, channels = config.channels.len(), "serving AtomicBroadcast");
         Ok(Node {
             channels,
             local_addr,
-            stop_server,
-            server,
+            cluster_addr,
+            stop_servers,
+            servers,
             _lock: lock,
         })
     }
@@ -93,15 +164,23 @@ impl Node {
         self.local_addr
     }
 
+    pub fn cluster_addr(&self) -> Option<SocketAddr> {
+        self.cluster_addr
+    }
+
     pub fn channels(&self) -> &Channels {
         &self.channels
     }
 
     /// Stops serving, then stops every channel; what was acknowledged is already on disk.
     pub async fn stop(self) {
-        let _ = self.stop_server.send(());
+        for stop in self.stop_servers {
+            let _ = stop.send(());
+        }
         // Streams that never end (a Deliver following the chain) must not hold shutdown up.
-        let _ = tokio::time::timeout(std::time::Duration::from_secs(2), self.server).await;
+        for server in self.servers {
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(2), server).await;
+        }
         for channel in self.channels.iter() {
             channel.shutdown().await;
         }

@@ -238,6 +238,7 @@ mod tests {
                 public_key: orderer.public_key().to_vec().into(),
                 ..Default::default()
             }],
+            dedup_window_blocks: 0,
         }
     }
 

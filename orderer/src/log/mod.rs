@@ -43,6 +43,8 @@ pub enum LogError {
         start: u64,
         end: u64,
     },
+    #[error("the log cannot take records now: {0}")]
+    Unavailable(String),
     #[error("the partition is closed")]
     Closed,
 }

@@ -320,6 +320,7 @@ impl Writer {
 fn duplicate(error: &LogError) -> LogError {
     match error {
         LogError::Io(e) => LogError::Io(io::Error::new(e.kind(), e.to_string())),
+        LogError::Unavailable(reason) => LogError::Unavailable(reason.clone()),
         LogError::Corrupt {
             offset,
             path,

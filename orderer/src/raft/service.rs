@@ -1,0 +1,266 @@
+//! The server side of the cluster transport (`ordo.Cluster`) and the membership calls
+//! (`ordo.Admin`), over every channel's Raft group on this node.
+
+use std::collections::{BTreeSet, HashMap};
+use std::fmt::Write as _;
+use std::sync::Arc;
+
+use openraft::error::{ClientWriteError, RaftError};
+use openraft::raft::{AppendEntriesRequest, InstallSnapshotRequest, VoteRequest};
+use openraft::{BasicNode, ChangeMembers};
+use ordo_proto::ordo::admin_client::AdminClient;
+use ordo_proto::ordo::admin_server::Admin;
+use ordo_proto::ordo::cluster_server::Cluster;
+use ordo_proto::ordo::{
+    AdminReply, ForwardRequest, ForwardResponse, MemberChange, RaftMessage, StatusRequest,
+};
+use serde::Serialize;
+use tonic::{Request, Response, Status};
+
+use super::{codec, NodeId, RaftLog, TypeConfig};
+use crate::consensus::OrderedLog;
+
+/// The Raft groups of this node, by channel.
+#[derive(Clone)]
+pub struct Groups(Arc<HashMap<String, Arc<RaftLog>>>);
+
+impl Groups {
+    pub fn new(groups: impl IntoIterator<Item = Arc<RaftLog>>) -> Self {
+        Groups(Arc::new(
+            groups
+                .into_iter()
+                .map(|g| (g.channel().to_string(), g))
+                .collect(),
+        ))
+    }
+
+    fn get(&self, channel: &str) -> Result<&Arc<RaftLog>, Status> {
+        self.0
+            .get(channel)
+            .ok_or_else(|| Status::not_found(format!("no channel {channel} on this node")))
+    }
+
+    fn raft(&self, channel: &str) -> Result<&openraft::Raft<TypeConfig>, Status> {
+        Ok(self.get(channel)?.raft())
+    }
+}
+
+fn json_reply<T: Serialize>(channel: String, value: &T) -> Result<Response<RaftMessage>, Status> {
+    let json = serde_json::to_vec(value).map_err(|e| Status::internal(e.to_string()))?;
+    Ok(Response::new(RaftMessage {
+        channel,
+        json: json.into(),
+        entries: Vec::new(),
+    }))
+}
+
+fn from_json<T: serde::de::DeserializeOwned>(message: &RaftMessage) -> Result<T, Status> {
+    serde_json::from_slice(&message.json)
+        .map_err(|e| Status::invalid_argument(format!("undecodable raft message: {e}")))
+}
+
+#[tonic::async_trait]
+impl Cluster for Groups {
+    async fn append_entries(
+        &self,
+        request: Request<RaftMessage>,
+    ) -> Result<Response<RaftMessage>, Status> {
+        let message = request.into_inner();
+        let mut rpc: AppendEntriesRequest<TypeConfig> = from_json(&message)?;
+        rpc.entries = message
+            .entries
+            .iter()
+            .map(codec::decode)
+            .collect::<Result<_, _>>()
+            .map_err(Status::invalid_argument)?;
+        let result = self.raft(&message.channel)?.append_entries(rpc).await;
+        json_reply(message.channel, &result)
+    }
+
+    async fn vote(&self, request: Request<RaftMessage>) -> Result<Response<RaftMessage>, Status> {
+        let message = request.into_inner();
+        let rpc: VoteRequest<NodeId> = from_json(&message)?;
+        let result = self.raft(&message.channel)?.vote(rpc).await;
+        json_reply(message.channel, &result)
+    }
+
+    async fn install_snapshot(
+        &self,
+        request: Request<RaftMessage>,
+    ) -> Result<Response<RaftMessage>, Status> {
+        let message = request.into_inner();
+        let rpc: InstallSnapshotRequest<TypeConfig> = from_json(&message)?;
+        let result = self.raft(&message.channel)?.install_snapshot(rpc).await;
+        json_reply(message.channel, &result)
+    }
+
+    async fn forward(
+        &self,
+        request: Request<ForwardRequest>,
+    ) -> Result<Response<ForwardResponse>, Status> {
+        let request = request.into_inner();
+        let group = self.get(&request.channel)?;
+        // Only the leader takes a forwarded record; it does not forward again, so a record
+        // never travels in circles while leadership moves.
+        let reply = match group.raft().client_write(request.record).await {
+            Ok(written) => ForwardResponse {
+                offset: Some(written.log_id.index),
+                error: String::new(),
+            },
+            Err(e) => ForwardResponse {
+                offset: None,
+                error: e.to_string(),
+            },
+        };
+        Ok(Response::new(reply))
+    }
+}
+
+/// What one membership call does to one group.
+#[derive(Clone, Copy, Debug)]
+enum Change {
+    AddLearner,
+    Promote,
+    Remove,
+}
+
+impl Groups {
+    async fn change(
+        &self,
+        change: Change,
+        request: MemberChange,
+    ) -> Result<Response<AdminReply>, Status> {
+        let mut report = String::new();
+        let mut ok = true;
+        let channels: Vec<String> = if request.channel.is_empty() {
+            self.0.keys().cloned().collect()
+        } else {
+            vec![request.channel.clone()]
+        };
+        for channel in channels {
+            let raft = self.raft(&channel)?;
+            let id = request.node_id;
+            let result = match change {
+                Change::AddLearner => raft
+                    .add_learner(id, BasicNode::new(&request.address), true)
+                    .await
+                    .map(|_| ()),
+                Change::Promote => raft
+                    .change_membership(ChangeMembers::AddVoterIds(BTreeSet::from([id])), false)
+                    .await
+                    .map(|_| ()),
+                Change::Remove => raft
+                    .change_membership(ChangeMembers::RemoveVoters(BTreeSet::from([id])), false)
+                    .await
+                    .map(|_| ()),
+            };
+            let outcome = match result {
+                Ok(()) => Ok(format!("{change:?} node {id}: done")),
+                Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
+                    match f.leader_node {
+                        Some(leader) => {
+                            forward_admin(&leader.addr, change, &request, &channel).await
+                        }
+                        None => Err("no leader is known; try again".to_string()),
+                    }
+                }
+                Err(e) => Err(e.to_string()),
+            };
+            match outcome {
+                Ok(line) => {
+                    let _ = writeln!(report, "{channel}: {line}");
+                }
+                Err(e) => {
+                    ok = false;
+                    let _ = writeln!(
+                        report,
+                        "{channel}: {change:?} node {}: {e}",
+                        request.node_id
+                    );
+                }
+            }
+        }
+        Ok(Response::new(AdminReply {
+            ok,
+            message: report,
+        }))
+    }
+}
+
+async fn forward_admin(
+    leader: &str,
+    change: Change,
+    request: &MemberChange,
+    channel: &str,
+) -> Result<String, String> {
+    let mut client = AdminClient::connect(format!("http://{leader}"))
+        .await
+        .map_err(|e| format!("leader {leader}: {e}"))?;
+    let request = MemberChange {
+        channel: channel.to_string(),
+        ..request.clone()
+    };
+    let reply = match change {
+        Change::AddLearner => client.add_learner(request).await,
+        Change::Promote => client.promote(request).await,
+        Change::Remove => client.remove(request).await,
+    }
+    .map_err(|e| format!("leader {leader}: {}", e.message()))?
+    .into_inner();
+    let text = reply.message.trim().to_string();
+    if reply.ok {
+        Ok(format!("via leader {leader}: {text}"))
+    } else {
+        Err(format!("via leader {leader}: {text}"))
+    }
+}
+
+#[tonic::async_trait]
+impl Admin for Groups {
+    async fn add_learner(
+        &self,
+        request: Request<MemberChange>,
+    ) -> Result<Response<AdminReply>, Status> {
+        let request = request.into_inner();
+        if request.address.is_empty() {
+            return Err(Status::invalid_argument(
+                "add-learner needs the node's cluster address",
+            ));
+        }
+        self.change(Change::AddLearner, request).await
+    }
+
+    async fn promote(
+        &self,
+        request: Request<MemberChange>,
+    ) -> Result<Response<AdminReply>, Status> {
+        self.change(Change::Promote, request.into_inner()).await
+    }
+
+    async fn remove(&self, request: Request<MemberChange>) -> Result<Response<AdminReply>, Status> {
+        self.change(Change::Remove, request.into_inner()).await
+    }
+
+    async fn status(&self, _: Request<StatusRequest>) -> Result<Response<AdminReply>, Status> {
+        let mut report = String::new();
+        for (channel, group) in self.0.iter() {
+            let m = group.raft().metrics().borrow().clone();
+            let voters: Vec<NodeId> = m.membership_config.membership().voter_ids().collect();
+            let learners: Vec<NodeId> = m.membership_config.membership().learner_ids().collect();
+            let _ = writeln!(
+                report,
+                "{channel}: node {} {:?}, term {}, leader {:?}, voters {voters:?}, learners {learners:?}, applied {:?}, stored {}",
+                m.id,
+                m.state,
+                m.current_term,
+                m.current_leader,
+                m.last_applied.map(|l| l.index),
+                group.local_end(),
+            );
+        }
+        Ok(Response::new(AdminReply {
+            ok: true,
+            message: report,
+        }))
+    }
+}
