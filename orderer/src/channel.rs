@@ -172,12 +172,15 @@ impl Channel {
         self.healthy.load(Ordering::Relaxed)
     }
 
-    /// Broadcast's checks after the channel is known: size, signature and policy, tx_id. Returns
-    /// the log record to produce.
-    pub fn admit(&self, envelope: &Envelope, parsed: &Parsed) -> Result<Bytes, Rejection> {
+    /// Broadcast's check that needs no signature: the size limit.
+    pub fn check_size(&self, parsed: &Parsed) -> Result<(), Rejection> {
+        validate::check_size(parsed, self.policy().absolute_max_bytes())
+    }
+
+    /// Broadcast's checks once the signature is verified: policy (writers, or admins and a valid
+    /// next configuration for a CONFIG envelope), then tx_id. Returns the log record to produce.
+    pub fn authorize(&self, envelope: &Envelope, parsed: &Parsed) -> Result<Bytes, Rejection> {
         let policy = self.policy();
-        validate::check_size(parsed, policy.absolute_max_bytes())?;
-        validate::check_signature(parsed, envelope)?;
         let config = parsed.header_type == HeaderType::Config as i32;
         if config {
             if !policy.is_admin(&parsed.creator) {

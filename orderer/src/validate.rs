@@ -122,6 +122,32 @@ pub fn check_tx_id(parsed: &Parsed) -> Result<(), Rejection> {
     Ok(())
 }
 
+/// Verifies many envelopes' signatures at once: one batch verification (about twice as fast per
+/// signature), and only if it fails, one by one, so exactly the bad ones are refused.
+pub fn verify_signatures(items: &[(&Parsed, &Envelope)]) -> Vec<bool> {
+    if items.len() > 1 {
+        let parts: Option<Vec<_>> = items
+            .iter()
+            .map(|(parsed, envelope)| {
+                let signature = ed25519_dalek::Signature::from_slice(&envelope.signature).ok()?;
+                Some((envelope.payload.as_ref(), signature, parsed.creator.key))
+            })
+            .collect();
+        if let Some(parts) = parts {
+            let messages: Vec<&[u8]> = parts.iter().map(|p| p.0).collect();
+            let signatures: Vec<_> = parts.iter().map(|p| p.1).collect();
+            let keys: Vec<_> = parts.iter().map(|p| p.2).collect();
+            if ed25519_dalek::verify_batch(&messages, &signatures, &keys).is_ok() {
+                return vec![true; items.len()];
+            }
+        }
+    }
+    items
+        .iter()
+        .map(|(parsed, envelope)| check_signature(parsed, envelope).is_ok())
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -149,6 +175,23 @@ mod tests {
         check_size(&parsed, 1 << 20).unwrap();
         check_signature(&parsed, &env).unwrap();
         check_tx_id(&parsed).unwrap();
+    }
+
+    #[test]
+    fn batch_verification_singles_out_the_bad_signatures() {
+        let envelopes: Vec<Envelope> = (0..5).map(|_| envelope().1).collect();
+        let mut envelopes = envelopes;
+        let mut sig = envelopes[3].signature.to_vec();
+        sig[10] ^= 1;
+        envelopes[3].signature = sig.into();
+        let parsed: Vec<Parsed> = envelopes.iter().map(|e| parse(e).unwrap()).collect();
+        let items: Vec<_> = parsed.iter().zip(&envelopes).collect();
+        assert_eq!(
+            verify_signatures(&items),
+            vec![true, true, true, false, true]
+        );
+        assert_eq!(verify_signatures(&items[..3]), vec![true; 3]);
+        assert_eq!(verify_signatures(&items[3..4]), vec![false]);
     }
 
     #[test]
