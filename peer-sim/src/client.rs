@@ -47,6 +47,24 @@ impl Client {
         self.grpc.clone()
     }
 
+    /// Sends one envelope on a Broadcast stream of its own and returns the answer.
+    pub async fn broadcast_one(
+        &self,
+        envelope: ordo_proto::common::Envelope,
+    ) -> anyhow::Result<ordo_proto::orderer::BroadcastResponse> {
+        let mut responses = self
+            .grpc()
+            .broadcast(futures::stream::iter([envelope]))
+            .await
+            .context("opening Broadcast")?
+            .into_inner();
+        responses
+            .next()
+            .await
+            .context("Broadcast ended without an answer")?
+            .context("Broadcast stream")
+    }
+
     /// Opens a Deliver stream for blocks `start..=stop` (`u64::MAX` to follow the chain).
     pub async fn deliver(
         &self,

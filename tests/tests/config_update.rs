@@ -30,16 +30,7 @@ async fn config_block_stands_alone_and_its_rules_apply() {
         config.encode_to_vec().into(),
     );
     let update_id = stored_tx_id(&update.encode_to_vec()).unwrap();
-    let mut responses = client
-        .grpc()
-        .broadcast(futures::stream::iter([update]))
-        .await
-        .unwrap()
-        .into_inner();
-    let answer = futures::StreamExt::next(&mut responses)
-        .await
-        .unwrap()
-        .unwrap();
+    let answer = client.broadcast_one(update).await.unwrap();
     assert_eq!(answer.status, Status::Success as i32, "{}", answer.info);
 
     let load = Load {
@@ -95,15 +86,6 @@ async fn config_block_stands_alone_and_its_rules_apply() {
         HeaderType::Config,
         config.encode_to_vec().into(),
     );
-    let mut responses = client
-        .grpc()
-        .broadcast(futures::stream::iter([stale]))
-        .await
-        .unwrap()
-        .into_inner();
-    let answer = futures::StreamExt::next(&mut responses)
-        .await
-        .unwrap()
-        .unwrap();
+    let answer = client.broadcast_one(stale).await.unwrap();
     assert_eq!(answer.status, Status::BadRequest as i32);
 }
