@@ -20,19 +20,10 @@ cluster_base="${ORDO_CLUSTER_BASE:-7150}"
 channel=ordo
 
 die() { echo "local.sh: $*" >&2; exit 1; }
+# shellcheck source=network/lib.sh
+. "$here/lib.sh"
 
-binaries() {
-  if [ -n "${ORDO_BIN:-}" ]; then
-    bin="$ORDO_BIN"
-  else
-    bin="$root/target/release"
-    if [ ! -x "$bin/orderer" ] || [ ! -x "$bin/peer-sim" ]; then
-      echo "building release binaries..."
-      (cd "$root" && cargo build --release --bins --quiet)
-    fi
-  fi
-  [ -x "$bin/orderer" ] || die "no orderer binary in $bin"
-}
+binaries() { ordo_binaries; }
 
 node_ids() { ls "$net/nodes" 2>/dev/null | sed 's/^node//' | sort -n; }
 pid_of() { cat "$net/pids/$1" 2>/dev/null || true; }
@@ -41,10 +32,12 @@ running() { local pid; pid=$(pid_of "$1"); [ -n "$pid" ] && kill -0 "$pid" 2>/de
 start_node() {
   local id=$1 log="$net/logs/node$1.log"
   running "$id" && die "node $id is already running"
+  # Only this start's lines count: the log keeps those of earlier runs.
+  local seen; seen=$(wc -l <"$log" 2>/dev/null || echo 0)
   "$bin/orderer" start --config "$net/nodes/node$id/orderer.toml" >>"$log" 2>&1 &
   echo $! >"$net/pids/$id"
   for _ in $(seq 1 100); do
-    grep -q "^listening on" "$log" 2>/dev/null && { echo "node $id: pid $(pid_of "$id"), clients 127.0.0.1:$((client_base + id))"; return; }
+    tail -n +"$((seen + 1))" "$log" 2>/dev/null | grep -q "^listening on" && { echo "node $id: pid $(pid_of "$id"), clients 127.0.0.1:$((client_base + id))"; return; }
     running "$id" || { tail -n 20 "$log" >&2; die "node $id exited at start"; }
     sleep 0.1
   done
@@ -59,35 +52,14 @@ up() {
   mkdir -p "$net"/{crypto,nodes,logs,pids}
   "$bin/orderer" keygen --mspid Org1MSP --out "$net/crypto/client" >/dev/null
   local client_key; client_key=$(cat "$net/crypto/client/key.pub")
-  {
-    echo "channel_id = \"$channel\""
-    echo
-    echo "[batch]"
-    echo "max_message_count = ${ORDO_MAX_MESSAGE_COUNT:-500}"
-    echo "absolute_max_bytes = 10485760"
-    echo "preferred_max_bytes = 2097152"
-    echo "timeout_ms = ${ORDO_BATCH_TIMEOUT_MS:-500}"
-    echo
-    echo "[[organizations]]"
-    echo "mspid = \"Org1MSP\""
-    echo "writers = [\"$client_key\"]"
-    echo "readers = [\"$client_key\"]"
-    echo "admins = [\"$client_key\"]"
-  } >"$net/channel.toml"
+  ordo_channel_head "$channel" "$client_key" >"$net/channel.toml"
   local peers=""
   for i in $(seq 1 "$n"); do
     local key
     key=$("$bin/orderer" keygen --mspid OrdererMSP --out "$net/crypto/orderer$i")
-    {
-      echo
-      echo "[[consenters]]"
-      echo "id = $i"
-      echo "mspid = \"OrdererMSP\""
-      echo "public_key = \"$key\""
-      echo "client_address = \"127.0.0.1:$((client_base + i))\""
-      echo "cluster_address = \"127.0.0.1:$((cluster_base + i))\""
-    } >>"$net/channel.toml"
-    peers+=$'\n'"[[cluster.peers]]"$'\n'"id = $i"$'\n'"address = \"127.0.0.1:$((cluster_base + i))\""$'\n'
+    ordo_consenter "$i" "$key" "127.0.0.1:$((client_base + i))" "127.0.0.1:$((cluster_base + i))" \
+      >>"$net/channel.toml"
+    peers+=$(ordo_peer "$i" "127.0.0.1:$((cluster_base + i))")$'\n'
   done
   "$bin/orderer" genesis --channel-config "$net/channel.toml" --signer "$net/crypto/client" \
     --output "$net/genesis/$channel.block" >/dev/null
@@ -155,6 +127,7 @@ case "$cmd" in
     [ -n "${2:-}" ] || die "kill takes a node id"
     running "$2" || die "node $2 is not running"
     kill -KILL "$(pid_of "$2")"
+    for _ in $(seq 1 50); do running "$2" || break; sleep 0.1; done
     echo "node $2 killed (SIGKILL)"
     ;;
   restart)

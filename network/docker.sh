@@ -1,0 +1,338 @@
+#!/usr/bin/env bash
+# A 3-node Ordo network in Docker containers, replicated consensus ("raft"), from network/compose.yaml.
+#
+#   network/docker.sh image          build the image ordo-orderer:local from the release binaries
+#   network/docker.sh up             generate crypto and channel config, start the 3 containers
+#   network/docker.sh down           remove the containers, the network and the generated data
+#   network/docker.sh status         containers, and the cluster as each running node sees it
+#   network/docker.sh partition ID   disconnect node ID from the bridge network "ordo"
+#   network/docker.sh heal ID        connect node ID again (under its service name)
+#   network/docker.sh kill ID        SIGKILL node ID (docker kill: a crash)
+#   network/docker.sh restart ID     start node ID's container again on its data (after kill)
+#
+# Data lives under network/.data/docker/ordererN (ignored by git), bind-mounted at /ordo in the
+# container. Node i serves clients on 127.0.0.1:(7050+i) on the host; inside the network the
+# nodes talk to each other at ordererI:7150. No registry is needed: the image is FROM scratch
+# with our binaries and the shared libraries they load. Binaries come from target/release
+# (built here if missing) or from $ORDO_BIN.
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(dirname "$here")
+net="$here/.data/docker"            # must match the volumes of compose.yaml
+compose_file="$here/compose.yaml"
+project=ordo                        # compose project name
+network=ordo                        # the bridge network (networks.ordo.name in compose.yaml)
+image=ordo-orderer:local
+channel=ordo
+nodes=(1 2 3)                       # compose.yaml defines exactly these services
+client_base=7050                    # node i is published on 127.0.0.1:(client_base + i)
+
+die() { echo "docker.sh: $*" >&2; exit 1; }
+# shellcheck source=network/lib.sh
+. "$here/lib.sh"
+
+# --- helpers ----------------------------------------------------------------------------------
+
+binaries() { ordo_binaries; }
+
+# Runs docker compose with our file and project name: the `docker compose` plugin if this Docker
+# has it, else the standalone docker-compose.
+compose() {
+  if [ -z "${compose_cmd:-}" ]; then
+    if docker compose version >/dev/null 2>&1; then
+      compose_cmd="docker compose"
+    elif command -v docker-compose >/dev/null 2>&1; then
+      compose_cmd="docker-compose"
+    else
+      die "neither 'docker compose' nor 'docker-compose' is available"
+    fi
+  fi
+  # The containers run as the user who owns the generated data (see compose.yaml).
+  ORDO_UID=$(id -u) ORDO_GID=$(id -g) $compose_cmd -p "$project" -f "$compose_file" "$@"
+}
+
+container() { echo "ordo-orderer$1"; }
+
+# Checks that ID names one of the nodes of compose.yaml.
+check_id() {
+  local id=${1:-}
+  [ -n "$id" ] || die "$cmd takes a node id (${nodes[*]})"
+  case " ${nodes[*]} " in
+    *" $id "*) ;;
+    *) die "no node $id (the network has nodes ${nodes[*]})" ;;
+  esac
+}
+
+# State of a node's container: running, exited, created, ... or "absent".
+# (docker inspect prints an empty line for a missing container, hence the capture.)
+state() {
+  local s
+  s=$(docker inspect -f '{{.State.Status}}' "$(container "$1")" 2>/dev/null) || s=""
+  echo "${s:-absent}"
+}
+
+# Whether a node's container is attached to the bridge network.
+attached() {
+  docker inspect -f '{{range $name, $_ := .NetworkSettings.Networks}}{{$name}} {{end}}' \
+    "$(container "$1")" 2>/dev/null | grep -qw "$network"
+}
+
+# How many times the node has printed "listening on" (once per start; docker logs keep every run).
+starts() { docker logs "$(container "$1")" 2>/dev/null | grep -c '^listening on' || true; }
+
+# Waits until node ID has started for the (previous + 1)th time and answers clients through its
+# published port: peer-sim reads and verifies the whole chain through 127.0.0.1:705ID.
+wait_ready() {
+  local id=$1 before=$2 name; name=$(container "$1")
+  local port=$((client_base + id))
+  for _ in $(seq 1 150); do
+    [ "$(starts "$id")" -gt "$before" ] && break
+    if [ "$(state "$id")" != running ]; then
+      docker logs --tail 20 "$name" >&2 || true
+      die "node $id ($name) exited at start"
+    fi
+    sleep 0.2
+  done
+  [ "$(starts "$id")" -gt "$before" ] || die "node $id did not start listening within 30s (docker logs $name)"
+  for _ in $(seq 1 50); do
+    if "$bin/peer-sim" verify --endpoint "127.0.0.1:$port" --msp "$net/client" >/dev/null 2>&1; then
+      echo "node $id: container $name, clients 127.0.0.1:$port"
+      return
+    fi
+    sleep 0.2
+  done
+  "$bin/peer-sim" verify --endpoint "127.0.0.1:$port" --msp "$net/client" >&2 || true
+  die "node $id listens but does not answer on 127.0.0.1:$port"
+}
+
+# A node's cluster status as that node sees it, asked inside its container (the cluster port is
+# not published).
+admin_status() {
+  docker exec "$(container "$1")" /usr/local/bin/orderer admin --cluster 127.0.0.1:7150 status
+}
+
+# --- image ------------------------------------------------------------------------------------
+
+# sha256 of both binaries: recorded as an image label so that `up` notices a stale image.
+binaries_digest() { cat "$bin/orderer" "$bin/peer-sim" | sha256sum | cut -d' ' -f1; }
+
+image_digest() { docker image inspect -f '{{index .Config.Labels "org.ordo.binaries"}}' "$image" 2>/dev/null || true; }
+
+build_image() {
+  binaries
+  command -v ldd >/dev/null || die "ldd is needed to find the binaries' shared libraries"
+  local ctx; ctx=$(mktemp -d "${TMPDIR:-/tmp}/ordo-image.XXXXXX")
+  # shellcheck disable=SC2064  # expand $ctx now: it is local
+  trap "rm -rf '$ctx'" EXIT
+  local rootfs="$ctx/rootfs"
+  mkdir -p "$rootfs/usr/local/bin" "$rootfs/etc" "$rootfs/tmp"
+  chmod 1777 "$rootfs/tmp"
+  cp "$bin/orderer" "$bin/peer-sim" "$rootfs/usr/local/bin/"
+
+  # Every shared library ldd lists (and the dynamic loader), at the same path as on this host.
+  # Lines look like "libc.so.6 => /lib/x86_64-linux-gnu/libc.so.6 (0x...)" or, for the loader,
+  # "/lib64/ld-linux-x86-64.so.2 (0x...)"; linux-vdso has no file. cp -L copies the file a
+  # symlink points to, under the symlink's name (the loader's path is one on Debian). With two
+  # files ldd also prints a "path:" header before each list: skipped (no "(0x...)" after it).
+  local lib
+  for lib in $(ldd "$bin/orderer" "$bin/peer-sim" | awk '$2 == "=>" && $3 ~ /^\// { print $3 } $1 ~ /^\// && $2 ~ /^\(0x/ { print $1 }' | sort -u); do
+    mkdir -p "$rootfs$(dirname "$lib")"
+    cp -L "$lib" "$rootfs$lib"
+  done
+  if ldd "$bin/orderer" "$bin/peer-sim" | grep -q 'not found'; then
+    die "a shared library of the binaries is missing on this host: $(ldd "$bin/orderer" | grep 'not found')"
+  fi
+
+  # Name resolution (the nodes dial each other as orderer1:7150, ...): glibc 2.34+ has the
+  # "files" and "dns" sources built in; say explicitly to read /etc/hosts, then Docker's DNS
+  # (Docker supplies /etc/hosts and /etc/resolv.conf). No /etc/passwd: the binaries never look
+  # a user up, and compose.yaml gives a numeric uid:gid.
+  echo "hosts: files dns" >"$rootfs/etc/nsswitch.conf"
+
+  cat >"$ctx/Dockerfile" <<DOCKERFILE
+# Generated by network/docker.sh: Ordo's release binaries and the libraries they load, nothing else.
+FROM scratch
+COPY rootfs/ /
+LABEL org.ordo.binaries="$(binaries_digest)"
+EXPOSE 7050 7150
+ENTRYPOINT ["/usr/local/bin/orderer"]
+DOCKERFILE
+
+  echo "building $image from $bin ($(du -sh "$rootfs" | cut -f1) root filesystem)..."
+  # FROM scratch pulls nothing, so this works without any registry.
+  DOCKER_BUILDKIT=0 docker build --quiet -t "$image" "$ctx" >/dev/null 2>"$ctx/build.err" || {
+    cat "$ctx/build.err" >&2
+    die "docker build failed"
+  }
+  rm -rf "$ctx"
+  trap - EXIT
+  echo "image $image built"
+  # Smoke test: the binary starts in the image (loader and libraries are all there).
+  docker run --rm "$image" --version >/dev/null || die "the orderer does not run in $image"
+}
+
+# Builds the image unless it exists and holds the current binaries.
+ensure_image() {
+  binaries
+  if [ "$(image_digest)" != "$(binaries_digest)" ]; then
+    build_image
+  fi
+}
+
+# --- up / down --------------------------------------------------------------------------------
+
+# Generates the client and node identities, the channel config and its genesis block, and one
+# folder per node: network/.data/docker/ordererN/{orderer.toml,crypto,genesis,data}.
+generate() {
+  mkdir -p "$net"
+  "$bin/orderer" keygen --mspid Org1MSP --out "$net/client" >/dev/null
+  local client_key; client_key=$(cat "$net/client/key.pub")
+  ordo_channel_head "$channel" "$client_key" >"$net/channel.toml"
+
+  # The consenters: clients reach node i on the host's published port, nodes reach each other
+  # by service name on the bridge network.
+  local peers="" i key
+  for i in "${nodes[@]}"; do
+    mkdir -p "$net/orderer$i/genesis" "$net/orderer$i/data"
+    key=$("$bin/orderer" keygen --mspid OrdererMSP --out "$net/orderer$i/crypto")
+    ordo_consenter "$i" "$key" "127.0.0.1:$((client_base + i))" "orderer$i:7150" >>"$net/channel.toml"
+    peers+=$(ordo_peer "$i" "orderer$i:7150")$'\n'
+  done
+  "$bin/orderer" genesis --channel-config "$net/channel.toml" --signer "$net/client" \
+    --output "$net/genesis.block" >/dev/null
+
+  # Node configs: paths are relative to the config file, i.e. to /ordo in the container.
+  for i in "${nodes[@]}"; do
+    cp "$net/genesis.block" "$net/orderer$i/genesis/$channel.block"
+    cat >"$net/orderer$i/orderer.toml" <<TOML
+# Node $i of the docker network (generated by network/docker.sh); mounted at /ordo.
+[node]
+id = $i
+consensus = "raft"
+data_dir = "data"
+listen = "0.0.0.0:7050"
+cluster_listen = "0.0.0.0:7150"
+identity = "crypto"
+
+[cluster]
+heartbeat_ms = 100
+election_timeout_min_ms = 500
+election_timeout_max_ms = 1000
+$peers
+[[channel]]
+genesis_block = "genesis/$channel.block"
+TOML
+  done
+}
+
+up() {
+  [ -d "$net" ] && die "a network is already set up in $net (docker.sh down first)"
+  local i
+  for i in "${nodes[@]}"; do
+    [ "$(state "$i")" = absent ] || die "container $(container "$i") already exists (docker.sh down first)"
+  done
+  binaries
+  ensure_image
+  generate
+  echo "starting containers..."
+  compose up -d --no-build >/dev/null 2>"$net/compose-up.err" || {
+    cat "$net/compose-up.err" >&2
+    die "docker compose up failed (docker.sh down cleans up)"
+  }
+  for i in "${nodes[@]}"; do wait_ready "$i" 0; done
+  echo
+  echo "client credentials: $net/client"
+  echo "try:  $bin/peer-sim --endpoint 127.0.0.1:$((client_base + 1)) --msp $net/client"
+}
+
+down() {
+  if [ -f "$compose_file" ]; then
+    # Also removes the network; a partitioned container is removed all the same.
+    local out
+    out=$(compose down --remove-orphans --timeout 10 2>&1) || echo "$out" >&2
+  fi
+  # Containers left over from another compose project name, if any.
+  local i
+  for i in "${nodes[@]}"; do
+    [ "$(state "$i")" = absent ] || docker rm -f "$(container "$i")" >/dev/null
+  done
+  docker network rm "$network" >/dev/null 2>&1 || true
+  rm -rf "$net" || die "could not delete $net (files owned by another user? the containers run as $(id -u):$(id -g))"
+  echo "network stopped and removed"
+}
+
+status() {
+  [ -d "$net" ] || die "no network (docker.sh up)"
+  local i s any=()
+  for i in "${nodes[@]}"; do
+    s=$(state "$i")
+    if [ "$s" = running ]; then
+      if attached "$i"; then
+        echo "node $i: running, container $(container "$i"), clients 127.0.0.1:$((client_base + i))"
+      else
+        echo "node $i: running but PARTITIONED (not on network $network)"
+      fi
+      any+=("$i")
+    else
+      echo "node $i: $s"
+    fi
+  done
+  # Each running node's own view: a partitioned node shows what it believed last.
+  for i in "${any[@]}"; do
+    echo "-- as node $i sees it:"
+    admin_status "$i" || echo "(node $i did not answer)"
+  done
+}
+
+# --- faults -----------------------------------------------------------------------------------
+
+partition() {
+  check_id "$1"
+  [ "$(state "$1")" = running ] || die "node $1 is not running"
+  attached "$1" || die "node $1 is already partitioned"
+  # Cuts the node from the other nodes and from its published port (the mapping lives on this
+  # network), as a network partition would; the process keeps running.
+  docker network disconnect "$network" "$(container "$1")"
+  echo "node $1 partitioned (disconnected from network $network)"
+}
+
+heal() {
+  check_id "$1"
+  [ "$(state "$1")" != absent ] || die "node $1 has no container"
+  attached "$1" && die "node $1 is not partitioned"
+  # The alias makes the service name (orderer$1) resolve to the node again.
+  docker network connect --alias "orderer$1" "$network" "$(container "$1")"
+  echo "node $1 healed (connected to network $network as orderer$1)"
+}
+
+kill_node() {
+  check_id "$1"
+  [ "$(state "$1")" = running ] || die "node $1 is not running"
+  docker kill --signal KILL "$(container "$1")" >/dev/null
+  echo "node $1 killed (SIGKILL)"
+}
+
+restart() {
+  check_id "$1"
+  local s; s=$(state "$1")
+  [ "$s" != absent ] || die "node $1 has no container (docker.sh up)"
+  [ "$s" != running ] || die "node $1 is already running"
+  binaries
+  local before; before=$(starts "$1")
+  docker start "$(container "$1")" >/dev/null
+  wait_ready "$1" "$before"
+}
+
+cmd=${1:-}
+case "$cmd" in
+  image) build_image ;;
+  up) up ;;
+  down) down ;;
+  status) status ;;
+  partition) partition "${2:-}" ;;
+  heal) heal "${2:-}" ;;
+  kill) kill_node "${2:-}" ;;
+  restart) restart "${2:-}" ;;
+  *) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+esac
