@@ -26,7 +26,7 @@ network=ordo                        # the bridge network (networks.ordo.name in 
 image=ordo-orderer:local
 channel=ordo
 nodes=(1 2 3)                       # compose.yaml defines exactly these services
-client_base=7050                    # node i is published on 127.0.0.1:(client_base + i)
+client_base=${ORDO_CLIENT_BASE:-7050} # node i is published on 127.0.0.1:(client_base + i)
 
 die() { echo "docker.sh: $*" >&2; exit 1; }
 # shellcheck source=network/lib.sh
@@ -49,7 +49,8 @@ compose() {
     fi
   fi
   # The containers run as the user who owns the generated data (see compose.yaml).
-  ORDO_UID=$(id -u) ORDO_GID=$(id -g) $compose_cmd -p "$project" -f "$compose_file" "$@"
+  ORDO_UID=$(id -u) ORDO_GID=$(id -g) ORDO_PORT1=$((client_base + 1)) \
+    ORDO_PORT2=$((client_base + 2)) ORDO_PORT3=$((client_base + 3)) $compose_cmd -p "$project" -f "$compose_file" "$@"
 }
 
 container() { echo "ordo-orderer$1"; }
