@@ -60,6 +60,53 @@ pub fn record(bytes: &Bytes) -> Option<Bytes> {
     (bytes.len() >= HEADER && bytes[0] == NORMAL).then(|| bytes.slice(HEADER..))
 }
 
+/// Records per normal entry, at most: a record's offset is `(raft index << 16) | position`.
+pub const MAX_BATCH_RECORDS: usize = 1 << POSITION_BITS;
+pub const POSITION_BITS: u32 = 16;
+
+/// The offset of the record at `position` in the entry at `index`.
+pub fn offset(index: u64, position: usize) -> u64 {
+    (index << POSITION_BITS) | position as u64
+}
+
+/// The entry index and position an offset names.
+pub fn split_offset(offset: u64) -> (u64, usize) {
+    (
+        offset >> POSITION_BITS,
+        (offset & ((1 << POSITION_BITS) - 1)) as usize,
+    )
+}
+
+/// A normal entry's data: several records, each `[length u32][bytes]`, so one Raft round (one
+/// append, one fsync per replica) commits many records.
+pub fn encode_batch(records: &[Bytes]) -> Bytes {
+    let size = records.iter().map(|r| 4 + r.len()).sum();
+    let mut buf = BytesMut::with_capacity(size);
+    for record in records {
+        buf.put_u32(record.len() as u32);
+        buf.put_slice(record);
+    }
+    buf.freeze()
+}
+
+pub fn decode_batch(data: &Bytes) -> Result<Vec<Bytes>, String> {
+    let mut records = Vec::new();
+    let mut at = 0;
+    while at < data.len() {
+        let Some(header) = data.get(at..at + 4) else {
+            return Err("record batch: truncated length".into());
+        };
+        let len = u32::from_be_bytes([header[0], header[1], header[2], header[3]]) as usize;
+        let end = at + 4 + len;
+        if end > data.len() {
+            return Err("record batch: truncated record".into());
+        }
+        records.push(data.slice(at + 4..end));
+        at = end;
+    }
+    Ok(records)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -86,5 +133,18 @@ mod tests {
         });
         assert_eq!(record(&normal), Some(Bytes::from_static(b"r")));
         assert!(decode(&Bytes::from_static(b"short")).is_err());
+    }
+
+    #[test]
+    fn batches_and_offsets() {
+        let records = vec![
+            Bytes::from_static(b"a"),
+            Bytes::new(),
+            Bytes::from_static(b"ccc"),
+        ];
+        assert_eq!(decode_batch(&encode_batch(&records)).unwrap(), records);
+        assert!(decode_batch(&Bytes::from_static(&[0, 0, 0, 9, 1])).is_err());
+        assert_eq!(split_offset(offset(7, 3)), (7, 3));
+        assert!(offset(7, MAX_BATCH_RECORDS - 1) < offset(8, 0));
     }
 }

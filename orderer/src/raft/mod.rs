@@ -22,7 +22,7 @@ use bytes::Bytes;
 use futures::future::BoxFuture;
 use openraft::error::{ClientWriteError, RaftError};
 use openraft::{BasicNode, Raft};
-use tokio::sync::watch;
+use tokio::sync::{mpsc, oneshot, watch, Semaphore};
 
 use crate::consensus::OrderedLog;
 use crate::log::{LogError, PartitionConfig, Record, SegmentStore};
@@ -54,12 +54,34 @@ pub struct Timing {
     pub produce_timeout: Duration,
 }
 
-/// A channel's replicated partition.
+/// A channel's replicated partition. Records produced here are gathered into batches, one Raft
+/// entry each; a record's offset is `(entry index << 16) | position in the entry`.
 pub struct RaftLog {
     channel: String,
     raft: Raft<TypeConfig>,
     reader: LogReader,
     committed: watch::Receiver<u64>,
+    queue: mpsc::Sender<Pending>,
+}
+
+/// A record waiting for its batch to commit.
+struct Pending {
+    record: Bytes,
+    reply: oneshot::Sender<Result<u64, LogError>>,
+}
+
+/// Batches written at once: enough to keep the pipeline to the leader full.
+const BATCHES_IN_FLIGHT: usize = 8;
+/// Bytes of records gathered into one entry, at most (the last record may pass it).
+const MAX_BATCH_BYTES: usize = 1 << 20;
+/// Records queued for batching; producers wait beyond it (backpressure).
+const QUEUE: usize = 16 * 1024;
+
+/// Writes entries through the leader.
+#[derive(Clone)]
+struct Writer {
+    channel: String,
+    raft: Raft<TypeConfig>,
     clients: ClusterClients,
     produce_timeout: Duration,
 }
@@ -110,13 +132,20 @@ impl RaftLog {
                 tracing::info!(channel, error = %e, "raft group not initialized here");
             }
         }
+        let writer = Writer {
+            channel: channel.to_string(),
+            raft: raft.clone(),
+            clients,
+            produce_timeout: timing.produce_timeout,
+        };
+        let (queue, pending) = mpsc::channel(QUEUE);
+        tokio::spawn(writer.run(pending));
         Ok(Arc::new(RaftLog {
             channel: channel.to_string(),
             raft,
             reader,
             committed,
-            clients,
-            produce_timeout: timing.produce_timeout,
+            queue,
         }))
     }
 
@@ -128,27 +157,130 @@ impl RaftLog {
         &self.channel
     }
 
-    /// Writes a record through the leader: here if this node leads, else forwarded to it.
-    async fn write(&self, record: Bytes) -> Result<u64, LogError> {
-        let deadline = tokio::time::Instant::now() + self.produce_timeout;
+    /// Committed records from offset `from`: the records of the committed normal entries from
+    /// there on; blank and membership entries hold none.
+    async fn committed_records(
+        &self,
+        from: u64,
+        max_bytes: usize,
+    ) -> Result<Vec<Record>, LogError> {
+        let (mut index, mut skip) = codec::split_offset(from);
+        let mut committed = self.committed.clone();
         loop {
-            let attempt = match self.raft.client_write(record.clone()).await {
-                Ok(response) => return Ok(response.log_id.index),
-                Err(RaftError::APIError(ClientWriteError::ForwardToLeader(forward))) => {
-                    match forward.leader_node {
-                        Some(leader) => {
-                            self.clients
-                                .forward(&leader.addr, &self.channel, record.clone())
-                                .await
-                        }
-                        None => Err("no leader is known".to_string()),
+            let end = *committed.borrow_and_update();
+            if index < end {
+                let raw = self.reader.read_raw(index, end, max_bytes)?;
+                // Applied entries are stored here, so a read below the commit point finds some.
+                let Some(last) = raw.last().map(|r| r.offset) else {
+                    return Err(LogError::Unavailable(format!(
+                        "entry {index} is committed but missing"
+                    )));
+                };
+                let mut records = Vec::new();
+                for entry in raw {
+                    let Some(data) = codec::record(&entry.payload) else {
+                        continue;
+                    };
+                    let batch = codec::decode_batch(&data).map_err(|reason| LogError::Corrupt {
+                        offset: entry.offset,
+                        path: format!("channel {} raft log", self.channel),
+                        reason,
+                    })?;
+                    // Resuming inside an entry skips the records before the resume point.
+                    let first = if entry.offset == index { skip } else { 0 };
+                    for (position, payload) in batch.into_iter().enumerate().skip(first) {
+                        records.push(Record {
+                            offset: codec::offset(entry.offset, position),
+                            timestamp_ms: entry.timestamp_ms,
+                            payload,
+                        });
                     }
                 }
-                Err(e) => Err(e.to_string()),
+                if !records.is_empty() {
+                    return Ok(records);
+                }
+                index = last + 1;
+                skip = 0;
+                continue;
+            }
+            if committed.changed().await.is_err() {
+                return Err(LogError::Closed);
+            }
+        }
+    }
+}
+
+impl Writer {
+    /// Gathers queued records into batches and writes them, a few batches at a time.
+    async fn run(self, mut pending: mpsc::Receiver<Pending>) {
+        let slots = Arc::new(Semaphore::new(BATCHES_IN_FLIGHT));
+        loop {
+            // Take a slot first: while all are busy, records pile up into a bigger next batch.
+            let Ok(slot) = slots.clone().acquire_owned().await else {
+                return;
             };
-            let error = match attempt {
-                Ok(offset) => return Ok(offset),
-                Err(e) => e,
+            let Some(first) = pending.recv().await else {
+                return;
+            };
+            let mut bytes = first.record.len();
+            let mut batch = vec![first];
+            while batch.len() < codec::MAX_BATCH_RECORDS && bytes < MAX_BATCH_BYTES {
+                match pending.try_recv() {
+                    Ok(next) => {
+                        bytes += next.record.len();
+                        batch.push(next);
+                    }
+                    Err(_) => break,
+                }
+            }
+            let writer = self.clone();
+            tokio::spawn(async move {
+                let records: Vec<Bytes> = batch.iter().map(|p| p.record.clone()).collect();
+                let result = writer.write(codec::encode_batch(&records)).await;
+                for (position, waiting) in batch.into_iter().enumerate() {
+                    let answer = match &result {
+                        Ok(index) => Ok(codec::offset(*index, position)),
+                        Err(e) => Err(LogError::Unavailable(e.to_string())),
+                    };
+                    let _ = waiting.reply.send(answer);
+                }
+                drop(slot);
+            });
+        }
+    }
+
+    /// Writes one entry through the leader: here if this node leads, else forwarded to it.
+    /// Resolves with its Raft index once committed.
+    async fn write(&self, entry: Bytes) -> Result<u64, LogError> {
+        let deadline = tokio::time::Instant::now() + self.produce_timeout;
+        loop {
+            let attempt = async {
+                match self.raft.client_write(entry.clone()).await {
+                    Ok(response) => Ok(response.log_id.index),
+                    Err(RaftError::APIError(ClientWriteError::ForwardToLeader(forward))) => {
+                        match forward.leader_node {
+                            Some(leader) => {
+                                self.clients
+                                    .forward(&leader.addr, &self.channel, entry.clone())
+                                    .await
+                            }
+                            None => Err("no leader is known".to_string()),
+                        }
+                    }
+                    Err(e) => Err(e.to_string()),
+                }
+            };
+            // Each attempt is bounded by the deadline too, not only the retries: a leader cut
+            // off from the majority keeps its role (openraft 0.9 does not step down on losing
+            // quorum), so its client_write neither commits nor fails until the partition heals,
+            // and a forward to such a leader hangs the same way. Without the bound a Broadcast to
+            // a partitioned node waited for the heal instead of SERVICE_UNAVAILABLE. (A record
+            // given up on here may still commit later; Broadcast then answered
+            // SERVICE_UNAVAILABLE for a record that is ordered, as it can on any lost answer.)
+            let error = match tokio::time::timeout_at(deadline, attempt).await {
+                Ok(Ok(offset)) => return Ok(offset),
+                Ok(Err(e)) => e,
+                Err(_) => "no commit before the produce timeout".to_string(),
             };
             if tokio::time::Instant::now() >= deadline {
                 return Err(LogError::Unavailable(format!(
@@ -159,50 +291,18 @@ impl RaftLog {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
-
-    /// Committed records from `from`: blank and membership entries are skipped.
-    async fn committed_records(
-        &self,
-        mut from: u64,
-        max_bytes: usize,
-    ) -> Result<Vec<Record>, LogError> {
-        let mut committed = self.committed.clone();
-        loop {
-            let end = *committed.borrow_and_update();
-            if from < end {
-                let raw = self.reader.read_raw(from, end, max_bytes)?;
-                // Applied entries are stored here, so a read below the commit point finds some.
-                let Some(last) = raw.last().map(|r| r.offset) else {
-                    return Err(LogError::Unavailable(format!(
-                        "entry {from} is committed but missing"
-                    )));
-                };
-                let records: Vec<Record> = raw
-                    .into_iter()
-                    .filter_map(|r| {
-                        codec::record(&r.payload).map(|payload| Record {
-                            offset: r.offset,
-                            timestamp_ms: r.timestamp_ms,
-                            payload,
-                        })
-                    })
-                    .collect();
-                if !records.is_empty() {
-                    return Ok(records);
-                }
-                from = last + 1;
-                continue;
-            }
-            if committed.changed().await.is_err() {
-                return Err(LogError::Closed);
-            }
-        }
-    }
 }
 
 impl OrderedLog for RaftLog {
     fn produce(&self, record: Bytes) -> BoxFuture<'_, Result<u64, LogError>> {
-        Box::pin(self.write(record))
+        Box::pin(async move {
+            let (reply, answer) = oneshot::channel();
+            self.queue
+                .send(Pending { record, reply })
+                .await
+                .map_err(|_| LogError::Closed)?;
+            answer.await.map_err(|_| LogError::Closed)?
+        })
     }
 
     fn fetch(&self, from: u64, max_bytes: usize) -> BoxFuture<'_, Result<Vec<Record>, LogError>> {
@@ -210,7 +310,7 @@ impl OrderedLog for RaftLog {
     }
 
     fn local_end(&self) -> u64 {
-        self.reader.end()
+        codec::offset(self.reader.end(), 0)
     }
 
     fn close(&self) {

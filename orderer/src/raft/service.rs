@@ -255,7 +255,7 @@ impl Admin for Groups {
                 m.current_term,
                 m.current_leader,
                 m.last_applied.map(|l| l.index),
-                group.local_end(),
+                codec::split_offset(group.local_end()).0,
             );
         }
         Ok(Response::new(AdminReply {
