@@ -1,0 +1,866 @@
+//! A replicated ("raft") Ordo network for tests: several real `orderer` processes on loopback,
+//! every orderer-to-orderer connection passing through a TCP proxy that the test controls, so a
+//! test can crash, restart, wipe or cut off any node.
+//!
+//! # Cluster addresses and proxies
+//!
+//! A node is configured with the cluster addresses of its peers; here every such address is a
+//! proxy bound (and held) by the test, one per direction `(from, to)`: node 1 reaches node 2 at
+//! link (1, 2), node 2 reaches node 1 at link (2, 1), and so on. The nodes themselves listen on
+//! `127.0.0.1:0`; once a node prints its real cluster address the proxies leading to it are
+//! pointed there (again after every restart). No port is reserved-then-released, so there is no
+//! race with other processes for ports.
+//!
+//! One proxy per direction is what makes a partition real both ways: to cut node X off, every
+//! link from X and every link to X drops its connections and refuses new ones, so X neither
+//! reaches nor is reached by anyone, while the links among the other nodes keep working.
+//!
+//! This works because a bootstrapped node takes its peers' addresses from the first membership
+//! entry of its own log (written by `initialize` from its own config): all nodes write that entry
+//! with the same log id (index 0, term 0), so replication never replaces it, and each node keeps
+//! its own view of where its peers are. A membership change (add-learner, promote) writes a new
+//! entry carrying the leader's view, which every node then adopts; after that, traffic to a node
+//! flows through the links *from the leader* of that time. It still all flows, but cutting a node
+//! off is no longer exact, so tests that change membership do not partition. Link (X, X) is node
+//! X's own address in its config: it is what others use once they learn X's address from a
+//! membership entry written by X as leader, and what `add-learner` is given for a new node.
+//!
+//! The admin service (`ordo.Admin`, also on the cluster port) is called directly on the node's
+//! real cluster address, so the test can see a node's state even while it is cut off.
+
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ordo_orderer::block;
+use ordo_orderer::config::{BatchSection, ChannelFile, ConsenterSection, OrganizationSection};
+use ordo_orderer::dev::CHANNEL;
+use ordo_orderer::genesis;
+use ordo_orderer::identity::Signer;
+use ordo_peer_sim::{submit, ChainVerifier, Client, Load, Submitted};
+use ordo_proto::common::{Block, BlockMetadataIndex};
+use tokio::io::copy_bidirectional;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use super::{binary, test_batch};
+
+pub type NodeId = u64;
+
+/// How long any wait in these tests may take before it fails the test.
+pub const WAIT: Duration = Duration::from_secs(60);
+
+/// Raft timings written into every node's `[cluster]` section: short, so tests run quickly.
+#[derive(Clone, Copy, Debug)]
+pub struct Timing {
+    pub heartbeat_ms: u64,
+    pub election_timeout_min_ms: u64,
+    pub election_timeout_max_ms: u64,
+    pub produce_timeout_ms: u64,
+}
+
+impl Default for Timing {
+    fn default() -> Self {
+        Timing {
+            heartbeat_ms: 50,
+            election_timeout_min_ms: 300,
+            election_timeout_max_ms: 600,
+            // Long enough to ride out an election, so a Broadcast through a follower waits for
+            // the next leader rather than failing while the old one is gone.
+            produce_timeout_ms: 3000,
+        }
+    }
+}
+
+/// What a network is made of.
+#[derive(Clone, Debug)]
+pub struct Spec {
+    /// Nodes 1..=bootstrap are the initial members (each lists all of them as peers).
+    pub bootstrap: u64,
+    /// Nodes bootstrap+1..=nodes are prepared (identity, consenter in the channel config) but
+    /// not members: they wait to be added with `orderer admin add-learner`.
+    pub nodes: u64,
+    pub timing: Timing,
+    pub batch: BatchSection,
+}
+
+impl Spec {
+    pub fn three() -> Spec {
+        Spec {
+            bootstrap: 3,
+            nodes: 3,
+            timing: Timing::default(),
+            batch: test_batch(),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Proxies
+
+/// Where a proxy forwards to, and whether it lets anything through.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Route {
+    target: Option<SocketAddr>,
+    open: bool,
+}
+
+/// A TCP forwarder on an ephemeral loopback port, held for the life of the test. While closed,
+/// or while its target is unknown (the node is down), it accepts and immediately drops
+/// connections, as an unreachable peer would look to gRPC; closing it also cuts the connections
+/// it is carrying.
+struct Proxy {
+    addr: SocketAddr,
+    route: Arc<watch::Sender<Route>>,
+    accept: JoinHandle<()>,
+}
+
+impl Proxy {
+    async fn bind() -> Proxy {
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("binding a proxy");
+        let addr = listener.local_addr().unwrap();
+        let route = Arc::new(watch::Sender::new(Route {
+            target: None,
+            open: true,
+        }));
+        let accept = tokio::spawn(Self::accept_loop(listener, route.clone()));
+        Proxy {
+            addr,
+            route,
+            accept,
+        }
+    }
+
+    async fn accept_loop(listener: TcpListener, route: Arc<watch::Sender<Route>>) {
+        loop {
+            let Ok((mut inbound, _)) = listener.accept().await else {
+                continue;
+            };
+            let mut changes = route.subscribe();
+            let current = *changes.borrow_and_update();
+            let (Some(target), true) = (current.target, current.open) else {
+                continue; // dropped: refused
+            };
+            tokio::spawn(async move {
+                let Ok(mut outbound) = TcpStream::connect(target).await else {
+                    return;
+                };
+                let _ = inbound.set_nodelay(true);
+                let _ = outbound.set_nodelay(true);
+                tokio::select! {
+                    _ = copy_bidirectional(&mut inbound, &mut outbound) => {}
+                    // Cut when closed or re-pointed, and when the proxy goes away.
+                    _ = changes.wait_for(|r| *r != current) => {}
+                }
+            });
+        }
+    }
+
+    fn set_target(&self, target: Option<SocketAddr>) {
+        self.route.send_modify(|r| r.target = target);
+    }
+
+    fn set_open(&self, open: bool) {
+        self.route.send_modify(|r| r.open = open);
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.accept.abort();
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Nodes
+
+/// One orderer node: its files, and its process while it runs.
+pub struct ClusterNode {
+    pub id: NodeId,
+    /// The node's folder: orderer.toml, identity/, data/, stderr.log.
+    pub home: PathBuf,
+    pub config: PathBuf,
+    pub data_dir: PathBuf,
+    child: Option<Child>,
+    /// Client (AtomicBroadcast) address of the running process.
+    pub addr: Option<SocketAddr>,
+    /// Real cluster (and admin) address of the running process, behind the proxies.
+    pub cluster_addr: Option<SocketAddr>,
+}
+
+impl ClusterNode {
+    pub fn is_running(&self) -> bool {
+        self.child.is_some()
+    }
+
+    pub fn endpoint(&self) -> String {
+        format!(
+            "http://{}",
+            self.addr
+                .unwrap_or_else(|| panic!("node {} is not running", self.id))
+        )
+    }
+
+    /// SIGKILL: no shutdown path runs, as in a crash of the process or the machine.
+    pub fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        self.addr = None;
+        self.cluster_addr = None;
+    }
+
+    /// SIGTERM, and the exit status of the clean shutdown (10 s at most).
+    pub async fn terminate(&mut self) -> std::process::ExitStatus {
+        let mut child = self
+            .child
+            .take()
+            .unwrap_or_else(|| panic!("node {} is not running", self.id));
+        self.addr = None;
+        self.cluster_addr = None;
+        // SAFETY: sending a signal to our own child process.
+        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                return status;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("node {} did not exit within 10 s of SIGTERM", self.id);
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    fn stderr_path(&self) -> PathBuf {
+        self.home.join("stderr.log")
+    }
+}
+
+impl Drop for ClusterNode {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+/// A node's Raft state as its admin `status` reports it (for the one channel).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RaftStatus {
+    /// "Leader", "Follower", "Candidate", "Learner"...
+    pub state: String,
+    pub term: u64,
+    pub leader: Option<NodeId>,
+    pub voters: Vec<NodeId>,
+    pub learners: Vec<NodeId>,
+}
+
+impl RaftStatus {
+    /// Parses a line such as `ordo: node 1 Leader, term 3, leader Some(1), voters [1, 2, 3],
+    /// learners [], applied Some(5005), stored 5006`.
+    fn parse(line: &str) -> Option<RaftStatus> {
+        let after = |key: &str| line.split_once(key).map(|(_, rest)| rest);
+        let until = |rest: &str, end: char| rest.split(end).next().unwrap_or("").trim().to_string();
+        let list = |key: &str| -> Option<Vec<NodeId>> {
+            let inner = until(after(key)?, ']');
+            inner
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(|s| s.parse().ok())
+                .collect()
+        };
+        let node = after(": node ")?;
+        let state = node.split([' ', ',']).nth(1)?.to_string();
+        let leader = until(after(", leader ")?, ',');
+        Some(RaftStatus {
+            state,
+            term: until(after(", term ")?, ',').parse().ok()?,
+            leader: leader
+                .strip_prefix("Some(")
+                .and_then(|s| s.strip_suffix(')'))
+                .and_then(|s| s.parse().ok()),
+            voters: list("voters [")?,
+            learners: list("learners [")?,
+        })
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The network
+
+pub struct Cluster {
+    /// Everything lives here: crypto, genesis block, one folder per node. Removed on drop.
+    pub dir: tempfile::TempDir,
+    pub client_identity: PathBuf,
+    pub spec: Spec,
+    /// By node id.
+    pub nodes: BTreeMap<NodeId, ClusterNode>,
+    /// By direction (from, to); (x, x) is node x's own advertised address.
+    links: BTreeMap<(NodeId, NodeId), Proxy>,
+}
+
+impl Cluster {
+    /// Prepares a network (crypto, channel config and genesis block, node configs) and starts
+    /// the bootstrap nodes.
+    pub async fn start(spec: Spec) -> Cluster {
+        let mut cluster = Cluster::prepare(spec).await;
+        for id in 1..=cluster.spec.bootstrap {
+            cluster.start_node(id).await;
+        }
+        cluster
+    }
+
+    async fn prepare(spec: Spec) -> Cluster {
+        assert!(spec.bootstrap >= 1 && spec.nodes >= spec.bootstrap);
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        let ids: Vec<NodeId> = (1..=spec.nodes).collect();
+
+        let mut links = BTreeMap::new();
+        for &from in &ids {
+            for &to in &ids {
+                links.insert((from, to), Proxy::bind().await);
+            }
+        }
+
+        // One client identity that may write, read and administer the channel.
+        let client = Signer::generate("Org1MSP");
+        let client_identity = root.join("client");
+        client.save(&client_identity).unwrap();
+        let client_key = hex::encode(client.public_key());
+
+        // Every prepared node is a consenter of the channel, so the blocks a node added later
+        // signs verify too.
+        let mut consenters = Vec::new();
+        let mut nodes = BTreeMap::new();
+        for &id in &ids {
+            let home = root.join(format!("node{id}"));
+            let identity = Signer::generate("OrdererMSP");
+            identity.save(&home.join("identity")).unwrap();
+            consenters.push(ConsenterSection {
+                id,
+                mspid: identity.mspid().into(),
+                public_key: hex::encode(identity.public_key()),
+                client_address: String::new(),
+                cluster_address: links[&(id, id)].addr.to_string(),
+            });
+            nodes.insert(
+                id,
+                ClusterNode {
+                    id,
+                    config: home.join("orderer.toml"),
+                    data_dir: home.join("data"),
+                    home,
+                    child: None,
+                    addr: None,
+                    cluster_addr: None,
+                },
+            );
+        }
+        let channel = ChannelFile {
+            channel_id: CHANNEL.into(),
+            dedup_window_blocks: 100,
+            batch: spec.batch.clone(),
+            organizations: vec![OrganizationSection {
+                mspid: client.mspid().into(),
+                writers: vec![client_key.clone()],
+                readers: vec![client_key.clone()],
+                admins: vec![client_key],
+            }],
+            consenters,
+        };
+        let genesis_path = root.join("genesis.block");
+        genesis::write(
+            &genesis_path,
+            &genesis::genesis_block(&channel.to_config().unwrap(), &client),
+        )
+        .unwrap();
+
+        for node in nodes.values() {
+            let peers: Vec<(NodeId, SocketAddr)> = (1..=spec.bootstrap)
+                .map(|peer| (peer, links[&(node.id, peer)].addr))
+                .collect();
+            std::fs::write(
+                &node.config,
+                node_config(node.id, &peers, &spec.timing, &genesis_path),
+            )
+            .unwrap();
+        }
+
+        Cluster {
+            dir,
+            client_identity,
+            spec,
+            nodes,
+            links,
+        }
+    }
+
+    pub fn node(&self, id: NodeId) -> &ClusterNode {
+        self.nodes
+            .get(&id)
+            .unwrap_or_else(|| panic!("no node {id}"))
+    }
+
+    pub fn node_mut(&mut self, id: NodeId) -> &mut ClusterNode {
+        self.nodes
+            .get_mut(&id)
+            .unwrap_or_else(|| panic!("no node {id}"))
+    }
+
+    /// Ids of the nodes whose process runs.
+    pub fn running(&self) -> Vec<NodeId> {
+        self.nodes
+            .values()
+            .filter(|n| n.is_running())
+            .map(|n| n.id)
+            .collect()
+    }
+
+    /// The address other nodes are told node `id` is at (for `add-learner`).
+    pub fn advertised_address(&self, id: NodeId) -> SocketAddr {
+        self.links[&(id, id)].addr
+    }
+
+    /// Starts node `id`'s process on its config and data, and points the links to it at its
+    /// new cluster port.
+    pub async fn start_node(&mut self, id: NodeId) {
+        let node = self.node_mut(id);
+        assert!(!node.is_running(), "node {id} is already running");
+        let stderr = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(node.stderr_path())
+            .unwrap();
+        let mut child = Command::new(binary("orderer"))
+            .args(["start", "--config"])
+            .arg(&node.config)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(stderr)
+            .spawn()
+            .expect("starting orderer");
+        let stdout = child.stdout.take().unwrap();
+        // The binary prints `cluster listening on ADDR`, then `listening on ADDR`.
+        let read = tokio::task::spawn_blocking(move || {
+            let mut lines = BufReader::new(stdout).lines();
+            let mut cluster_addr = None;
+            while let Some(Ok(line)) = lines.next() {
+                if let Some(addr) = line.strip_prefix("cluster listening on ") {
+                    cluster_addr = Some(addr.trim().parse::<SocketAddr>().unwrap());
+                } else if let Some(addr) = line.strip_prefix("listening on ") {
+                    let addr: SocketAddr = addr.trim().parse().unwrap();
+                    // Keep draining stdout so the process never blocks on a full pipe.
+                    std::thread::spawn(move || lines.for_each(drop));
+                    return Some((addr, cluster_addr));
+                }
+            }
+            None
+        });
+        let started = tokio::time::timeout(WAIT, read).await;
+        let Ok(Ok(Some((addr, Some(cluster_addr))))) = started else {
+            let _ = child.kill();
+            let status = child.wait();
+            let log = std::fs::read_to_string(node.stderr_path()).unwrap_or_default();
+            panic!("node {id} did not start ({status:?}):\n{log}");
+        };
+        node.child = Some(child);
+        node.addr = Some(addr);
+        node.cluster_addr = Some(cluster_addr);
+        for ((_, to), proxy) in &self.links {
+            if *to == id {
+                proxy.set_target(Some(cluster_addr));
+            }
+        }
+    }
+
+    /// SIGKILL node `id`.
+    pub fn kill9(&mut self, id: NodeId) {
+        self.node_mut(id).kill9();
+    }
+
+    /// SIGTERM node `id`; panics unless it exits cleanly.
+    pub async fn terminate(&mut self, id: NodeId) {
+        let status = self.node_mut(id).terminate().await;
+        assert!(
+            status.success(),
+            "node {id} exited with {status} on SIGTERM"
+        );
+    }
+
+    /// Cuts node `id` off: every link from it and to it drops its connections and refuses new
+    /// ones. The node keeps running and serving its clients.
+    pub fn isolate(&self, id: NodeId) {
+        self.set_links(id, false);
+    }
+
+    /// Undoes [`Cluster::isolate`].
+    pub fn heal(&self, id: NodeId) {
+        self.set_links(id, true);
+    }
+
+    fn set_links(&self, id: NodeId, open: bool) {
+        for ((from, to), proxy) in &self.links {
+            if *from == id || *to == id {
+                proxy.set_open(open);
+            }
+        }
+    }
+
+    pub async fn client(&self, id: NodeId) -> Client {
+        let signer = Signer::load(&self.client_identity).unwrap();
+        Client::connect(&self.node(id).endpoint(), CHANNEL, signer)
+            .await
+            .unwrap_or_else(|e| panic!("connecting to node {id}: {e:#}"))
+    }
+
+    pub async fn clients(&self, ids: &[NodeId]) -> Vec<Client> {
+        let mut clients = Vec::new();
+        for &id in ids {
+            clients.push(self.client(id).await);
+        }
+        clients
+    }
+
+    /// Node `id`'s Raft state, asked directly on its real cluster address.
+    pub async fn status(&self, id: NodeId) -> anyhow::Result<RaftStatus> {
+        use ordo_proto::ordo::admin_client::AdminClient;
+        use ordo_proto::ordo::StatusRequest;
+        let addr = self
+            .node(id)
+            .cluster_addr
+            .ok_or_else(|| anyhow::anyhow!("node {id} is not running"))?;
+        let mut admin = AdminClient::connect(format!("http://{addr}")).await?;
+        let reply = tokio::time::timeout(Duration::from_secs(5), admin.status(StatusRequest {}))
+            .await??
+            .into_inner();
+        RaftStatus::parse(reply.message.trim())
+            .ok_or_else(|| anyhow::anyhow!("unexpected status: {}", reply.message))
+    }
+
+    /// Waits until the nodes `among` all follow the same leader (one of them) in the same term,
+    /// and returns its id.
+    pub async fn wait_for_leader(&self, among: &[NodeId]) -> NodeId {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let mut seen = Vec::new();
+            for &id in among {
+                seen.push(self.status(id).await.ok());
+            }
+            if let Some(Some(first)) = seen.first() {
+                let agreed = seen.iter().all(|s| {
+                    s.as_ref()
+                        .is_some_and(|s| s.leader == first.leader && s.term == first.term)
+                });
+                if let (true, Some(leader)) = (agreed, first.leader) {
+                    let position = among.iter().position(|&id| id == leader);
+                    if let Some(i) = position {
+                        if seen[i].as_ref().is_some_and(|s| s.state == "Leader") {
+                            return leader;
+                        }
+                    }
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "nodes {among:?} did not agree on a leader among them: {seen:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Runs `orderer admin --cluster <node's cluster address> ARGS` and returns its output.
+    pub async fn admin(&self, through: NodeId, args: &[&str]) -> String {
+        let addr = self.node(through).cluster_addr.expect("node not running");
+        let mut command = tokio::process::Command::new(binary("orderer"));
+        command
+            .args(["admin", "--cluster", &addr.to_string()])
+            .args(args)
+            .env("RUST_LOG", "warn");
+        let output = tokio::time::timeout(WAIT, command.output())
+            .await
+            .expect("orderer admin timed out")
+            .expect("running orderer admin");
+        let stdout = String::from_utf8_lossy(&output.stdout).to_string();
+        assert!(
+            output.status.success(),
+            "orderer admin {args:?} through node {through} failed: {stdout}{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        stdout
+    }
+
+    /// Reads node `id`'s chain from block 0 and verifies it (hash chain, signatures, each
+    /// transaction at most once).
+    pub async fn chain(&self, id: NodeId) -> anyhow::Result<Chain> {
+        let blocks = self.client(id).await.read_chain().await?;
+        Chain::verify(blocks)
+    }
+
+    /// Each node's chain as it is now (block 0 to its newest), verified, by node id.
+    pub async fn ledgers(&self, ids: &[NodeId]) -> Vec<(NodeId, Vec<Block>)> {
+        let mut ledgers = Vec::new();
+        for &id in ids {
+            let chain = self
+                .chain(id)
+                .await
+                .unwrap_or_else(|e| panic!("reading node {id}'s chain: {e:#}"));
+            ledgers.push((id, chain.blocks));
+        }
+        ledgers
+    }
+
+    /// Waits until every node of `ids` has every transaction of `acked` and all have the same
+    /// height, checking all along that their blocks are the same at every height they share
+    /// (panics at the first divergent block, missing or duplicated transaction). Returns the
+    /// common chain.
+    pub async fn wait_converged<T>(&self, ids: &[NodeId], acked: &[(String, T)]) -> Vec<Block> {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let mut chains = Vec::new();
+            let mut unread = None;
+            for &id in ids {
+                match self.chain(id).await {
+                    Ok(chain) => chains.push((id, chain)),
+                    Err(e) => unread = Some(format!("node {id}: {e:#}")),
+                }
+            }
+            let mut waiting_for = unread;
+            if waiting_for.is_none() {
+                for (id, chain) in &chains[1..] {
+                    assert_same_blocks(chains[0].0, &chains[0].1.blocks, *id, &chain.blocks);
+                }
+                for (id, chain) in &chains {
+                    let missing = acked.iter().filter(|(tx, _)| !chain.contains(tx)).count();
+                    if missing > 0 {
+                        waiting_for = Some(format!(
+                            "node {id}: {missing} acknowledged transactions not in its chain"
+                        ));
+                    }
+                }
+                let heights: Vec<usize> = chains.iter().map(|(_, c)| c.blocks.len()).collect();
+                if waiting_for.is_none() && heights.iter().any(|h| *h != heights[0]) {
+                    waiting_for = Some(format!("heights differ: {heights:?}"));
+                }
+            }
+            match waiting_for {
+                None => return chains.swap_remove(0).1.blocks,
+                Some(reason) => assert!(
+                    Instant::now() < deadline,
+                    "nodes {ids:?} did not converge within {WAIT:?}: {reason}"
+                ),
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// The last lines of every node's stderr, to explain a failure.
+    fn logs_tail(&self) -> String {
+        let mut out = String::new();
+        for node in self.nodes.values() {
+            let log = std::fs::read_to_string(node.stderr_path()).unwrap_or_default();
+            let lines: Vec<&str> = log.lines().collect();
+            // A panic in the node (a Rust panic message and the line after it) wherever it is.
+            for (i, line) in lines.iter().enumerate() {
+                if line.contains("panicked at") {
+                    let _ = writeln!(out, "--- node {} panicked ---", node.id);
+                    for line in &lines[i..(i + 3).min(lines.len())] {
+                        let _ = writeln!(out, "{line}");
+                    }
+                }
+            }
+            let _ = writeln!(out, "--- node {} stderr (last lines) ---", node.id);
+            for line in &lines[lines.len().saturating_sub(20)..] {
+                let _ = writeln!(out, "{line}");
+            }
+        }
+        out
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("{}", self.logs_tail());
+            // ORDO_KEEP_FAILED=1 keeps a failed test's folder (node logs, data) to look into.
+            if std::env::var_os("ORDO_KEEP_FAILED").is_some() {
+                let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().unwrap());
+                eprintln!("kept {}", dir.keep().display());
+            }
+        }
+        // Processes first (ClusterNode's drop kills them), then the folder (TempDir's drop).
+        self.nodes.clear();
+    }
+}
+
+/// A node config as an operator would write it (see network/local.sh).
+fn node_config(
+    id: NodeId,
+    peers: &[(NodeId, SocketAddr)],
+    timing: &Timing,
+    genesis: &Path,
+) -> String {
+    let mut text = format!(
+        "[node]\n\
+         id = {id}\n\
+         consensus = \"raft\"\n\
+         data_dir = \"data\"\n\
+         listen = \"127.0.0.1:0\"\n\
+         cluster_listen = \"127.0.0.1:0\"\n\
+         identity = \"identity\"\n\
+         \n\
+         [cluster]\n\
+         heartbeat_ms = {}\n\
+         election_timeout_min_ms = {}\n\
+         election_timeout_max_ms = {}\n\
+         produce_timeout_ms = {}\n",
+        timing.heartbeat_ms,
+        timing.election_timeout_min_ms,
+        timing.election_timeout_max_ms,
+        timing.produce_timeout_ms,
+    );
+    for (peer, address) in peers {
+        let _ = write!(
+            text,
+            "\n[[cluster.peers]]\nid = {peer}\naddress = \"{address}\"\n"
+        );
+    }
+    let _ = write!(
+        text,
+        "\n[[channel]]\ngenesis_block = \"{}\"\n",
+        genesis.display()
+    );
+    text
+}
+
+// ---------------------------------------------------------------------------------------------
+// Chains
+
+/// A chain read from a node, verified.
+pub struct Chain {
+    pub blocks: Vec<Block>,
+    verifier: ChainVerifier,
+}
+
+impl Chain {
+    pub fn verify(blocks: Vec<Block>) -> anyhow::Result<Chain> {
+        let mut verifier = ChainVerifier::new();
+        for block in &blocks {
+            verifier.verify(block)?;
+        }
+        Ok(Chain { blocks, verifier })
+    }
+
+    pub fn contains(&self, tx_id: &str) -> bool {
+        self.verifier.contains(tx_id)
+    }
+
+    pub fn height(&self) -> u64 {
+        self.blocks.len() as u64
+    }
+}
+
+/// Asserts that two nodes' chains hold the same blocks at every height both have: same header
+/// (so the same header hash), same data, same metadata except the signatures themselves, which
+/// each node makes with its own key over the same signed value.
+pub fn assert_same_blocks(a_id: NodeId, a: &[Block], b_id: NodeId, b: &[Block]) {
+    for (x, y) in a.iter().zip(b) {
+        let header = x.header.clone().unwrap_or_default();
+        let number = header.number;
+        let divergent = |what: &str| -> String {
+            format!("node {a_id} and node {b_id} have a different block {number}: {what} differs")
+        };
+        assert_eq!(
+            block::header_hash(&header),
+            block::header_hash(&y.header.clone().unwrap_or_default()),
+            "{}",
+            divergent("header hash")
+        );
+        assert_eq!(x.header, y.header, "{}", divergent("header"));
+        assert_eq!(x.data, y.data, "{}", divergent("data"));
+        let slots = |block: &Block| block.metadata.clone().unwrap_or_default().metadata;
+        let (x_slots, y_slots) = (slots(x), slots(y));
+        assert_eq!(x_slots.len(), y_slots.len(), "{}", divergent("metadata"));
+        for (slot, (p, q)) in x_slots.iter().zip(&y_slots).enumerate() {
+            if slot != BlockMetadataIndex::Signatures as usize {
+                assert_eq!(p, q, "{}", divergent(&format!("metadata slot {slot}")));
+            }
+        }
+        let signed =
+            |block: &Block| block::metadata(block, BlockMetadataIndex::Signatures).map(|m| m.value);
+        assert_eq!(
+            signed(x),
+            signed(y),
+            "{}",
+            divergent("signed orderer metadata")
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Load
+
+/// `load.count` transactions split evenly over `clients` (each gets `load.streams` streams), all
+/// at once; `on_ack` counts acknowledgements as they come. The results, merged.
+pub async fn submit_through(
+    clients: &[Client],
+    load: &Load,
+    on_ack: Arc<dyn Fn() + Send + Sync>,
+) -> Submitted {
+    let n = clients.len();
+    let tasks: Vec<_> = clients
+        .iter()
+        .enumerate()
+        .map(|(i, client)| {
+            let part = Load {
+                count: load.count / n + usize::from(i < load.count % n),
+                ..load.clone()
+            };
+            let (client, on_ack) = (client.clone(), on_ack.clone());
+            tokio::spawn(async move { submit(&client, &part, on_ack).await })
+        })
+        .collect();
+    let mut all = Submitted::default();
+    for task in tasks {
+        let part = task.await.expect("submit task");
+        all.acked.extend(part.acked);
+        all.refused.extend(part.refused);
+        all.errors.extend(part.errors);
+    }
+    all
+}
+
+/// A small load, every transaction of which must be acknowledged.
+pub async fn submit_all(clients: &[Client], count: usize) -> Submitted {
+    let load = Load {
+        count,
+        streams: 2,
+        tx_bytes: 200,
+        window: 64,
+    };
+    let submitted = tokio::time::timeout(WAIT, submit_through(clients, &load, Arc::new(|| {})))
+        .await
+        .unwrap_or_else(|_| panic!("a load of {count} transactions did not finish in time"));
+    assert!(
+        submitted.refused.is_empty() && submitted.errors.is_empty(),
+        "{} of {count} acknowledged; refused: {:?}; errors: {:?}",
+        submitted.acked.len(),
+        submitted.refused.first(),
+        submitted.errors.first()
+    );
+    assert_eq!(submitted.acked.len(), count);
+    submitted
+}
