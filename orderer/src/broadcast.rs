@@ -32,6 +32,7 @@ pub async fn serve(
 ) {
     let mut in_flight = FuturesOrdered::new();
     let mut reading = true;
+    let mut creators = validate::CreatorCache::default();
     loop {
         tokio::select! {
             // Answers first: they free room for more envelopes.
@@ -62,7 +63,7 @@ pub async fn serve(
                         None => break,
                     }
                 }
-                for admitted in admit(&channels, &batch) {
+                for admitted in admit(&channels, &batch, &mut creators) {
                     match admitted {
                         Ok((channel, record)) => in_flight.push_back(
                             async move {
@@ -91,11 +92,15 @@ type Admitted = Result<(Arc<Channel>, Bytes), Rejection>;
 
 /// Every check of Broadcast, in order for each envelope, with the signatures of the batch
 /// verified together. The result stops at the first refusal: nothing after it is produced.
-fn admit(channels: &Channels, batch: &[Envelope]) -> Vec<Admitted> {
+fn admit(
+    channels: &Channels,
+    batch: &[Envelope],
+    creators: &mut validate::CreatorCache,
+) -> Vec<Admitted> {
     let checked: Vec<Result<(Arc<Channel>, Parsed), Rejection>> = batch
         .iter()
         .map(|envelope| {
-            let parsed = validate::parse(envelope)?;
+            let parsed = validate::parse_cached(envelope, creators)?;
             let channel = channels.get(&parsed.channel_id).ok_or_else(|| {
                 Rejection::new(
                     Status::NotFound,

@@ -48,8 +48,37 @@ pub struct Parsed {
     pub size: usize,
 }
 
+/// Creators already decoded, by their bytes: decompressing an Ed25519 key costs about as much as
+/// a signature check, and a client sends many envelopes under one identity.
+#[derive(Default)]
+pub struct CreatorCache {
+    creators: std::collections::HashMap<Bytes, Creator>,
+}
+
+impl CreatorCache {
+    /// Identities remembered, at most; past it the cache starts over.
+    const CAPACITY: usize = 1024;
+
+    fn get(&mut self, bytes: &Bytes) -> Result<Creator, String> {
+        if let Some(creator) = self.creators.get(bytes) {
+            return Ok(creator.clone());
+        }
+        let creator = Creator::parse(bytes)?;
+        if self.creators.len() >= Self::CAPACITY {
+            self.creators.clear();
+        }
+        self.creators.insert(bytes.clone(), creator.clone());
+        Ok(creator)
+    }
+}
+
 /// Decodes the payload, header, channel header and signature header of an envelope.
 pub fn parse(envelope: &Envelope) -> Result<Parsed, Rejection> {
+    parse_cached(envelope, &mut CreatorCache::default())
+}
+
+/// [`parse`], decoding the creator through `cache`.
+pub fn parse_cached(envelope: &Envelope, cache: &mut CreatorCache) -> Result<Parsed, Rejection> {
     let bad = |info: String| Rejection::bad_request(info);
     if envelope.payload.is_empty() {
         return Err(bad("envelope has an empty payload".into()));
@@ -72,7 +101,7 @@ pub fn parse(envelope: &Envelope) -> Result<Parsed, Rejection> {
     if signature_header.nonce.is_empty() {
         return Err(bad("signature header has no nonce".into()));
     }
-    let creator = Creator::parse(&signature_header.creator).map_err(bad)?;
+    let creator = cache.get(&signature_header.creator).map_err(bad)?;
     Ok(Parsed {
         header_type: channel_header.r#type,
         channel_id: channel_header.channel_id,
