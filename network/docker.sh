@@ -218,8 +218,8 @@ identity = "crypto"
 
 [cluster]
 heartbeat_ms = 100
-election_timeout_min_ms = 500
-election_timeout_max_ms = 1000
+election_timeout_min_ms = 400
+election_timeout_max_ms = 800
 $peers
 [[channel]]
 genesis_block = "genesis/$channel.block"

@@ -33,7 +33,8 @@ start_node() {
   local id=$1 log="$net/logs/node$1.log"
   running "$id" && die "node $id is already running"
   # Only this start's lines count: the log keeps those of earlier runs.
-  local seen; seen=$(wc -l <"$log" 2>/dev/null || echo 0)
+  local seen=0
+  [ -f "$log" ] && seen=$(wc -l <"$log")
   "$bin/orderer" start --config "$net/nodes/node$id/orderer.toml" >>"$log" 2>&1 &
   echo $! >"$net/pids/$id"
   for _ in $(seq 1 100); do
@@ -76,8 +77,8 @@ identity = "../../crypto/orderer$i"
 
 [cluster]
 heartbeat_ms = 100
-election_timeout_min_ms = 500
-election_timeout_max_ms = 1000
+election_timeout_min_ms = 400
+election_timeout_max_ms = 800
 $peers
 [[channel]]
 genesis_block = "../../genesis/$channel.block"

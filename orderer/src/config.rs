@@ -85,10 +85,10 @@ fn default_heartbeat_ms() -> u64 {
     100
 }
 fn default_election_min_ms() -> u64 {
-    500
+    400
 }
 fn default_election_max_ms() -> u64 {
-    1000
+    800
 }
 fn default_produce_timeout_ms() -> u64 {
     5000

@@ -73,7 +73,7 @@ struct Pending {
 /// Batches written at once: enough to keep the pipeline to the leader full.
 const BATCHES_IN_FLIGHT: usize = 8;
 /// Bytes of records gathered into one entry, at most (the last record may pass it).
-const MAX_BATCH_BYTES: usize = 1 << 20;
+const MAX_BATCH_BYTES: usize = 256 << 10;
 /// Records queued for batching; producers wait beyond it (backpressure).
 const QUEUE: usize = 16 * 1024;
 
@@ -84,6 +84,9 @@ struct Writer {
     raft: Raft<TypeConfig>,
     clients: ClusterClients,
     produce_timeout: Duration,
+    /// How long one attempt may take before the write is retried (about an election): a
+    /// forward to a leader that died or was cut off then finds the new leader.
+    attempt_timeout: Duration,
 }
 
 impl RaftLog {
@@ -114,7 +117,9 @@ impl RaftLog {
             snapshot_policy: openraft::SnapshotPolicy::Never,
             max_in_snapshot_log_to_keep: u64::MAX,
             purge_batch_size: 1,
-            max_payload_entries: 4096,
+            // Keeps one AppendEntries (at most ~4 MiB) well inside openraft's RPC timeout, which
+            // is the heartbeat interval.
+            max_payload_entries: 16,
             ..Default::default()
         };
         let config = Arc::new(config.validate()?);
@@ -137,6 +142,7 @@ impl RaftLog {
             raft: raft.clone(),
             clients,
             produce_timeout: timing.produce_timeout,
+            attempt_timeout: timing.election_max,
         };
         let (queue, pending) = mpsc::channel(QUEUE);
         tokio::spawn(writer.run(pending));
@@ -270,17 +276,18 @@ impl Writer {
                     Err(e) => Err(e.to_string()),
                 }
             };
-            // Each attempt is bounded by the deadline too, not only the retries: a leader cut
-            // off from the majority keeps its role (openraft 0.9 does not step down on losing
-            // quorum), so its client_write neither commits nor fails until the partition heals,
-            // and a forward to such a leader hangs the same way. Without the bound a Broadcast to
-            // a partitioned node waited for the heal instead of SERVICE_UNAVAILABLE. (A record
-            // given up on here may still commit later; Broadcast then answered
-            // SERVICE_UNAVAILABLE for a record that is ordered, as it can on any lost answer.)
-            let error = match tokio::time::timeout_at(deadline, attempt).await {
+            // Each attempt is bounded, not only the retries: a leader cut off from the majority
+            // keeps its role (openraft 0.9 does not step down on losing quorum), so its
+            // client_write neither commits nor fails until the partition heals, and a forward to
+            // such a leader, or to one that died, hangs the same way. After about an election the
+            // write is retried, through the new leader. A batch given up on may still commit:
+            // a retried one is then ordered twice, and duplicate suppression drops the repeated
+            // envelopes; a given-up one answers SERVICE_UNAVAILABLE, as any lost answer can.
+            let attempt_deadline = deadline.min(tokio::time::Instant::now() + self.attempt_timeout);
+            let error = match tokio::time::timeout_at(attempt_deadline, attempt).await {
                 Ok(Ok(offset)) => return Ok(offset),
                 Ok(Err(e)) => e,
-                Err(_) => "no commit before the produce timeout".to_string(),
+                Err(_) => "no commit within an attempt".to_string(),
             };
             if tokio::time::Instant::now() >= deadline {
                 return Err(LogError::Unavailable(format!(
