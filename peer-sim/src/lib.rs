@@ -1,6 +1,7 @@
 //! Simulated Fabric peers: sign and submit envelopes over Broadcast, follow Deliver, verify every
 //! block, and account for every acknowledged transaction.
 
+pub mod bench;
 pub mod chain;
 pub mod client;
 pub mod stats;
@@ -8,5 +9,5 @@ pub mod submit;
 
 pub use chain::{ChainVerifier, VerifiedBlock};
 pub use client::Client;
-pub use stats::Percentiles;
+pub use stats::{LatencySummary, Percentiles};
 pub use submit::{submit, Load, Submitted};

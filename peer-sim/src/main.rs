@@ -3,6 +3,8 @@
 //! With no subcommand: submit 10,000 transactions to the default local node over concurrent
 //! Broadcast streams while following Deliver, verify every block, and report throughput, blocks
 //! and submit→delivered latency. Exits non-zero on any verification failure.
+//!
+//! `peer-sim bench` measures a running network (see `network/bench.sh` and BENCHMARKS.md).
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -36,6 +38,8 @@ enum Command {
     Run(RunArgs),
     /// Read the whole chain from block 0 and verify it.
     Verify(Target),
+    /// Measure a running network: max rate (closed loop) or a fixed offered rate (`--rate`).
+    Bench(Box<ordo_peer_sim::bench::BenchArgs>),
 }
 
 #[derive(Args, Clone)]
@@ -85,6 +89,7 @@ fn main() -> ExitCode {
             None => run(cli.run).await,
             Some(Command::Run(args)) => run(args).await,
             Some(Command::Verify(target)) => verify(target).await,
+            Some(Command::Bench(args)) => ordo_peer_sim::bench::run(*args).await.map(drop),
         }
     });
     match result {

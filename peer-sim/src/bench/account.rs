@@ -30,7 +30,8 @@ pub struct Arrival {
     pub at: Instant,
 }
 
-/// The longest stretch with no block delivered, between two consecutive blocks.
+/// The longest stretch with no block delivered: from the start of the load to the first block,
+/// or between two consecutive blocks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Gap {
     pub duration: Duration,
@@ -90,7 +91,11 @@ pub fn account(
     sent: &[Option<Sent>],
     arrivals: &[Arrival],
 ) -> Accounting {
-    assert_eq!(tx_ids.len(), sent.len(), "one submission record per transaction");
+    assert_eq!(
+        tx_ids.len(),
+        sent.len(),
+        "one submission record per transaction"
+    );
     let index: HashMap<&str, usize> = tx_ids
         .iter()
         .enumerate()
@@ -110,19 +115,17 @@ pub fn account(
     }
 
     let mut delivered = vec![false; tx_ids.len()];
-    let mut previous: Option<&Arrival> = None;
+    let mut previous = start;
     for arrival in arrivals {
-        if let Some(prev) = previous {
-            let duration = arrival.at.saturating_duration_since(prev.at);
-            if out.longest_gap.is_none_or(|g| duration > g.duration) {
-                out.longest_gap = Some(Gap {
-                    duration,
-                    until_block: arrival.number,
-                    from_start: prev.at.saturating_duration_since(start),
-                });
-            }
+        let duration = arrival.at.saturating_duration_since(previous);
+        if out.longest_gap.is_none_or(|g| duration > g.duration) {
+            out.longest_gap = Some(Gap {
+                duration,
+                until_block: arrival.number,
+                from_start: previous.saturating_duration_since(start),
+            });
         }
-        previous = Some(arrival);
+        previous = previous.max(arrival.at);
 
         let mut ours = 0;
         for tx_id in &arrival.tx_ids {
@@ -138,7 +141,8 @@ pub fn account(
             out.delivered += 1;
             match sent[i] {
                 Some(s) => {
-                    out.latencies.push(arrival.at.saturating_duration_since(s.at));
+                    out.latencies
+                        .push(arrival.at.saturating_duration_since(s.at));
                     if s.answer != Answer::Acked {
                         out.delivered_unacked += 1;
                     }
@@ -163,7 +167,15 @@ pub fn account(
         .iter()
         .zip(&delivered)
         .enumerate()
-        .filter(|(_, (s, &d))| !d && matches!(s, Some(Sent { answer: Answer::Acked, .. })))
+        .filter(|(_, (s, &d))| {
+            !d && matches!(
+                s,
+                Some(Sent {
+                    answer: Answer::Acked,
+                    ..
+                })
+            )
+        })
         .map(|(i, _)| tx_ids[i].clone())
         .collect();
     out
@@ -233,7 +245,10 @@ mod tests {
         assert_eq!(acc.lost, vec!["tx1".to_string()]);
         assert_eq!(acc.delivered, 2);
         assert_eq!(acc.delivered_unacked, 1);
-        assert_eq!((acc.acked, acc.refused, acc.unanswered, acc.sent), (2, 1, 1, 4));
+        assert_eq!(
+            (acc.acked, acc.refused, acc.unanswered, acc.sent),
+            (2, 1, 1, 4)
+        );
     }
 
     #[test]
@@ -272,8 +287,14 @@ mod tests {
         assert_eq!(gap.from_start, Duration::from_millis(300));
         assert_eq!((acc.blocks, acc.blocks_with_ours), (5, 4));
 
-        let none = account(t0, &tx, &s, &a[..1]);
-        assert_eq!(none.longest_gap, None);
-        assert_eq!(none.lost.len(), 3);
+        // Before the first block, the wait since the start of the load is the gap.
+        let first = account(t0, &tx, &s, &a[..1]);
+        assert_eq!(
+            first.longest_gap.unwrap().duration,
+            Duration::from_millis(100)
+        );
+        assert_eq!(first.longest_gap.unwrap().from_start, Duration::ZERO);
+        assert_eq!(first.lost.len(), 3);
+        assert_eq!(account(t0, &tx, &s, &[]).longest_gap, None);
     }
 }

@@ -154,14 +154,21 @@ async fn one_stream(
     deadline: Instant,
 ) -> StreamOutcome {
     let expected = share.len();
-    let (queue, window) = match pace {
-        Pace::Closed { window } => (window.max(1), window.max(1)),
-        Pace::Open { .. } => (OPEN_QUEUE, Semaphore::MAX_PERMITS),
+    // Closed loop: a permit per unanswered envelope. Open loop: no window, only a queue.
+    let (queue, permits) = match pace {
+        Pace::Closed { window } => (window.max(1), Some(Arc::new(Semaphore::new(window.max(1))))),
+        Pace::Open { .. } => (OPEN_QUEUE, None),
     };
     let (requests, rx) = mpsc::channel(queue);
     let log = Arc::new(Mutex::new(SendLog::default()));
-    let permits = Arc::new(Semaphore::new(window));
-    let sender = tokio::spawn(send(share, pace, start, requests, log.clone(), permits.clone()));
+    let sender = tokio::spawn(send(
+        share,
+        pace,
+        start,
+        requests,
+        log.clone(),
+        permits.clone(),
+    ));
 
     // Answers come in sending order: the k-th answer is for the k-th envelope sent.
     let mut answers: Vec<i32> = Vec::with_capacity(expected);
@@ -175,10 +182,16 @@ async fn one_stream(
                 match next {
                     Ok(Some(Ok(response))) => {
                         answers.push(response.status);
-                        permits.add_permits(1);
+                        if let Some(permits) = &permits {
+                            permits.add_permits(1);
+                        }
                     }
                     Ok(Some(Err(e))) => {
-                        error = Some(format!("{}: Broadcast stream: {}", client.endpoint, e.message()));
+                        error = Some(format!(
+                            "{}: Broadcast stream: {}",
+                            client.endpoint,
+                            e.message()
+                        ));
                         break;
                     }
                     Ok(None) => {
@@ -201,7 +214,9 @@ async fn one_stream(
             }
         }
     }
-    permits.close();
+    if let Some(permits) = &permits {
+        permits.close();
+    }
     sender.abort();
     let _ = sender.await;
 
@@ -233,7 +248,7 @@ async fn send(
     start: Instant,
     requests: mpsc::Sender<Envelope>,
     log: Arc<Mutex<SendLog>>,
-    permits: Arc<Semaphore>,
+    permits: Option<Arc<Semaphore>>,
 ) {
     let record = |i: usize, lag: Duration| {
         let mut log = log.lock().unwrap_or_else(|e| e.into_inner());
@@ -242,6 +257,7 @@ async fn send(
     };
     match pace {
         Pace::Closed { .. } => {
+            let permits = permits.expect("a closed loop has a window");
             for (i, env) in share {
                 let Ok(permit) = permits.acquire().await else {
                     return;
@@ -290,7 +306,10 @@ mod tests {
         assert_eq!(prepared.envelopes.len(), 10);
         let creator = ordo_orderer::identity::Creator::parse(signer.creator()).unwrap();
         for (env, tx_id) in prepared.envelopes.iter().zip(&prepared.tx_ids) {
-            assert_eq!(stored_tx_id(&env.encode_to_vec()).as_deref(), Some(tx_id.as_str()));
+            assert_eq!(
+                stored_tx_id(&env.encode_to_vec()).as_deref(),
+                Some(tx_id.as_str())
+            );
             assert!(creator.verify(&env.payload, &env.signature));
         }
         let unique: std::collections::HashSet<_> = prepared.tx_ids.iter().collect();

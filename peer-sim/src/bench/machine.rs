@@ -125,8 +125,12 @@ pub fn verify_rate(
         let mut done = 0;
         for start in (0..signed.len()).step_by(BATCH) {
             let end = (start + BATCH).min(signed.len());
-            ed25519_dalek::verify_batch(&messages[start..end], &signatures[start..end], &keys[start..end])
-                .expect("a benchmark batch does not verify");
+            ed25519_dalek::verify_batch(
+                &messages[start..end],
+                &signatures[start..end],
+                &keys[start..end],
+            )
+            .expect("a benchmark batch does not verify");
             done += end - start;
         }
         done

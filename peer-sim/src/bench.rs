@@ -1,0 +1,405 @@
+//! `peer-sim bench`: measure a running network. Envelopes are signed before the clock starts;
+//! the load goes over many Broadcast streams spread over every endpoint, closed loop (max rate)
+//! or open loop (`--rate`); one endpoint's Deliver is followed from the current height and every
+//! block verified; each transaction is timed from its submission to the delivery of the block
+//! that holds it. Every run also records the machine, the channel's batch rules, the orderer
+//! processes' CPU time and memory, and the machine's own Ed25519 verification rate.
+
+pub mod account;
+pub mod load;
+pub mod machine;
+pub mod report;
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context};
+use clap::Args;
+use ed25519_dalek::{Signature, VerifyingKey};
+use futures::StreamExt;
+use ordo_orderer::identity::{Creator, Signer};
+use ordo_orderer::policy::config_from_block;
+use ordo_proto::common::Status;
+use ordo_proto::orderer::deliver_response;
+use ordo_proto::orderer::seek_info::SeekBehavior;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use crate::chain::ChainVerifier;
+use crate::client::Client;
+use crate::stats::Percentiles;
+use account::Arrival;
+use load::Pace;
+use machine::{Machine, ProcSample};
+use report::{ChannelSettings, ProcessReport, Report};
+
+#[derive(Args, Clone, Debug)]
+pub struct BenchArgs {
+    /// Orderer client addresses; repeat or separate with commas. Streams are spread over all.
+    #[arg(long = "endpoint", env = "ORDO_ENDPOINT", value_delimiter = ',', num_args = 1..,
+          default_value = "http://127.0.0.1:7050")]
+    pub endpoints: Vec<String>,
+    /// Endpoint whose Deliver is followed (default: the first endpoint).
+    #[arg(long)]
+    pub deliver_endpoint: Option<String>,
+    /// Client identity folder (key.pem, mspid).
+    #[arg(long, env = "ORDO_MSP", default_value = "ordo-data/crypto/client")]
+    pub msp: PathBuf,
+    #[arg(long, default_value = "ordo")]
+    pub channel: String,
+    /// Name of the run in reports and the JSON file name.
+    #[arg(long, default_value = "bench")]
+    pub label: String,
+    /// Open loop: offer this many transactions per second (default: closed loop, max rate).
+    #[arg(long)]
+    pub rate: Option<f64>,
+    /// Open loop: seconds of load (the run signs rate × duration envelopes).
+    #[arg(long, default_value_t = 10.0)]
+    pub duration: f64,
+    /// Closed loop: transactions in all.
+    #[arg(long, default_value_t = 100_000)]
+    pub count: usize,
+    /// Bytes of transaction data per envelope.
+    #[arg(long, default_value_t = 1024)]
+    pub tx_bytes: usize,
+    /// Concurrent Broadcast streams (each on its own connection).
+    #[arg(long, default_value_t = 32)]
+    pub streams: usize,
+    /// Closed loop: envelopes each stream keeps unanswered.
+    #[arg(long, default_value_t = 128)]
+    pub window: usize,
+    /// Seconds to wait, after the last answer, for acknowledged transactions to be delivered.
+    #[arg(long, default_value_t = 30)]
+    pub deliver_timeout: u64,
+    /// An orderer process to account CPU time and memory for; repeat for each node.
+    #[arg(long = "orderer-pid")]
+    pub orderer_pids: Vec<u32>,
+    /// Seconds spent measuring the Ed25519 verify rate (half single, half batched); 0 skips.
+    #[arg(long, default_value_t = 1.0)]
+    pub verify_seconds: f64,
+    /// Whether the orderers fsync before acknowledging (recorded, not set, here).
+    #[arg(long, default_value = "on")]
+    pub fsync: String,
+    /// Free-form KEY=VALUE recorded with the run (e.g. commit=abc123); repeatable.
+    #[arg(long = "tag")]
+    pub tags: Vec<String>,
+    /// Folder for the run's JSON report.
+    #[arg(long, default_value = "bench-results")]
+    pub out_dir: PathBuf,
+    /// Markdown table to append the run's row to (written with a header if new).
+    #[arg(long)]
+    pub summary: Option<PathBuf>,
+}
+
+impl BenchArgs {
+    fn pace(&self) -> anyhow::Result<Pace> {
+        match self.rate {
+            Some(rate) if rate > 0.0 && rate.is_finite() => Ok(Pace::Open { rate }),
+            Some(rate) => {
+                bail!("--rate must be a positive number of transactions a second, not {rate}")
+            }
+            None => Ok(Pace::Closed {
+                window: self.window.max(1),
+            }),
+        }
+    }
+
+    fn transactions(&self) -> usize {
+        match self.rate {
+            Some(rate) => (rate * self.duration).round().max(1.0) as usize,
+            None => self.count.max(1),
+        }
+    }
+}
+
+/// Runs one benchmark, prints its report and writes it to `out_dir`. Fails if the chain does
+/// not verify, or an acknowledged transaction was lost or ordered twice.
+pub async fn run(args: BenchArgs) -> anyhow::Result<Report> {
+    let pace = args.pace()?;
+    let endpoints: Vec<String> = args
+        .endpoints
+        .iter()
+        .map(|e| e.trim().to_string())
+        .filter(|e| !e.is_empty())
+        .collect();
+    if endpoints.is_empty() {
+        bail!("no endpoint given");
+    }
+    let signer = Signer::load(&args.msp)
+        .with_context(|| format!("loading the client identity from {}", args.msp.display()))?;
+    let machine = Machine::detect();
+
+    // The chain as it is: verified, and its genesis block tells the batch rules and consenters.
+    let deliver_endpoint = args
+        .deliver_endpoint
+        .clone()
+        .unwrap_or_else(|| endpoints[0].clone());
+    let follower_client = Client::connect(&deliver_endpoint, &args.channel, signer.clone()).await?;
+    let mut verifier = ChainVerifier::new();
+    let chain = follower_client.read_chain().await?;
+    let genesis = chain
+        .first()
+        .ok_or_else(|| anyhow!("the channel has no genesis block"))?;
+    let settings = ChannelSettings::from_config(
+        &config_from_block(genesis).map_err(|e| anyhow!("genesis block: {e}"))?,
+        &args.fsync,
+    );
+    for block in &chain {
+        verifier.verify(block)?;
+    }
+    drop(chain);
+
+    let count = args.transactions();
+    eprintln!(
+        "bench {}: signing {count} envelopes of {} bytes...",
+        args.label, args.tx_bytes
+    );
+    let prepared = {
+        let (signer, channel, tx_bytes, cores) = (
+            signer.clone(),
+            args.channel.clone(),
+            args.tx_bytes,
+            machine.cores,
+        );
+        tokio::task::spawn_blocking(move || {
+            load::presign(&signer, &channel, count, tx_bytes, cores)
+        })
+        .await?
+    };
+    let verify_rate = if args.verify_seconds > 0.0 {
+        let sample = verify_sample(
+            &prepared.envelopes[..prepared.envelopes.len().min(256)],
+            &signer,
+        )?;
+        let (cores, seconds) = (machine.cores, args.verify_seconds);
+        Some(
+            tokio::task::spawn_blocking(move || machine::verify_rate(&sample, cores, seconds))
+                .await?,
+        )
+    } else {
+        None
+    };
+
+    let mut clients = Vec::with_capacity(args.streams.max(1));
+    for s in 0..args.streams.max(1) {
+        let endpoint = &endpoints[s % endpoints.len()];
+        clients.push(Client::connect(endpoint, &args.channel, signer.clone()).await?);
+    }
+
+    let (arrivals_tx, mut arrivals_rx) = mpsc::unbounded_channel();
+    let mut follower = follow(follower_client, verifier, arrivals_tx).await?;
+
+    let self_pid = std::process::id();
+    let before: Vec<Option<ProcSample>> = args
+        .orderer_pids
+        .iter()
+        .map(|&pid| machine::sample_process(pid))
+        .collect();
+    let self_before = machine::sample_process(self_pid);
+    let (stop_sampling, rss_sampler) = sample_rss(args.orderer_pids.clone());
+
+    eprintln!("bench {}: load started", args.label);
+    let start = Instant::now();
+    let expected_secs = match pace {
+        Pace::Open { rate } => count as f64 / rate,
+        Pace::Closed { .. } => 0.0,
+    };
+    // Closed loop ends when the orderer has answered; the deadline only catches a hung run.
+    let answers_deadline = start
+        + Duration::from_secs_f64(expected_secs)
+        + Duration::from_secs(args.deliver_timeout.max(1) * 4);
+    let outcome = load::drive(clients, prepared.envelopes, pace, start, answers_deadline).await;
+
+    // Collect blocks until every acknowledged transaction has been delivered (or time is up).
+    let mut waiting: std::collections::HashSet<&str> = outcome
+        .sent
+        .iter()
+        .zip(&prepared.tx_ids)
+        .filter(|(s, _)| {
+            matches!(
+                s,
+                Some(account::Sent {
+                    answer: account::Answer::Acked,
+                    ..
+                })
+            )
+        })
+        .map(|(_, id)| id.as_str())
+        .collect();
+    let mut arrivals: Vec<Arrival> = Vec::new();
+    let deliver_deadline = tokio::time::Instant::now() + Duration::from_secs(args.deliver_timeout);
+    let mut follow_error = None;
+    loop {
+        while let Ok(arrival) = arrivals_rx.try_recv() {
+            for tx_id in &arrival.tx_ids {
+                waiting.remove(tx_id.as_str());
+            }
+            arrivals.push(arrival);
+        }
+        if waiting.is_empty() {
+            break;
+        }
+        match tokio::time::timeout_at(deliver_deadline, arrivals_rx.recv()).await {
+            Ok(Some(arrival)) => {
+                for tx_id in &arrival.tx_ids {
+                    waiting.remove(tx_id.as_str());
+                }
+                arrivals.push(arrival);
+            }
+            Ok(None) => {
+                follow_error = Some(match (&mut follower).await {
+                    Ok(Err(e)) => format!("{e:#}"),
+                    Ok(Ok(())) => "Deliver stream ended".to_string(),
+                    Err(e) => format!("Deliver task: {e}"),
+                });
+                break;
+            }
+            Err(_) => break,
+        }
+    }
+    follower.abort();
+    let _ = stop_sampling.send(());
+    let rss_samples = rss_sampler.await.unwrap_or_default();
+    let after: Vec<Option<ProcSample>> = args
+        .orderer_pids
+        .iter()
+        .map(|&pid| machine::sample_process(pid))
+        .collect();
+    let self_after = machine::sample_process(self_pid);
+
+    let accounting = account::account(start, &prepared.tx_ids, &outcome.sent, &arrivals);
+    let processes = args
+        .orderer_pids
+        .iter()
+        .enumerate()
+        .map(|(k, &pid)| ProcessReport::new(pid, before[k], after[k], &rss_samples[k]))
+        .collect();
+    let report = Report::new(report::Inputs {
+        label: args.label.clone(),
+        tags: args.tags.clone(),
+        machine,
+        settings,
+        endpoints,
+        deliver_endpoint,
+        pace,
+        offered: count,
+        tx_bytes: args.tx_bytes,
+        streams: args.streams.max(1),
+        verify_rate,
+        start,
+        latencies: Percentiles::new(accounting.latencies.clone()).summary(),
+        accounting,
+        outcome_errors: outcome.errors,
+        send_seconds: outcome.finished.duration_since(start).as_secs_f64(),
+        max_send_lag: outcome.max_lag,
+        processes,
+        peer_sim_cpu_seconds: match (self_before, self_after) {
+            (Some(b), Some(a)) => Some(a.cpu_seconds - b.cpu_seconds),
+            _ => None,
+        },
+        follow_error: follow_error.clone(),
+    });
+
+    print!("{}", report.render_text());
+    let path = report.write_json(&args.out_dir)?;
+    println!("report:      {}", path.display());
+    if let Some(summary) = &args.summary {
+        report.append_row(summary)?;
+    }
+
+    if let Some(e) = follow_error {
+        bail!("following Deliver failed: {e}");
+    }
+    let acc = &report.accounting;
+    if !acc.lost.is_empty() {
+        bail!(
+            "{} acknowledged transactions were not delivered within {}s (first: {})",
+            acc.lost.len(),
+            args.deliver_timeout,
+            acc.lost[0]
+        );
+    }
+    if !acc.duplicated.is_empty() {
+        bail!("{} transactions were delivered twice", acc.duplicated.len());
+    }
+    if acc.delivered == 0 {
+        bail!("no transaction was delivered");
+    }
+    Ok(report)
+}
+
+/// (message, signature, key) of some of the run's own envelopes: what the orderer verifies.
+fn verify_sample(
+    envelopes: &[ordo_proto::common::Envelope],
+    signer: &Signer,
+) -> anyhow::Result<Vec<(Vec<u8>, Signature, VerifyingKey)>> {
+    let key = Creator::parse(signer.creator())
+        .map_err(|e| anyhow!(e))?
+        .key;
+    envelopes
+        .iter()
+        .map(|env| {
+            let signature = Signature::from_slice(&env.signature)?;
+            Ok((env.payload.to_vec(), signature, key))
+        })
+        .collect()
+}
+
+/// Follows Deliver from the verifier's height, verifying each block and sending what it held.
+async fn follow(
+    client: Client,
+    mut verifier: ChainVerifier,
+    arrivals: mpsc::UnboundedSender<Arrival>,
+) -> anyhow::Result<JoinHandle<anyhow::Result<()>>> {
+    let mut deliver = client
+        .deliver(verifier.height(), u64::MAX, SeekBehavior::BlockUntilReady)
+        .await?;
+    Ok(tokio::spawn(async move {
+        while let Some(response) = deliver.next().await {
+            let block = match response.context("Deliver stream")?.r#type {
+                Some(deliver_response::Type::Block(block)) => block,
+                Some(deliver_response::Type::Status(s)) => {
+                    bail!("Deliver ended with status {:?}", Status::try_from(s))
+                }
+                None => bail!("empty Deliver response"),
+            };
+            let verified = verifier.verify(&block)?;
+            let arrival = Arrival {
+                number: verified.number,
+                tx_ids: verified.tx_ids,
+                at: Instant::now(),
+            };
+            if arrivals.send(arrival).is_err() {
+                break;
+            }
+        }
+        Ok(())
+    }))
+}
+
+/// Per process, (seconds since sampling began, resident KiB).
+type RssSamples = Vec<Vec<(f64, u64)>>;
+
+/// Samples each process's resident set every second until told to stop.
+fn sample_rss(pids: Vec<u32>) -> (tokio::sync::oneshot::Sender<()>, JoinHandle<RssSamples>) {
+    let (stop, mut stopped) = tokio::sync::oneshot::channel();
+    let task = tokio::spawn(async move {
+        let start = Instant::now();
+        let mut samples = vec![Vec::new(); pids.len()];
+        let mut ticks = tokio::time::interval(Duration::from_secs(1));
+        loop {
+            tokio::select! {
+                _ = ticks.tick() => {}
+                _ = &mut stopped => break,
+            }
+            let t = start.elapsed().as_secs_f64();
+            for (k, &pid) in pids.iter().enumerate() {
+                if let Some(s) = machine::sample_process(pid) {
+                    samples[k].push((t, s.rss_kib));
+                }
+            }
+        }
+        samples
+    });
+    (stop, task)
+}
