@@ -16,19 +16,15 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, bail, Context};
 use clap::Args;
 use ed25519_dalek::{Signature, VerifyingKey};
-use futures::StreamExt;
 use ordo_orderer::identity::{Creator, Signer};
 use ordo_orderer::policy::config_from_block;
-use ordo_proto::common::Status;
-use ordo_proto::orderer::deliver_response;
-use ordo_proto::orderer::seek_info::SeekBehavior;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use crate::chain::ChainVerifier;
 use crate::client::Client;
+use crate::follow::{follow, Arrival};
 use crate::stats::Percentiles;
-use account::Arrival;
 use load::Pace;
 use machine::{Machine, ProcSample};
 use report::{ChannelSettings, ProcessReport, Report};
@@ -343,38 +339,6 @@ fn verify_sample(
             Ok((env.payload.to_vec(), signature, key))
         })
         .collect()
-}
-
-/// Follows Deliver from the verifier's height, verifying each block and sending what it held.
-async fn follow(
-    client: Client,
-    mut verifier: ChainVerifier,
-    arrivals: mpsc::UnboundedSender<Arrival>,
-) -> anyhow::Result<JoinHandle<anyhow::Result<()>>> {
-    let mut deliver = client
-        .deliver(verifier.height(), u64::MAX, SeekBehavior::BlockUntilReady)
-        .await?;
-    Ok(tokio::spawn(async move {
-        while let Some(response) = deliver.next().await {
-            let block = match response.context("Deliver stream")?.r#type {
-                Some(deliver_response::Type::Block(block)) => block,
-                Some(deliver_response::Type::Status(s)) => {
-                    bail!("Deliver ended with status {:?}", Status::try_from(s))
-                }
-                None => bail!("empty Deliver response"),
-            };
-            let verified = verifier.verify(&block)?;
-            let arrival = Arrival {
-                number: verified.number,
-                tx_ids: verified.tx_ids,
-                at: Instant::now(),
-            };
-            if arrivals.send(arrival).is_err() {
-                break;
-            }
-        }
-        Ok(())
-    }))
 }
 
 /// Per process, (seconds since sampling began, resident KiB).

@@ -4,6 +4,7 @@
 pub mod bench;
 pub mod chain;
 pub mod client;
+pub mod follow;
 pub mod stats;
 pub mod submit;
 

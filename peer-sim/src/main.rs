@@ -14,13 +14,11 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context};
 use clap::{Args, Parser, Subcommand};
-use futures::StreamExt;
 use indicatif::{ProgressBar, ProgressStyle};
 use ordo_orderer::identity::Signer;
+use ordo_peer_sim::follow::follow;
 use ordo_peer_sim::{submit, ChainVerifier, Client, Load, Percentiles};
 use ordo_proto::common::Status;
-use ordo_proto::orderer::deliver_response;
-use ordo_proto::orderer::seek_info::SeekBehavior;
 use tokio::sync::mpsc;
 
 #[derive(Parser)]
@@ -123,13 +121,6 @@ async fn verify(target: Target) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// A delivered, verified block: its transactions and when it arrived.
-struct Arrival {
-    number: u64,
-    tx_ids: Vec<String>,
-    at: Instant,
-}
-
 async fn run(args: RunArgs) -> anyhow::Result<()> {
     let client = connect(&args.target).await?;
 
@@ -140,30 +131,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         verifier.verify(&block)?;
     }
     let (arrivals_tx, mut arrivals) = mpsc::unbounded_channel();
-    let mut deliver = client
-        .deliver(verifier.height(), u64::MAX, SeekBehavior::BlockUntilReady)
-        .await?;
-    let follower = tokio::spawn(async move {
-        while let Some(response) = deliver.next().await {
-            let block = match response.context("Deliver stream")?.r#type {
-                Some(deliver_response::Type::Block(block)) => block,
-                Some(deliver_response::Type::Status(s)) => {
-                    bail!("Deliver ended with status {:?}", Status::try_from(s))
-                }
-                None => bail!("empty Deliver response"),
-            };
-            let verified = verifier.verify(&block)?;
-            let arrival = Arrival {
-                number: verified.number,
-                tx_ids: verified.tx_ids,
-                at: Instant::now(),
-            };
-            if arrivals_tx.send(arrival).is_err() {
-                break;
-            }
-        }
-        Ok::<_, anyhow::Error>(())
-    });
+    let follower = follow(client.clone(), verifier, arrivals_tx).await?;
 
     let progress = ProgressBar::new(args.count as u64);
     progress.set_style(

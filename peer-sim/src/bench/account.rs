@@ -4,6 +4,8 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
+use crate::follow::Arrival;
+
 /// How the orderer answered one envelope on its Broadcast stream.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Answer {
@@ -20,14 +22,6 @@ pub enum Answer {
 pub struct Sent {
     pub at: Instant,
     pub answer: Answer,
-}
-
-/// A verified block as it reached the client.
-#[derive(Clone, Debug)]
-pub struct Arrival {
-    pub number: u64,
-    pub tx_ids: Vec<String>,
-    pub at: Instant,
 }
 
 /// The longest stretch with no block delivered: from the start of the load to the first block,
