@@ -54,3 +54,26 @@ TOML
 ordo_peer() {
   printf '\n[[cluster.peers]]\nid = %s\naddress = "%s"\n' "$1" "$2"
 }
+
+# Prints a raft node's orderer.toml: id, client address, cluster address, identity folder, genesis
+# block (paths relative to the file), and the [[cluster.peers]] entries.
+ordo_node_config() {
+  local id=$1 listen=$2 cluster_listen=$3 identity=$4 genesis=$5 peers=$6
+  cat <<TOML
+[node]
+id = $id
+consensus = "raft"
+data_dir = "data"
+listen = "$listen"
+cluster_listen = "$cluster_listen"
+identity = "$identity"
+
+[cluster]
+heartbeat_ms = 100
+election_timeout_min_ms = 400
+election_timeout_max_ms = 800
+$peers
+[[channel]]
+genesis_block = "$genesis"
+TOML
+}

@@ -66,23 +66,8 @@ up() {
     --output "$net/genesis/$channel.block" >/dev/null
   for i in $(seq 1 "$n"); do
     mkdir -p "$net/nodes/node$i"
-    cat >"$net/nodes/node$i/orderer.toml" <<TOML
-[node]
-id = $i
-consensus = "raft"
-data_dir = "data"
-listen = "127.0.0.1:$((client_base + i))"
-cluster_listen = "127.0.0.1:$((cluster_base + i))"
-identity = "../../crypto/orderer$i"
-
-[cluster]
-heartbeat_ms = 100
-election_timeout_min_ms = 400
-election_timeout_max_ms = 800
-$peers
-[[channel]]
-genesis_block = "../../genesis/$channel.block"
-TOML
+    ordo_node_config "$i" "127.0.0.1:$((client_base + i))" "127.0.0.1:$((cluster_base + i))" \
+      "../../crypto/orderer$i" "../../genesis/$channel.block" "$peers" >"$net/nodes/node$i/orderer.toml"
   done
   for i in $(seq 1 "$n"); do start_node "$i"; done
   echo
