@@ -70,8 +70,8 @@ identity = "$identity"
 
 [cluster]
 heartbeat_ms = 100
-election_timeout_min_ms = 400
-election_timeout_max_ms = 800
+election_timeout_min_ms = ${ORDO_ELECTION_MIN_MS:-400}
+election_timeout_max_ms = ${ORDO_ELECTION_MAX_MS:-800}
 $peers
 [[channel]]
 genesis_block = "$genesis"

@@ -9,7 +9,9 @@
 #
 # Data, logs and crypto live under network/.data/local (ignored by git). Node i serves clients on
 # 127.0.0.1:(7050+i) and the cluster on 127.0.0.1:(7150+i). Binaries come from target/release
-# (built here if missing) or from $ORDO_BIN.
+# (built here if missing) or from $ORDO_BIN. Raft election timeouts: $ORDO_ELECTION_MIN_MS and
+# $ORDO_ELECTION_MAX_MS (default 400-800); block rules: $ORDO_MAX_MESSAGE_COUNT (500) and
+# $ORDO_BATCH_TIMEOUT_MS (500).
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
