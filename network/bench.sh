@@ -51,6 +51,8 @@ sizes=(1024 250 3584)
 
 die() { echo "bench.sh: $*" >&2; exit 1; }
 log() { echo "bench.sh: $*" >&2; }
+# shellcheck source=network/lib.sh
+. "$here/lib.sh"
 
 if [ -n "${ORDO_BIN:-}" ]; then
   bin="$ORDO_BIN"
@@ -99,27 +101,11 @@ solo_up() {
   local client_key orderer_key
   client_key=$(cat "$dir/crypto/client/key.pub")
   orderer_key=$("$bin/orderer" keygen --mspid OrdererMSP --out "$dir/crypto/orderer")
-  cat >"$dir/channel.toml" <<TOML
-channel_id = "ordo"
-
-[batch]
-max_message_count = $max_message_count
-absolute_max_bytes = 10485760
-preferred_max_bytes = 2097152
-timeout_ms = $batch_timeout_ms
-
-[[organizations]]
-mspid = "Org1MSP"
-writers = ["$client_key"]
-readers = ["$client_key"]
-admins = ["$client_key"]
-
-[[consenters]]
-id = 1
-mspid = "OrdererMSP"
-public_key = "$orderer_key"
-client_address = "127.0.0.1:$port"
-TOML
+  {
+    ORDO_MAX_MESSAGE_COUNT=$max_message_count ORDO_BATCH_TIMEOUT_MS=$batch_timeout_ms \
+      ordo_channel_head ordo "$client_key"
+    ordo_consenter 1 "$orderer_key" "127.0.0.1:$port" ""
+  } >"$dir/channel.toml"
   "$bin/orderer" genesis --channel-config "$dir/channel.toml" --signer "$dir/crypto/client" \
     --output "$dir/genesis/ordo.block" >/dev/null
   cat >"$dir/orderer.toml" <<TOML
