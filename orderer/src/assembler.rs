@@ -188,7 +188,7 @@ mod tests {
     use crate::envelope::build;
     use crate::identity::Signer;
     use ordo_proto::common::HeaderType;
-    use ordo_proto::ordo::{BatchSize, ChannelConfig, Consenter, Organization};
+    use ordo_proto::ordo::{BatchSize, ChannelConfig};
     use std::collections::HashMap;
 
     struct Fixture {
@@ -201,29 +201,13 @@ mod tests {
         let admin = Signer::generate("Org1MSP");
         let writer = Signer::generate("Org1MSP");
         let orderer = Signer::generate("OrdererMSP");
-        let config = ChannelConfig {
-            channel_id: "ch".into(),
-            sequence: 0,
-            batch_size: Some(BatchSize {
-                max_message_count: 3,
-                absolute_max_bytes: 100_000,
-                preferred_max_bytes: 50_000,
-            }),
-            batch_timeout_ms: 100,
-            organizations: vec![Organization {
-                mspid: "Org1MSP".into(),
-                writers: vec![writer.public_key().to_vec().into()],
-                readers: vec![],
-                admins: vec![admin.public_key().to_vec().into()],
-            }],
-            consenters: vec![Consenter {
-                id: 1,
-                mspid: "OrdererMSP".into(),
-                public_key: orderer.public_key().to_vec().into(),
-                ..Default::default()
-            }],
-            dedup_window_blocks: 2,
-        };
+        let mut config = crate::policy::tests::config(&admin, &writer, &orderer);
+        config.batch_size = Some(BatchSize {
+            max_message_count: 3,
+            absolute_max_bytes: 100_000,
+            preferred_max_bytes: 50_000,
+        });
+        config.dedup_window_blocks = 2;
         Fixture {
             admin,
             writer,

@@ -210,12 +210,13 @@ pub fn config_from_envelope(envelope: &Bytes) -> Result<ChannelConfig, String> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::envelope::build;
     use crate::identity::Signer;
     use ordo_proto::ordo::{BatchSize, Consenter, Organization};
 
+    /// A channel "ch": Org1MSP with `writer` (who also reads) and `admin`, one consenter.
     pub(crate) fn config(admin: &Signer, writer: &Signer, orderer: &Signer) -> ChannelConfig {
         ChannelConfig {
             channel_id: "ch".into(),
