@@ -78,3 +78,45 @@ async fn clean_shutdown_and_restart_continue_the_chain() {
     // The chain after the restart extends the one before it, block for block.
     assert_eq!(&after[..before.len()], &before[..]);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn deliver_headers_only_keeps_header_and_signatures() {
+    use futures::StreamExt;
+    use ordo_proto::common::{HeaderType, Status};
+    use ordo_proto::orderer::seek_info::SeekContentType;
+    use ordo_proto::orderer::{deliver_response, SeekInfo};
+    use prost::Message;
+
+    let orderer = Orderer::start(test_batch());
+    let client = orderer.client().await;
+    let info = SeekInfo {
+        start: Some(ordo_orderer::envelope::specified(0)),
+        stop: Some(ordo_orderer::envelope::specified(0)),
+        content_type: SeekContentType::HeaderWithSig as i32,
+        ..Default::default()
+    };
+    let request = ordo_orderer::envelope::build(
+        &orderer.signer(),
+        "ordo",
+        HeaderType::DeliverSeekInfo,
+        info.encode_to_vec().into(),
+    );
+    let mut stream = client
+        .grpc()
+        .deliver(futures::stream::iter([request]))
+        .await
+        .unwrap()
+        .into_inner();
+    let Some(deliver_response::Type::Block(block)) = stream.next().await.unwrap().unwrap().r#type
+    else {
+        panic!("expected block 0");
+    };
+    assert!(block.data.is_none(), "HEADER_WITH_SIG leaves the data out");
+    assert_eq!(block.header.unwrap().number, 0);
+    assert_eq!(block.metadata.unwrap().metadata.len(), 5);
+    let status = stream.next().await.unwrap().unwrap().r#type;
+    assert_eq!(
+        status,
+        Some(deliver_response::Type::Status(Status::Success as i32))
+    );
+}
