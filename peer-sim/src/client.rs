@@ -79,13 +79,20 @@ impl Client {
             envelope::specified(stop),
             behavior as i32,
         );
-        let stream = self
+        self.deliver_request(request).await
+    }
+
+    /// Opens a Deliver stream with a request built by the caller (any SeekInfo, or a bad one).
+    pub async fn deliver_request(
+        &self,
+        request: ordo_proto::common::Envelope,
+    ) -> anyhow::Result<tonic::Streaming<ordo_proto::orderer::DeliverResponse>> {
+        Ok(self
             .grpc()
             .deliver(futures::stream::iter([request]))
             .await
             .context("opening Deliver")?
-            .into_inner();
-        Ok(stream)
+            .into_inner())
     }
 
     /// Every block from 0 to the newest, as the orderer has them now.
@@ -103,12 +110,7 @@ impl Client {
             newest,
             SeekBehavior::FailIfNotReady as i32,
         );
-        let mut stream = self
-            .grpc()
-            .deliver(futures::stream::iter([request]))
-            .await
-            .context("opening Deliver")?
-            .into_inner();
+        let mut stream = self.deliver_request(request).await?;
         let mut blocks = Vec::new();
         while let Some(response) = stream.next().await {
             match response.context("Deliver stream")?.r#type {

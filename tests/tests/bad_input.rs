@@ -40,12 +40,7 @@ async fn broadcast_one(client: &Client, envelope: Envelope) -> (Status, bool) {
 }
 
 async fn deliver_status(client: &Client, request: Envelope) -> Status {
-    let mut stream = client
-        .grpc()
-        .deliver(futures::stream::iter([request]))
-        .await
-        .unwrap()
-        .into_inner();
+    let mut stream = client.deliver_request(request).await.unwrap();
     while let Some(response) = stream.next().await {
         if let Some(deliver_response::Type::Status(s)) = response.unwrap().r#type {
             return Status::try_from(s).unwrap();

@@ -101,12 +101,7 @@ async fn deliver_headers_only_keeps_header_and_signatures() {
         HeaderType::DeliverSeekInfo,
         info.encode_to_vec().into(),
     );
-    let mut stream = client
-        .grpc()
-        .deliver(futures::stream::iter([request]))
-        .await
-        .unwrap()
-        .into_inner();
+    let mut stream = client.deliver_request(request).await.unwrap();
     let Some(deliver_response::Type::Block(block)) = stream.next().await.unwrap().unwrap().r#type
     else {
         panic!("expected block 0");
