@@ -7,6 +7,7 @@
 //! after a refused envelope is produced or read.
 
 use std::sync::Arc;
+use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use futures::stream::FuturesOrdered;
@@ -17,28 +18,33 @@ use tokio::sync::mpsc;
 use tonic::Streaming;
 
 use crate::channel::Channel;
-use crate::server::Channels;
+use crate::server::{self, Channels, ServiceSettings};
 use crate::validate::{self, Parsed, Rejection};
 
-/// Envelopes of one stream whose commit is awaited at once.
+/// Envelopes of one stream whose commit is awaited at once (their bytes are bounded too, by
+/// `limits.broadcast_stream_bytes`).
 const IN_FLIGHT: usize = 1024;
 /// Most envelopes validated (and signature-checked) together.
 const VERIFY_BATCH: usize = 64;
 
 pub async fn serve(
     channels: Channels,
+    settings: ServiceSettings,
     mut inbound: Streaming<Envelope>,
     tx: mpsc::Sender<Result<BroadcastResponse, tonic::Status>>,
 ) {
     let mut in_flight = FuturesOrdered::new();
+    // Bytes of the envelopes awaiting their commit: no more are read past the bound.
+    let mut held = 0usize;
     let mut reading = true;
     let mut creators = validate::CreatorCache::default();
     loop {
         tokio::select! {
             // Answers first: they free room for more envelopes.
             biased;
-            Some(answer) = in_flight.next(), if !in_flight.is_empty() => {
+            Some((bytes, answer)) = in_flight.next(), if !in_flight.is_empty() => {
                 let answer: Result<(), Rejection> = answer;
+                held -= bytes;
                 let response = match answer {
                     Ok(()) => BroadcastResponse { status: Status::Success as i32, info: String::new() },
                     Err(r) => BroadcastResponse { status: r.status as i32, info: r.info },
@@ -48,35 +54,50 @@ pub async fn serve(
                     break;
                 }
             }
-            message = inbound.next(), if reading && in_flight.len() < IN_FLIGHT => {
-                let Some(Ok(first)) = message else {
-                    // The client hung up or the stream broke: answer what was taken, then stop.
-                    reading = false;
-                    continue;
-                };
-                let mut batch = vec![first];
+            message = inbound.next(),
+                if reading && in_flight.len() < IN_FLIGHT && held < settings.broadcast_stream_bytes =>
+            {
+                let mut batch = Vec::new();
+                // A message that could not be received ends the stream after the envelopes
+                // before it, with an answer of its own if the client is still there.
+                let mut unreadable = None;
+                let mut next = Some(message);
                 // Take what has already arrived, without waiting for more.
-                while batch.len() < VERIFY_BATCH.min(IN_FLIGHT - in_flight.len()) {
-                    match inbound.next().now_or_never() {
-                        Some(Some(Ok(envelope))) => batch.push(envelope),
-                        Some(_) => { reading = false; break; }
-                        None => break,
+                while let Some(message) = next.take() {
+                    match message {
+                        Some(Ok(envelope)) => batch.push(envelope),
+                        Some(Err(status)) => {
+                            unreadable = server::refusal_of(&status);
+                            reading = false;
+                        }
+                        None => reading = false,
+                    }
+                    if reading && batch.len() < VERIFY_BATCH.min(IN_FLIGHT - in_flight.len()) {
+                        next = inbound.next().now_or_never();
                     }
                 }
-                for admitted in admit(&channels, &batch, &mut creators) {
+                let admitted = admit(&channels, settings.time_window, &batch, &mut creators);
+                let refused = admitted.last().is_some_and(|a| a.is_err());
+                let unreadable = unreadable.filter(|_| !refused).map(Err);
+                for admitted in admitted.into_iter().chain(unreadable) {
                     match admitted {
-                        Ok((channel, record)) => in_flight.push_back(
-                            async move {
-                                channel.produce(record).await.map(|_| ()).map_err(|e| {
-                                    tracing::warn!(channel = %channel.id(), error = %e, "produce failed");
-                                    Rejection::new(Status::ServiceUnavailable, format!("the log did not take the envelope: {e}"))
-                                })
-                            }
-                            .boxed(),
-                        ),
+                        Ok((channel, record)) => {
+                            let bytes = record.len();
+                            held += bytes;
+                            in_flight.push_back(
+                                async move {
+                                    let answer = channel.produce(record).await.map(|_| ()).map_err(|e| {
+                                        tracing::warn!(channel = %channel.id(), error = %e, "produce failed");
+                                        Rejection::new(Status::ServiceUnavailable, format!("the envelope was not ordered: {e}"))
+                                    });
+                                    (bytes, answer)
+                                }
+                                .boxed(),
+                            )
+                        }
                         Err(rejection) => {
                             tracing::debug!(status = ?rejection.status, info = %rejection.info, "envelope refused");
-                            in_flight.push_back(futures::future::ready(Err(rejection)).boxed());
+                            in_flight.push_back(futures::future::ready((0, Err(rejection))).boxed());
                             reading = false;
                             break;
                         }
@@ -94,13 +115,16 @@ type Admitted = Result<(Arc<Channel>, Bytes), Rejection>;
 /// verified together. The result stops at the first refusal: nothing after it is produced.
 fn admit(
     channels: &Channels,
+    time_window: Duration,
     batch: &[Envelope],
     creators: &mut validate::CreatorCache,
 ) -> Vec<Admitted> {
+    let now = SystemTime::now();
     let checked: Vec<Result<(Arc<Channel>, Parsed), Rejection>> = batch
         .iter()
         .map(|envelope| {
             let parsed = validate::parse_cached(envelope, creators)?;
+            validate::check_timestamp(&parsed, now, time_window)?;
             let channel = channels.get(&parsed.channel_id).ok_or_else(|| {
                 Rejection::new(
                     Status::NotFound,

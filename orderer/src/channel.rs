@@ -20,6 +20,7 @@ use crate::dedup::{self, PastBlock, TxWindow};
 use crate::entry::Entry;
 use crate::identity::Signer;
 use crate::ledger::Ledger;
+use crate::log::LogError;
 use crate::policy::{config_from_block, ChannelPolicy};
 use crate::validate::{self, Parsed, Rejection};
 use crate::writer::{BlockInfo, BlockWriter};
@@ -172,6 +173,12 @@ impl Channel {
         self.healthy.load(Ordering::Relaxed)
     }
 
+    /// Marks the channel stopped: Broadcast and Deliver answer SERVICE_UNAVAILABLE from now on.
+    fn fail(&self, what: &str, error: &dyn std::fmt::Display) {
+        tracing::error!(channel = %self.id, error = %error, "{what}; the channel stops serving");
+        self.healthy.store(false, Ordering::Relaxed);
+    }
+
     /// Broadcast's check that needs no signature: the size limit.
     pub fn check_size(&self, parsed: &Parsed) -> Result<(), Rejection> {
         validate::check_size(parsed, self.policy().absolute_max_bytes())
@@ -211,7 +218,7 @@ impl Channel {
     }
 
     /// Produces a record to the channel's log; resolves once it is committed.
-    pub async fn produce(&self, record: Bytes) -> Result<u64, crate::log::LogError> {
+    pub async fn produce(&self, record: Bytes) -> Result<u64, LogError> {
         self.log.produce(record).await
     }
 
@@ -257,17 +264,19 @@ impl Consumer {
                 fetched = self.channel.log.fetch(self.next_offset, FETCH_BYTES) => {
                     let records = match fetched {
                         Ok(records) => records,
+                        Err(LogError::Closed) => break,
                         Err(e) => {
-                            tracing::error!(channel = %self.channel.id, error = %e, "reading the log failed");
-                            break;
+                            // No block can be cut past a record that cannot be read: stop taking
+                            // envelopes rather than acknowledge ones that would never be ordered.
+                            self.channel.fail("reading the log failed", &e);
+                            return;
                         }
                     };
                     for record in records {
                         self.next_offset = record.offset + 1;
                         for batch in self.assembler.consume(record.offset, &record.payload) {
                             if let Err(e) = self.write(batch).await {
-                                tracing::error!(channel = %self.channel.id, error = %e, "writing a block failed; the channel stops");
-                                self.channel.healthy.store(false, Ordering::Relaxed);
+                                self.channel.fail("writing a block failed", &e);
                                 return;
                             }
                         }

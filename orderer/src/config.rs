@@ -19,6 +19,10 @@ pub struct NodeConfig {
     pub log: LogSection,
     #[serde(default)]
     pub ledger: LedgerSection,
+    #[serde(default)]
+    pub limits: LimitsSection,
+    #[serde(default)]
+    pub authentication: AuthenticationSection,
     /// The replicated consensus type's cluster (consensus = "raft").
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cluster: Option<ClusterSection>,
@@ -125,6 +129,65 @@ impl Default for LedgerSection {
         LedgerSection {
             file_bytes: 64 << 20,
         }
+    }
+}
+
+/// Bounds on what clients can make the node hold: connections, streams, buffered bytes.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsSection {
+    /// Client connections served at once; more are closed as they arrive.
+    pub max_connections: usize,
+    /// Client connections from one IP address at once.
+    pub max_connections_per_ip: usize,
+    /// A connection that has not started HTTP/2 within this is closed.
+    pub handshake_timeout_ms: u64,
+    /// A client connection with no open stream for this long is closed.
+    pub idle_timeout_ms: u64,
+    /// HTTP/2 pings go out this often on a connection; one unanswered for
+    /// `keepalive_timeout_ms` closes it.
+    pub keepalive_interval_ms: u64,
+    pub keepalive_timeout_ms: u64,
+    /// Concurrent streams (Broadcast or Deliver calls) on one connection.
+    pub max_streams_per_connection: u32,
+    /// Bytes of envelopes one Broadcast stream may have awaiting their commit; reading the
+    /// stream pauses past it (an envelope is taken whatever its size while under it).
+    pub broadcast_stream_bytes: usize,
+    /// Bytes of blocks queued for one Deliver stream (a larger block is queued alone).
+    pub deliver_stream_bytes: u32,
+    /// Bytes of blocks queued for all Deliver streams together.
+    pub deliver_total_bytes: u32,
+}
+
+impl Default for LimitsSection {
+    fn default() -> Self {
+        LimitsSection {
+            max_connections: 4096,
+            max_connections_per_ip: 1024,
+            handshake_timeout_ms: 10_000,
+            idle_timeout_ms: 300_000,
+            keepalive_interval_ms: 60_000,
+            keepalive_timeout_ms: 20_000,
+            max_streams_per_connection: 256,
+            broadcast_stream_bytes: 64 << 20,
+            deliver_stream_bytes: 4 << 20,
+            deliver_total_bytes: 256 << 20,
+        }
+    }
+}
+
+/// Fabric's `General.Authentication`.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthenticationSection {
+    /// Envelopes (Broadcast and Deliver) dated further than this from the node's clock are
+    /// refused with BAD_REQUEST; 0 turns the check off.
+    pub time_window_s: u64,
+}
+
+impl Default for AuthenticationSection {
+    fn default() -> Self {
+        AuthenticationSection { time_window_s: 900 }
     }
 }
 

@@ -7,6 +7,7 @@
 //! before every block), SERVICE_UNAVAILABLE (the channel cannot serve).
 
 use std::sync::Arc;
+use std::time::{Duration, SystemTime};
 
 use futures::StreamExt;
 use ordo_proto::common::{Envelope, HeaderType, Status};
@@ -15,19 +16,31 @@ use ordo_proto::orderer::{
     deliver_response, seek_position, DeliverResponse, SeekInfo, SeekPosition,
 };
 use prost::Message;
-use tokio::sync::mpsc;
 use tonic::Streaming;
 
 use crate::channel::Channel;
 use crate::identity::Creator;
-use crate::server::Channels;
+use crate::outbox::Outbox;
+use crate::server::{self, Channels};
 use crate::validate::{self, Rejection};
 
-type Sender = mpsc::Sender<Result<DeliverResponse, tonic::Status>>;
+type Sender = Outbox<DeliverResponse>;
 
-pub async fn serve(channels: Channels, mut inbound: Streaming<Envelope>, tx: Sender) {
-    while let Some(Ok(request)) = inbound.next().await {
-        let status = match serve_request(&channels, &request, &tx).await {
+pub async fn serve(
+    channels: Channels,
+    time_window: Duration,
+    mut inbound: Streaming<Envelope>,
+    tx: Sender,
+) {
+    while let Some(request) = inbound.next().await {
+        let outcome = match request {
+            Ok(request) => serve_request(&channels, time_window, &request, &tx).await,
+            Err(status) => match server::refusal_of(&status) {
+                Some(rejection) => Err(Ended::Refused(rejection)),
+                None => return,
+            },
+        };
+        let status = match outcome {
             Ok(()) => Status::Success,
             Err(Ended::ClientGone) => return,
             Err(Ended::Refused(r)) => {
@@ -38,7 +51,7 @@ pub async fn serve(channels: Channels, mut inbound: Streaming<Envelope>, tx: Sen
         let response = DeliverResponse {
             r#type: Some(deliver_response::Type::Status(status as i32)),
         };
-        if tx.send(Ok(response)).await.is_err() || status != Status::Success {
+        if tx.send(response).await.is_err() || status != Status::Success {
             return;
         }
     }
@@ -62,8 +75,13 @@ struct Seek {
     info: SeekInfo,
 }
 
-fn check(channels: &Channels, request: &Envelope) -> Result<Seek, Rejection> {
+fn check(
+    channels: &Channels,
+    time_window: Duration,
+    request: &Envelope,
+) -> Result<Seek, Rejection> {
     let parsed = validate::parse(request)?;
+    validate::check_timestamp(&parsed, SystemTime::now(), time_window)?;
     if parsed.header_type != HeaderType::DeliverSeekInfo as i32 {
         return Err(Rejection::bad_request(format!(
             "a Deliver request has header type DELIVER_SEEK_INFO, not {}",
@@ -102,8 +120,13 @@ fn resolve(position: Option<&SeekPosition>, height: u64) -> Option<u64> {
     })
 }
 
-async fn serve_request(channels: &Channels, request: &Envelope, tx: &Sender) -> Result<(), Ended> {
-    let seek = check(channels, request)?;
+async fn serve_request(
+    channels: &Channels,
+    time_window: Duration,
+    request: &Envelope,
+    tx: &Sender,
+) -> Result<(), Ended> {
+    let seek = check(channels, time_window, request)?;
     let ledger = seek.channel.ledger().clone();
     let height = ledger.height();
     let start = resolve(seek.info.start.as_ref(), height)
@@ -157,7 +180,7 @@ async fn serve_request(channels: &Channels, request: &Envelope, tx: &Sender) -> 
         let response = DeliverResponse {
             r#type: Some(deliver_response::Type::Block(block)),
         };
-        if tx.send(Ok(response)).await.is_err() {
+        if tx.send(response).await.is_err() {
             return Err(Ended::ClientGone);
         }
         if number == stop {

@@ -90,6 +90,8 @@ pub fn prepare_with(
         cluster: None,
         log: LogSection::default(),
         ledger: LedgerSection::default(),
+        limits: Default::default(),
+        authentication: Default::default(),
         channels: vec![ChannelSection {
             genesis_block: PathBuf::from(format!("genesis/{CHANNEL}.block")),
         }],

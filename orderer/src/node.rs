@@ -3,23 +3,25 @@
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use ordo_proto::orderer::atomic_broadcast_server::AtomicBroadcastServer;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
-use tokio_stream::wrappers::TcpListenerStream;
 
 use crate::channel::{read_genesis, Channel};
-use crate::config::NodeConfig;
+use crate::config::{LimitsSection, NodeConfig};
+use crate::connections;
 use crate::consensus::OrderedLog;
 use crate::identity::Signer;
 use crate::ledger::{Ledger, LedgerConfig};
 use crate::log::{Partition, PartitionConfig};
+use crate::outbox;
 use crate::raft::network::ClusterClients;
 use crate::raft::service::Groups;
 use crate::raft::{Node as RaftNode, RaftLog, Timing};
-use crate::server::{AtomicBroadcastService, Channels};
+use crate::server::{AtomicBroadcastService, Channels, ServiceSettings};
 
 pub struct Node {
     channels: Channels,
@@ -32,19 +34,29 @@ pub struct Node {
 
 type Served = JoinHandle<Result<(), tonic::transport::Error>>;
 
-/// Serves `router` on `listener` until the returned sender fires (or is dropped).
+/// Serves `router` on `listener`, within `limits`, until the returned sender fires (or is
+/// dropped).
 fn serve(
     router: tonic::transport::server::Router,
     listener: tokio::net::TcpListener,
+    limits: connections::Limits,
 ) -> (oneshot::Sender<()>, Served) {
     let (stop, stopped) = oneshot::channel::<()>();
     let handle = tokio::spawn(router.serve_with_incoming_shutdown(
-        TcpListenerStream::new(listener),
+        connections::incoming(listener, limits),
         async {
             let _ = stopped.await;
         },
     ));
     (stop, handle)
+}
+
+/// The HTTP/2 settings of both servers: streams per connection, and pings that find dead peers.
+fn server_builder(limits: &LimitsSection) -> tonic::transport::Server {
+    tonic::transport::Server::builder()
+        .max_concurrent_streams(limits.max_streams_per_connection)
+        .http2_keepalive_interval(Some(Duration::from_millis(limits.keepalive_interval_ms)))
+        .http2_keepalive_timeout(Some(Duration::from_millis(limits.keepalive_timeout_ms)))
 }
 
 impl Node {
@@ -54,6 +66,7 @@ impl Node {
         std::fs::create_dir_all(data_dir)
             .with_context(|| format!("creating {}", data_dir.display()))?;
         let lock = DataDirLock::acquire(data_dir)?;
+        raise_descriptor_limit(config.limits.max_connections);
         let signer = Signer::load(&config.node.identity)?;
         let raft = config.node.consensus == "raft";
         let clients = ClusterClients::default();
@@ -121,9 +134,24 @@ impl Node {
         let local_addr = listener.local_addr()?;
         // Leave room over the largest envelope for the gRPC framing of a request.
         let max_message = channels.max_envelope_bytes() + (64 << 10);
-        let service = AtomicBroadcastServer::new(AtomicBroadcastService::new(channels.clone()))
-            .max_decoding_message_size(max_message)
-            .max_encoding_message_size(usize::MAX);
+        let settings = ServiceSettings {
+            time_window: Duration::from_secs(config.authentication.time_window_s),
+            broadcast_stream_bytes: config.limits.broadcast_stream_bytes,
+            deliver_budget: outbox::Budget::new(
+                config.limits.deliver_total_bytes,
+                config.limits.deliver_stream_bytes,
+            ),
+        };
+        let service =
+            AtomicBroadcastServer::new(AtomicBroadcastService::new(channels.clone(), settings))
+                .max_decoding_message_size(max_message)
+                .max_encoding_message_size(usize::MAX);
+        let client_limits = connections::Limits {
+            max_connections: config.limits.max_connections,
+            max_connections_per_ip: config.limits.max_connections_per_ip,
+            handshake_timeout: Duration::from_millis(config.limits.handshake_timeout_ms),
+            idle_timeout: Some(Duration::from_millis(config.limits.idle_timeout_ms)),
+        };
         let mut stop_servers = Vec::new();
         let mut servers = Vec::new();
         let mut cluster_addr = None;
@@ -133,20 +161,28 @@ impl Node {
                 .with_context(|| format!("binding the cluster address {cluster_listen}"))?;
             cluster_addr = Some(listener.local_addr()?);
             let groups = Groups::new(groups);
-            let router = tonic::transport::Server::builder()
+            let router = server_builder(&config.limits)
                 .add_service(
                     ordo_proto::ordo::cluster_server::ClusterServer::new(groups.clone())
                         .max_decoding_message_size(usize::MAX)
                         .max_encoding_message_size(usize::MAX),
                 )
                 .add_service(ordo_proto::ordo::admin_server::AdminServer::new(groups));
-            let (stop, handle) = serve(router, listener);
+            let (stop, handle) = serve(
+                router,
+                listener,
+                connections::Limits {
+                    // Cluster peers keep a connection open between unary calls.
+                    idle_timeout: None,
+                    ..client_limits.clone()
+                },
+            );
             stop_servers.push(stop);
             servers.push(handle);
             tracing::info!(cluster_addr = ?cluster_addr, node = config.node.id, "serving the cluster");
         }
-        let router = tonic::transport::Server::builder().add_service(service);
-        let (stop, handle) = serve(router, listener);
+        let router = server_builder(&config.limits).add_service(service);
+        let (stop, handle) = serve(router, listener, client_limits);
         stop_servers.push(stop);
         servers.push(handle);
         tracing::info!(%local_addr, channels = config.channels.len(), "serving AtomicBroadcast");
@@ -184,6 +220,40 @@ impl Node {
         for channel in self.channels.iter() {
             channel.shutdown().await;
         }
+    }
+}
+
+/// Descriptors the node needs besides client connections: files, cluster links, listeners.
+const DESCRIPTOR_RESERVE: u64 = 1024;
+
+/// Raises the soft descriptor limit to the hard one (as Go's runtime does for Fabric's orderer),
+/// and warns if `max_connections` could still run the node out of descriptors.
+fn raise_descriptor_limit(max_connections: usize) {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit write and read only the struct passed.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
+            return;
+        }
+        if limit.rlim_cur < limit.rlim_max {
+            let raised = libc::rlimit {
+                rlim_cur: limit.rlim_max,
+                rlim_max: limit.rlim_max,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
+                limit = raised;
+            }
+        }
+    }
+    if max_connections as u64 + DESCRIPTOR_RESERVE > limit.rlim_cur {
+        tracing::warn!(
+            descriptors = limit.rlim_cur,
+            max_connections,
+            "limits.max_connections leaves too few file descriptors for the node's own files"
+        );
     }
 }
 

@@ -3,6 +3,7 @@
 use std::collections::HashMap;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::time::Duration;
 
 use futures::Stream;
 use ordo_proto::common::Envelope;
@@ -13,6 +14,9 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::channel::Channel;
+use crate::connections::{ConnectionInfo, StreamGuard};
+use crate::outbox;
+use crate::validate::Rejection;
 use crate::{broadcast, deliver};
 
 /// The channels a node serves, by id.
@@ -47,37 +51,89 @@ impl Channels {
     }
 }
 
+/// The Fabric status for a request message that could not be received, or `None` if the
+/// stream broke (the client is gone and there is no one to answer). Logged at debug: a client
+/// can cause it at will.
+pub(crate) fn refusal_of(status: &tonic::Status) -> Option<Rejection> {
+    let rejection = match status.code() {
+        // tonic's answer to a message over the decode limit, before reading its body.
+        tonic::Code::OutOfRange | tonic::Code::ResourceExhausted => Rejection::new(
+            ordo_proto::common::Status::RequestEntityTooLarge,
+            format!("message refused: {}", status.message()),
+        ),
+        // tonic's answer to bytes that are not a protobuf message or a gRPC frame.
+        tonic::Code::Internal | tonic::Code::InvalidArgument => Rejection::bad_request(format!(
+            "message could not be decoded: {}",
+            status.message()
+        )),
+        _ => {
+            tracing::debug!(code = ?status.code(), message = status.message(), "request stream broke");
+            return None;
+        }
+    };
+    tracing::debug!(status = ?rejection.status, info = %rejection.info, "unreadable request message");
+    Some(rejection)
+}
+
+/// What the service needs besides its channels.
+#[derive(Clone)]
+pub struct ServiceSettings {
+    /// Fabric's clock-skew window for envelope timestamps (zero: off).
+    pub time_window: Duration,
+    /// Bytes of envelopes one Broadcast stream may have awaiting their commit.
+    pub broadcast_stream_bytes: usize,
+    /// Bytes of blocks Deliver streams may queue.
+    pub deliver_budget: outbox::Budget,
+}
+
 pub struct AtomicBroadcastService {
     channels: Channels,
+    settings: ServiceSettings,
 }
 
 impl AtomicBroadcastService {
-    pub fn new(channels: Channels) -> Self {
-        AtomicBroadcastService { channels }
+    pub fn new(channels: Channels, settings: ServiceSettings) -> Self {
+        AtomicBroadcastService { channels, settings }
     }
 }
 
 type ResponseStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
 
-/// Each stream is served by a task of its own, writing into a small bounded queue: a slow or
-/// stalled client holds back only itself.
-const STREAM_QUEUE: usize = 64;
+/// Broadcast answers queued per stream: they are small, so a count bounds their bytes.
+const BROADCAST_QUEUE: usize = 64;
+
+/// Marks the request's connection busy for as long as the returned guard lives (the idle timeout
+/// closes only connections without streams).
+fn stream_guard<T>(request: &Request<T>) -> Option<StreamGuard> {
+    request
+        .extensions()
+        .get::<ConnectionInfo>()
+        .map(|info| info.activity.stream())
+}
 
 #[tonic::async_trait]
 impl AtomicBroadcast for AtomicBroadcastService {
     type BroadcastStream = ResponseStream<BroadcastResponse>;
     type DeliverStream = ResponseStream<DeliverResponse>;
 
+    /// Each stream is served by a task of its own, writing into a bounded queue: a slow or
+    /// stalled client holds back only itself.
     async fn broadcast(
         &self,
         request: Request<Streaming<Envelope>>,
     ) -> Result<Response<Self::BroadcastStream>, Status> {
-        let (tx, rx) = mpsc::channel(STREAM_QUEUE);
-        tokio::spawn(broadcast::serve(
+        let (tx, rx) = mpsc::channel(BROADCAST_QUEUE);
+        let guard = stream_guard(&request);
+        let served = broadcast::serve(
             self.channels.clone(),
+            self.settings.clone(),
             request.into_inner(),
             tx,
-        ));
+        );
+        tokio::spawn(async move {
+            served.await;
+            drop(guard);
+        });
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }
 
@@ -85,12 +141,18 @@ impl AtomicBroadcast for AtomicBroadcastService {
         &self,
         request: Request<Streaming<Envelope>>,
     ) -> Result<Response<Self::DeliverStream>, Status> {
-        let (tx, rx) = mpsc::channel(STREAM_QUEUE);
-        tokio::spawn(deliver::serve(
+        let (outbox, queued) = self.settings.deliver_budget.outbox();
+        let guard = stream_guard(&request);
+        let served = deliver::serve(
             self.channels.clone(),
+            self.settings.time_window,
             request.into_inner(),
-            tx,
-        ));
-        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+            outbox,
+        );
+        tokio::spawn(async move {
+            served.await;
+            drop(guard);
+        });
+        Ok(Response::new(Box::pin(queued)))
     }
 }

@@ -4,6 +4,8 @@
 //! caller); larger than AbsoluteMaxBytes → REQUEST_ENTITY_TOO_LARGE; bad signature or creator not
 //! allowed → FORBIDDEN; tx_id not SHA-256(nonce ‖ creator) → BAD_REQUEST.
 
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
 use bytes::Bytes;
 use ordo_proto::common::{ChannelHeader, Envelope, Header, Payload, SignatureHeader, Status};
 use prost::Message;
@@ -44,6 +46,8 @@ pub struct Parsed {
     pub creator_bytes: Bytes,
     pub nonce: Bytes,
     pub data: Bytes,
+    /// The channel header's timestamp, as the client's clock had it.
+    pub timestamp: Option<prost_types::Timestamp>,
     /// `len(payload) + len(signature)`: what size rules count.
     pub size: usize,
 }
@@ -110,6 +114,7 @@ pub fn parse_cached(envelope: &Envelope, cache: &mut CreatorCache) -> Result<Par
         creator_bytes: signature_header.creator,
         nonce: signature_header.nonce,
         data: payload.data,
+        timestamp: channel_header.timestamp,
         size: envelope.payload.len() + envelope.signature.len(),
     })
 }
@@ -136,6 +141,38 @@ pub fn check_signature(parsed: &Parsed, envelope: &Envelope) -> Result<(), Rejec
         return Err(Rejection::forbidden(format!(
             "signature of {} does not verify",
             parsed.creator.mspid
+        )));
+    }
+    Ok(())
+}
+
+/// Fabric's clock-skew rule (`General.Authentication.TimeWindow`): an envelope without a
+/// timestamp, or dated more than `window` away from the orderer's clock `now`, is refused, so an
+/// old signed request cannot be replayed long after it was made. A zero window turns it off.
+pub fn check_timestamp(
+    parsed: &Parsed,
+    now: SystemTime,
+    window: Duration,
+) -> Result<(), Rejection> {
+    if window.is_zero() {
+        return Ok(());
+    }
+    let Some(timestamp) = parsed.timestamp else {
+        return Err(Rejection::bad_request("channel header has no timestamp"));
+    };
+    let at = SystemTime::try_from(timestamp)
+        .map_err(|e| Rejection::bad_request(format!("channel header timestamp: {e}")))?;
+    let skew = at.duration_since(now).unwrap_or_else(|e| e.duration());
+    if skew > window {
+        let seconds = |t: SystemTime| match t.duration_since(UNIX_EPOCH) {
+            Ok(d) => d.as_secs() as i64,
+            Err(e) => -(e.duration().as_secs() as i64),
+        };
+        return Err(Rejection::bad_request(format!(
+            "envelope timestamp {}s (Unix) is more than {}s from the orderer's clock {}s",
+            seconds(at),
+            window.as_secs(),
+            seconds(now)
         )));
     }
     Ok(())
@@ -204,6 +241,28 @@ mod tests {
         check_size(&parsed, 1 << 20).unwrap();
         check_signature(&parsed, &env).unwrap();
         check_tx_id(&parsed).unwrap();
+    }
+
+    #[test]
+    fn timestamps_outside_the_window_are_refused() {
+        let (_, env) = envelope();
+        let mut parsed = parse(&env).unwrap();
+        let window = Duration::from_secs(15 * 60);
+        let now = SystemTime::now();
+        check_timestamp(&parsed, now, window).unwrap();
+        let minutes = |m: u64| Duration::from_secs(m * 60);
+        check_timestamp(&parsed, now + minutes(14), window).unwrap();
+        check_timestamp(&parsed, now - minutes(14), window).unwrap();
+        for skewed in [now + minutes(16), now - minutes(16)] {
+            let refused = check_timestamp(&parsed, skewed, window).unwrap_err();
+            assert_eq!(refused.status, Status::BadRequest, "{}", refused.info);
+        }
+        check_timestamp(&parsed, now + minutes(60), Duration::ZERO).unwrap();
+        parsed.timestamp = None;
+        assert_eq!(
+            check_timestamp(&parsed, now, window).unwrap_err().status,
+            Status::BadRequest
+        );
     }
 
     #[test]

@@ -67,6 +67,24 @@ fn resigned(signer: &Signer, mut envelope: Envelope, edit: impl FnOnce(&mut Vec<
     envelope
 }
 
+/// Re-dates an envelope's channel header to `unix_seconds` and re-signs it.
+fn dated(signer: &Signer, envelope: Envelope, unix_seconds: i64) -> Envelope {
+    use ordo_proto::common::{ChannelHeader, Payload};
+    let mut payload = Payload::decode(envelope.payload.as_ref()).unwrap();
+    let header = payload.header.as_mut().unwrap();
+    let mut channel_header = ChannelHeader::decode(header.channel_header.as_ref()).unwrap();
+    channel_header.timestamp = Some(prost_types::Timestamp {
+        seconds: unix_seconds,
+        nanos: 0,
+    });
+    header.channel_header = channel_header.encode_to_vec().into();
+    resigned(signer, envelope, |bytes| *bytes = payload.encode_to_vec())
+}
+
+/// 2001-09-09 and 2100-01-01.
+const LONG_AGO: i64 = 1_000_000_000;
+const FAR_AHEAD: i64 = 4_102_444_800;
+
 #[tokio::test(flavor = "multi_thread")]
 async fn each_rejection_has_its_status_and_good_clients_are_unaffected() {
     let orderer = Orderer::start(test_batch());
@@ -159,6 +177,16 @@ async fn each_rejection_has_its_status_and_good_clients_are_unaffected() {
             config_by_writer,
             Status::Forbidden,
         ),
+        (
+            "dated 2001",
+            dated(&signer, tx(&signer, "ordo"), LONG_AGO),
+            Status::BadRequest,
+        ),
+        (
+            "dated 2100",
+            dated(&signer, tx(&signer, "ordo"), FAR_AHEAD),
+            Status::BadRequest,
+        ),
     ];
     for (name, envelope, expected) in cases {
         let (status, closed) = broadcast_one(&client, envelope).await;
@@ -236,6 +264,36 @@ async fn each_rejection_has_its_status_and_good_clients_are_unaffected() {
             Status::BadRequest,
         ),
         (
+            "dated 2001",
+            dated(
+                &signer,
+                envelope::seek(
+                    &signer,
+                    "ordo",
+                    envelope::specified(0),
+                    envelope::specified(0),
+                    0,
+                ),
+                LONG_AGO,
+            ),
+            Status::BadRequest,
+        ),
+        (
+            "dated 2100",
+            dated(
+                &signer,
+                envelope::seek(
+                    &signer,
+                    "ordo",
+                    envelope::specified(0),
+                    envelope::specified(0),
+                    0,
+                ),
+                FAR_AHEAD,
+            ),
+            Status::BadRequest,
+        ),
+        (
             "a finished range",
             envelope::seek(
                 &signer,
@@ -270,4 +328,102 @@ async fn each_rejection_has_its_status_and_good_clients_are_unaffected() {
         transactions, 3_000,
         "only the good client's transactions are in the chain"
     );
+}
+
+/// Not an Envelope: field 1 (Envelope's `payload`, bytes) as a varint, which prost refuses.
+#[derive(Clone, PartialEq, prost::Message)]
+struct NotAnEnvelope {
+    #[prost(uint64, tag = "1")]
+    payload: u64,
+    #[prost(bytes = "vec", tag = "9")]
+    padding: Vec<u8>,
+}
+
+/// Opens `method` of AtomicBroadcast with `message` as the first request, and returns the
+/// first response, or the gRPC status the call ended with.
+async fn raw_call<R: prost::Message + Default + 'static>(
+    endpoint: &str,
+    method: &'static str,
+    message: NotAnEnvelope,
+) -> Result<R, tonic::Status> {
+    let channel = tonic::transport::Channel::from_shared(endpoint.to_string())
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut grpc = tonic::client::Grpc::new(channel);
+    grpc.ready().await.unwrap();
+    let path = tonic::codegen::http::uri::PathAndQuery::from_static(method);
+    let codec = tonic_prost::ProstCodec::<NotAnEnvelope, R>::default();
+    // Keep the request side open: only the orderer may end the call.
+    let requests = futures::stream::iter([message]).chain(futures::stream::pending());
+    let mut responses = grpc
+        .streaming(tonic::Request::new(requests), path, codec)
+        .await?
+        .into_inner();
+    let first = tokio::time::timeout(Duration::from_secs(10), responses.next())
+        .await
+        .expect("an answer within 10 s");
+    first.expect("a response, not the end of the stream")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn unreadable_and_oversized_messages_get_an_answer() {
+    let orderer = Orderer::start(test_batch());
+    let client = orderer.client().await;
+    let undecodable = NotAnEnvelope {
+        payload: 7,
+        padding: vec![1; 2_000],
+    };
+    // The node's limit is AbsoluteMaxBytes (64 KiB here) plus framing room.
+    let oversized = NotAnEnvelope {
+        payload: 7,
+        padding: vec![1; 4 << 20],
+    };
+
+    let broadcast = "/orderer.AtomicBroadcast/Broadcast";
+    for (name, message, expected) in [
+        ("undecodable", undecodable.clone(), Status::BadRequest),
+        (
+            "oversized",
+            oversized.clone(),
+            Status::RequestEntityTooLarge,
+        ),
+    ] {
+        let answer: ordo_proto::orderer::BroadcastResponse =
+            raw_call(&orderer.endpoint(), broadcast, message)
+                .await
+                .unwrap();
+        assert_eq!(
+            answer.status, expected as i32,
+            "Broadcast, {name}: {answer:?}"
+        );
+        assert!(
+            !answer.info.is_empty(),
+            "Broadcast, {name}: the answer says why"
+        );
+    }
+
+    let deliver = "/orderer.AtomicBroadcast/Deliver";
+    for (name, message, expected) in [
+        ("undecodable", undecodable, Status::BadRequest),
+        ("oversized", oversized, Status::RequestEntityTooLarge),
+    ] {
+        let answer: ordo_proto::orderer::DeliverResponse =
+            raw_call(&orderer.endpoint(), deliver, message)
+                .await
+                .unwrap();
+        assert_eq!(
+            answer.r#type,
+            Some(deliver_response::Type::Status(expected as i32)),
+            "Deliver, {name}"
+        );
+    }
+
+    // The node still orders.
+    let good = client
+        .broadcast_one(tx(&orderer.signer(), "ordo"))
+        .await
+        .unwrap();
+    assert_eq!(good.status, Status::Success as i32);
 }

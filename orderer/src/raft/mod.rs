@@ -246,6 +246,10 @@ impl Writer {
                 for (position, waiting) in batch.into_iter().enumerate() {
                     let answer = match &result {
                         Ok(index) => Ok(codec::offset(*index, position)),
+                        // `write` fails only with Unavailable; its reason is passed on as is.
+                        Err(LogError::Unavailable(reason)) => {
+                            Err(LogError::Unavailable(reason.clone()))
+                        }
                         Err(e) => Err(LogError::Unavailable(e.to_string())),
                     };
                     let _ = waiting.reply.send(answer);

@@ -1,0 +1,182 @@
+//! The responses queued for one server stream, bounded by bytes: at most `stream_bytes` for the
+//! stream and `total_bytes` for all streams sharing a [`Budget`]. A response larger than a bound
+//! takes the whole bound, so it is queued alone. Bytes are given back when gRPC asks for the next
+//! response, that is once the previous one is encoded and handed to HTTP/2, whose flow control
+//! then holds the sender back: a slow reader slows its stream, and never grows the node's memory.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use futures::Stream;
+use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
+
+/// The byte budget shared by the streams of one service.
+#[derive(Clone)]
+pub struct Budget {
+    total: Arc<Semaphore>,
+    total_bytes: u32,
+    stream_bytes: u32,
+}
+
+impl Budget {
+    pub fn new(total_bytes: u32, stream_bytes: u32) -> Budget {
+        Budget {
+            total: Arc::new(Semaphore::new(total_bytes as usize)),
+            total_bytes,
+            stream_bytes: stream_bytes.min(total_bytes),
+        }
+    }
+
+    /// A new stream's queue: its sending half and the stream tonic sends from.
+    pub fn outbox<T: prost::Message>(&self) -> (Outbox<T>, Queued<T>) {
+        // The byte bounds limit the queue; the count only has to be above what they admit.
+        let (tx, rx) = mpsc::channel(1024);
+        let outbox = Outbox {
+            tx,
+            budget: self.clone(),
+            stream: Arc::new(Semaphore::new(self.stream_bytes as usize)),
+        };
+        (outbox, Queued { rx, held: None })
+    }
+}
+
+type Item<T> = (Result<T, tonic::Status>, Held);
+type Held = (OwnedSemaphorePermit, OwnedSemaphorePermit);
+
+/// The sending half: waits for room in both bounds before queueing.
+pub struct Outbox<T> {
+    tx: mpsc::Sender<Item<T>>,
+    budget: Budget,
+    stream: Arc<Semaphore>,
+}
+
+/// The client has gone: its stream was dropped.
+#[derive(Debug)]
+pub struct Gone;
+
+impl<T: prost::Message> Outbox<T> {
+    pub async fn send(&self, response: T) -> Result<(), Gone> {
+        let size = u32::try_from(response.encoded_len()).unwrap_or(u32::MAX);
+        // Stream first: a stream waits for its own reader before taking from the shared pool.
+        let stream = self
+            .stream
+            .clone()
+            .acquire_many_owned(size.clamp(1, self.budget.stream_bytes));
+        let stream = tokio::select! {
+            permit = stream => permit.map_err(|_| Gone)?,
+            _ = self.tx.closed() => return Err(Gone),
+        };
+        let total = self
+            .budget
+            .total
+            .clone()
+            .acquire_many_owned(size.clamp(1, self.budget.total_bytes));
+        let total = tokio::select! {
+            permit = total => permit.map_err(|_| Gone)?,
+            _ = self.tx.closed() => return Err(Gone),
+        };
+        self.tx
+            .send((Ok(response), (stream, total)))
+            .await
+            .map_err(|_| Gone)
+    }
+
+    /// Resolves when the client has gone.
+    pub async fn closed(&self) {
+        self.tx.closed().await
+    }
+}
+
+/// The receiving half, for tonic: each response's bytes are held until the next one is asked for.
+pub struct Queued<T> {
+    rx: mpsc::Receiver<Item<T>>,
+    held: Option<Held>,
+}
+
+impl<T> Stream for Queued<T> {
+    type Item = Result<T, tonic::Status>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.get_mut();
+        this.held = None;
+        match this.rx.poll_recv(cx) {
+            Poll::Ready(Some((item, held))) => {
+                this.held = Some(held);
+                Poll::Ready(Some(item))
+            }
+            Poll::Ready(None) => Poll::Ready(None),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures::{FutureExt, StreamExt};
+    use ordo_proto::common::Envelope;
+    use std::time::Duration;
+
+    fn message(bytes: usize) -> Envelope {
+        Envelope {
+            payload: vec![7; bytes].into(),
+            signature: Default::default(),
+        }
+    }
+
+    /// Whether `send` completes at once, without the reader taking anything.
+    async fn sends_now(outbox: &Outbox<Envelope>, bytes: usize) -> bool {
+        outbox.send(message(bytes)).now_or_never().is_some()
+    }
+
+    #[tokio::test]
+    async fn a_stream_queues_up_to_its_bytes_and_a_big_message_alone() {
+        let budget = Budget::new(1 << 20, 10_000);
+        let (outbox, mut queued) = budget.outbox::<Envelope>();
+        assert!(sends_now(&outbox, 4_000).await);
+        assert!(sends_now(&outbox, 4_000).await);
+        assert!(!sends_now(&outbox, 4_000).await, "over the stream's bytes");
+        // Taking the first two frees their bytes once the next is asked for.
+        queued.next().await.unwrap().unwrap();
+        queued.next().await.unwrap().unwrap();
+        assert!(futures::poll!(queued.next()).is_pending());
+        assert!(
+            sends_now(&outbox, 50_000).await,
+            "larger than the bound: alone"
+        );
+        assert!(!sends_now(&outbox, 10).await);
+    }
+
+    #[tokio::test]
+    async fn streams_share_the_total() {
+        let budget = Budget::new(10_000, 8_000);
+        let (a, _qa) = budget.outbox::<Envelope>();
+        let (b, mut qb) = budget.outbox::<Envelope>();
+        assert!(sends_now(&a, 7_000).await);
+        assert!(
+            !sends_now(&b, 7_000).await,
+            "the total is taken by the other stream"
+        );
+        assert!(sends_now(&b, 2_000).await);
+        // The reader of b taking its message frees b's bytes, not a's.
+        qb.next().await.unwrap().unwrap();
+        let _ = qb.next().now_or_never();
+        assert!(!sends_now(&b, 7_000).await);
+        assert!(sends_now(&b, 2_500).await);
+    }
+
+    #[tokio::test]
+    async fn a_dropped_reader_ends_a_waiting_send() {
+        let budget = Budget::new(1_000, 1_000);
+        let (outbox, queued) = budget.outbox::<Envelope>();
+        assert!(sends_now(&outbox, 1_000).await);
+        let waiting = tokio::spawn(async move { outbox.send(message(10)).await });
+        drop(queued);
+        let result = tokio::time::timeout(Duration::from_secs(5), waiting)
+            .await
+            .expect("the send ends")
+            .expect("task");
+        assert!(result.is_err());
+    }
+}
