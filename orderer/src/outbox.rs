@@ -1,6 +1,6 @@
 //! The responses queued for one server stream, bounded by bytes: at most `stream_bytes` for the
-//! stream and `total_bytes` for all streams sharing a [`Budget`]. A response larger than a bound
-//! takes the whole bound, so it is queued alone. Bytes are given back when gRPC asks for the next
+//! stream and, beyond each stream's first response, `total_bytes` for all streams sharing a
+//! [`Budget`]. A response larger than a bound takes the whole bound, so it is queued alone. Bytes are given back when gRPC asks for the next
 //! response, that is once the previous one is encoded and handed to HTTP/2, whose flow control
 //! then holds the sender back: a slow reader slows its stream, and never grows the node's memory.
 
@@ -36,12 +36,14 @@ impl Budget {
             tx,
             budget: self.clone(),
             stream: Arc::new(Semaphore::new(self.stream_bytes as usize)),
+            own: Arc::new(Semaphore::new(1)),
         };
         (outbox, Queued { rx, held: None })
     }
 }
 
 type Item<T> = (Result<T, tonic::Status>, Held);
+/// The response's bytes of its stream, and either its stream's own slot or bytes of the pool.
 type Held = (OwnedSemaphorePermit, OwnedSemaphorePermit);
 
 /// The sending half: waits for room in both bounds before queueing.
@@ -49,6 +51,8 @@ pub struct Outbox<T> {
     tx: mpsc::Sender<Item<T>>,
     budget: Budget,
     stream: Arc<Semaphore>,
+    /// The one response this stream may queue outside the shared pool.
+    own: Arc<Semaphore>,
 }
 
 /// The client has gone: its stream was dropped.
@@ -67,13 +71,17 @@ impl<T: prost::Message> Outbox<T> {
             permit = stream => permit.map_err(|_| Gone)?,
             _ = self.tx.closed() => return Err(Gone),
         };
-        let total = self
+        // One response per stream is queued outside the shared pool (whichever comes first):
+        // readers that stopped reading and hold the pool must not stall the readers that read.
+        let shared = self
             .budget
             .total
             .clone()
             .acquire_many_owned(size.clamp(1, self.budget.total_bytes));
         let total = tokio::select! {
-            permit = total => permit.map_err(|_| Gone)?,
+            biased;
+            permit = self.own.clone().acquire_owned() => permit.map_err(|_| Gone)?,
+            permit = shared => permit.map_err(|_| Gone)?,
             _ = self.tx.closed() => return Err(Gone),
         };
         self.tx
@@ -149,21 +157,44 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn streams_share_the_total() {
+    async fn streams_share_the_total_beyond_their_first_response() {
         let budget = Budget::new(10_000, 8_000);
         let (a, _qa) = budget.outbox::<Envelope>();
         let (b, mut qb) = budget.outbox::<Envelope>();
-        assert!(sends_now(&a, 7_000).await);
-        assert!(
-            !sends_now(&b, 7_000).await,
-            "the total is taken by the other stream"
-        );
-        assert!(sends_now(&b, 2_000).await);
-        // The reader of b taking its message frees b's bytes, not a's.
+        assert!(sends_now(&a, 1_000).await, "a's first: outside the total");
+        assert!(sends_now(&a, 6_000).await);
+        assert!(sends_now(&b, 1_000).await, "b's first: outside the total");
+        assert!(!sends_now(&b, 5_000).await, "a holds most of the total");
+        assert!(sends_now(&b, 3_000).await);
+        // b's reader taking its responses frees b's bytes, not a's.
+        qb.next().await.unwrap().unwrap();
         qb.next().await.unwrap().unwrap();
         let _ = qb.next().now_or_never();
-        assert!(!sends_now(&b, 7_000).await);
+        assert!(sends_now(&b, 5_000).await, "b's first again");
+        assert!(!sends_now(&b, 4_000).await);
         assert!(sends_now(&b, 2_500).await);
+    }
+
+    #[tokio::test]
+    async fn a_reader_that_reads_goes_on_while_others_hold_the_pool() {
+        let budget = Budget::new(10_000, 9_000);
+        let (stalled, _never_read) = budget.outbox::<Envelope>();
+        assert!(sends_now(&stalled, 1_000).await);
+        assert!(sends_now(&stalled, 7_000).await, "the pool is now taken");
+        let (reader, mut queued) = budget.outbox::<Envelope>();
+        let reader = Arc::new(reader);
+        assert!(sends_now(&reader, 3_000).await);
+        let waiting = tokio::spawn({
+            let reader = reader.clone();
+            async move { reader.send(message(3_000)).await }
+        });
+        // Taking the first response and asking for the next frees the stream's own slot.
+        queued.next().await.unwrap().unwrap();
+        let next = tokio::time::timeout(Duration::from_secs(5), queued.next())
+            .await
+            .expect("the waiting send goes through");
+        assert!(next.unwrap().is_ok());
+        waiting.await.unwrap().unwrap();
     }
 
     #[tokio::test]

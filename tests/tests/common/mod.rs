@@ -12,7 +12,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use ordo_orderer::config::BatchSection;
+use ordo_orderer::config::{BatchSection, NodeConfig};
 use ordo_orderer::dev;
 use ordo_orderer::identity::Signer;
 use ordo_peer_sim::Client;
@@ -69,8 +69,17 @@ pub struct Orderer {
 impl Orderer {
     /// Prepares a development setup with `batch` rules and starts the binary on it.
     pub fn start(batch: BatchSection) -> Orderer {
+        Orderer::start_configured(batch, |_| {})
+    }
+
+    /// [`Orderer::start`], with the node config changed by `edit` first.
+    pub fn start_configured(batch: BatchSection, edit: impl FnOnce(&mut NodeConfig)) -> Orderer {
         let dir = tempfile::tempdir().unwrap();
         let layout = dev::prepare_with(dir.path(), "127.0.0.1:0".parse().unwrap(), batch).unwrap();
+        let text = std::fs::read_to_string(&layout.config).unwrap();
+        let mut config: NodeConfig = toml::from_str(&text).unwrap();
+        edit(&mut config);
+        std::fs::write(&layout.config, toml::to_string_pretty(&config).unwrap()).unwrap();
         let mut orderer = Orderer {
             dir,
             config: layout.config,
@@ -113,6 +122,16 @@ impl Orderer {
         std::thread::spawn(move || for _ in lines {});
         self.addr = addr;
         self.child = Some(child);
+    }
+
+    /// The running process's id.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("not running").id()
+    }
+
+    /// The folder of the channel's log and ledger.
+    pub fn channel_dir(&self) -> PathBuf {
+        self.dir.path().join("channels").join(dev::CHANNEL)
     }
 
     pub fn endpoint(&self) -> String {
