@@ -55,16 +55,16 @@ pub(super) fn recover(dir: &Path) -> Result<Recovered, LedgerError> {
     let mut entries = structurally_valid_prefix(&stored, &sizes);
     verify_tail(dir, &mut entries, &sizes)?;
     let kept_from_index = entries.len();
+    let (file_no, file_len) = scan_forward(dir, &mut entries, &mut sizes)?;
+    // Only said once the rescan succeeded: a refusal changes nothing, the index included.
     if kept_from_index < stored.len() {
         warn!(
             dir = %dir.display(),
             dropped = stored.len() - kept_from_index,
             kept = kept_from_index,
-            "ledger index entries do not match the block files; dropping them and rescanning"
+            "ledger index entries did not match the block files; rebuilt them from a rescan"
         );
     }
-
-    let (file_no, file_len) = scan_forward(dir, &mut entries, &mut sizes)?;
     let recovered = entries.len() - kept_from_index;
     if recovered > 0 {
         info!(
