@@ -1,7 +1,8 @@
-//! Corruption on disk: a solo node whose log or ledger has a flipped byte in the middle refuses
-//! to start, says which file and where, and leaves the file exactly as it was; once the damage is
-//! repaired (the byte put back, or the ledger moved aside to be cut again from the log) it starts
-//! with every acknowledged transaction.
+//! Corruption on disk: a node whose log or ledger has a flipped byte in the middle refuses to
+//! start, says which file and where, and leaves every file exactly as it was; once the damage is
+//! repaired it starts with every acknowledged transaction. Solo: the byte put back, or the ledger
+//! moved aside to be cut again from the log. Raft: the channel directory moved aside, and the
+//! replica rebuilt from the others.
 
 mod common;
 
@@ -11,6 +12,7 @@ use std::process::{Command, ExitStatus, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use common::cluster::{submit_all, Cluster, Spec};
 use common::{test_batch, wait_for_txs, Orderer};
 use ordo_peer_sim::{submit, Load, Submitted};
 use ordo_proto::common::Block;
@@ -96,12 +98,12 @@ fn flip_middle_byte(path: &Path) -> usize {
     at
 }
 
-/// Runs the orderer on `orderer`'s config, expecting it to exit by itself; returns how it exited
-/// and what it wrote to stderr.
-fn run_expecting_exit(orderer: &Orderer) -> (ExitStatus, String) {
+/// Runs the orderer on `config`, expecting it to exit by itself; returns how it exited and what
+/// it wrote to stderr.
+fn run_expecting_exit(config: &Path) -> (ExitStatus, String) {
     let mut child = Command::new(common::binary("orderer"))
         .args(["start", "--config"])
-        .arg(&orderer.config)
+        .arg(config)
         .args(["--listen", "127.0.0.1:0"])
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
@@ -142,7 +144,7 @@ async fn flipped_byte_in_the_active_log_segment_refuses_to_start() {
     let at = flip_middle_byte(&segment);
     let before = snapshot(orderer.dir.path());
 
-    let (status, stderr) = run_expecting_exit(&orderer);
+    let (status, stderr) = run_expecting_exit(&orderer.config);
     assert!(!status.success(), "started on a corrupt log: {stderr}");
     for expected in [
         &channel_relative(&segment),
@@ -179,7 +181,7 @@ async fn flipped_byte_in_the_ledger_refuses_to_start_and_the_ledger_is_cut_again
     flip_middle_byte(&block_file);
     let before = snapshot(orderer.dir.path());
 
-    let (status, stderr) = run_expecting_exit(&orderer);
+    let (status, stderr) = run_expecting_exit(&orderer.config);
     assert!(!status.success(), "started on a corrupt ledger: {stderr}");
     for expected in [
         &channel_relative(&block_file),
@@ -207,4 +209,47 @@ async fn flipped_byte_in_the_ledger_refuses_to_start_and_the_ledger_is_cut_again
         assert_eq!(old.header, new.header);
         assert_eq!(old.data, new.data);
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn corrupt_raft_replica_refuses_to_start_and_is_repaired_from_the_others() {
+    let mut cluster = Cluster::start(Spec::three()).await;
+    let leader = cluster.wait_for_leader(&[1, 2, 3]).await;
+    let damaged = [1, 2, 3].into_iter().find(|&id| id != leader).unwrap();
+    let others: Vec<_> = [1, 2, 3].into_iter().filter(|&id| id != damaged).collect();
+    let first = submit_all(&cluster.clients(&[1, 2, 3]).await, 1500).await;
+    cluster.wait_converged(&[1, 2, 3], &first.acked).await;
+    cluster.terminate(damaged).await;
+
+    let node = cluster.node(damaged);
+    let channel_dir = node
+        .data_dir
+        .join("channels")
+        .join(ordo_orderer::dev::CHANNEL);
+    let segment = last_file(&channel_dir.join("log"), "", ".log");
+    flip_middle_byte(&segment);
+    let before = snapshot(&node.data_dir);
+
+    let (status, stderr) = run_expecting_exit(&node.config);
+    assert!(!status.success(), "started on a corrupt Raft log: {stderr}");
+    for expected in [
+        &channel_relative(&segment),
+        "nothing was changed on disk",
+        "To repair this replica from the others",
+    ] {
+        assert!(stderr.contains(expected), "{expected:?} not in: {stderr}");
+    }
+    eprintln!("refusal: {}", stderr.trim());
+    assert_eq!(
+        snapshot(&node.data_dir),
+        before,
+        "files changed by a refused start"
+    );
+
+    // The repair the message suggests, while the others go on.
+    std::fs::rename(&channel_dir, node.home.join("damaged-channel")).unwrap();
+    let second = submit_all(&cluster.clients(&others).await, 500).await;
+    cluster.start_node(damaged).await;
+    let acked: Vec<_> = first.acked.iter().chain(&second.acked).cloned().collect();
+    cluster.wait_converged(&[1, 2, 3], &acked).await;
 }
