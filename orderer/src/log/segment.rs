@@ -472,6 +472,21 @@ impl Segment {
         Ok(cursor.position)
     }
 
+    /// The offset one past the segment's last record, found by reading
+    /// forward from the last index entry (a short scan).
+    pub(super) fn end_offset(&self) -> Result<u64, LogError> {
+        let (position, mut expected) = self.seek(u64::MAX);
+        let mut cursor = Cursor::new(self, position, self.size(), SCAN_CHUNK);
+        loop {
+            let frame_start = cursor.position;
+            match cursor.next(expected) {
+                Ok(Some(_)) => expected += 1,
+                Ok(None) => return Ok(expected),
+                Err(e) => return Err(self.scan_error(e, expected, frame_start)),
+            }
+        }
+    }
+
     /// Appends to `out` this segment's records in `from..end`, stopping once
     /// `*used` (encoded bytes returned so far) would pass `max_bytes`; the
     /// first record of a read is always returned whatever its size.

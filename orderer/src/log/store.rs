@@ -83,9 +83,10 @@ pub struct SegmentStore {
 impl SegmentStore {
     /// Opens (creating if needed) the partition in `dir` and recovers it:
     /// the last segment is scanned and a torn tail cut off (kept in a
-    /// quarantine file); earlier segments are trusted. Damage that is not a
-    /// torn tail fails with [`LogError::Corrupt`], naming the file, record
-    /// offset and byte, and changes nothing on disk.
+    /// quarantine file); earlier segments are trusted, apart from a check
+    /// that each ends where the next begins. Damage that is not a torn tail
+    /// fails with [`LogError::Corrupt`], naming the file, record offset and
+    /// byte, and changes nothing on disk.
     pub fn open(dir: &Path, config: PartitionConfig) -> Result<SegmentStore, LogError> {
         fs::create_dir_all(dir)?;
         let mut bases = Vec::new();
@@ -106,8 +107,24 @@ impl SegmentStore {
                 0
             }
             Some((&last, sealed)) => {
-                for &base in sealed {
-                    segments.push(Arc::new(Segment::open_sealed(dir, base, interval)?));
+                for (i, &base) in sealed.iter().enumerate() {
+                    let segment = Segment::open_sealed(dir, base, interval)?;
+                    // A missing or overlapping segment would otherwise only show when a
+                    // read reaches it; checking the ends costs a short scan per segment.
+                    let end = segment.end_offset()?;
+                    let next_base = bases[i + 1];
+                    if end != next_base {
+                        return Err(LogError::Corrupt {
+                            offset: end.min(next_base),
+                            path: segment.log_path().display().to_string(),
+                            reason: format!(
+                                "the segment ends at offset {end} but the next segment file, {}, \
+                                 starts at offset {next_base}; nothing was changed on disk",
+                                segment::log_file_name(next_base)
+                            ),
+                        });
+                    }
+                    segments.push(Arc::new(segment));
                 }
                 let (active, records) = Segment::open_active(dir, last, interval)?;
                 segments.push(Arc::new(active));
@@ -766,6 +783,30 @@ mod tests {
             err.to_string().contains(&format!("at byte {clean_len}")),
             "{err}"
         );
+        assert_eq!(snapshot(dir.path()), before);
+    }
+
+    #[test]
+    fn missing_segment_refuses_to_open() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut store = SegmentStore::open(dir.path(), small_config()).expect("open");
+        fill(&mut store, 200);
+        drop(store);
+        let files = segment_files(dir.path());
+        assert!(files.len() > 4, "segments rolled");
+        fs::remove_file(&files[2]).expect("remove a segment");
+        let before = snapshot(dir.path());
+        let err = SegmentStore::open(dir.path(), small_config())
+            .err()
+            .expect("a gap refuses to open");
+        match &err {
+            LogError::Corrupt { path, reason, .. } => {
+                assert_eq!(path, &files[1].display().to_string(), "{err}");
+                let next = files[3].file_name().expect("name").to_string_lossy();
+                assert!(reason.contains(&*next), "{err}");
+            }
+            other => panic!("expected Corrupt, got {other}"),
+        }
         assert_eq!(snapshot(dir.path()), before);
     }
 
