@@ -239,6 +239,9 @@ impl Segment {
         base_offset: u64,
         interval: u32,
     ) -> Result<(Self, u64), LogError> {
+        // Opening creates a missing index file; a refusal removes it again,
+        // so that it leaves the directory as it found it.
+        let had_index = dir.join(index_file_name(base_offset)).exists();
         let segment = Segment::open(dir, base_offset)?;
         let scan = segment.scan(interval)?;
         if let Some((position, reason)) = &scan.bad {
@@ -253,6 +256,9 @@ impl Segment {
                         found.offset, found.position
                     )
                 };
+                if !had_index {
+                    fs::remove_file(&segment.index_path)?;
+                }
                 return Err(segment.corrupt(
                     offset,
                     format!(

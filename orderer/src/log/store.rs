@@ -732,6 +732,16 @@ mod tests {
             );
         }
 
+        // The same without the (derived) index file: it is not left behind.
+        fs::remove_file(last.with_extension("index")).expect("remove index");
+        let before = snapshot(dir.path());
+        assert!(SegmentStore::open(dir.path(), small_config()).is_err());
+        assert_eq!(
+            snapshot(dir.path()),
+            before,
+            "files changed without an index"
+        );
+
         // Nothing was lost, so repairing the byte is enough.
         fs::write(&last, &clean).expect("repair");
         let store = SegmentStore::open(dir.path(), small_config()).expect("reopen");
