@@ -15,8 +15,8 @@ use crate::config::{LimitsSection, NodeConfig};
 use crate::connections;
 use crate::consensus::OrderedLog;
 use crate::identity::Signer;
-use crate::ledger::{Ledger, LedgerConfig};
-use crate::log::{Partition, PartitionConfig};
+use crate::ledger::{Ledger, LedgerConfig, LedgerError};
+use crate::log::{LogError, Partition, PartitionConfig};
 use crate::outbox;
 use crate::raft::network::ClusterClients;
 use crate::raft::service::Groups;
@@ -57,6 +57,39 @@ fn server_builder(limits: &LimitsSection) -> tonic::transport::Server {
         .max_concurrent_streams(limits.max_streams_per_connection)
         .http2_keepalive_interval(Some(Duration::from_millis(limits.keepalive_interval_ms)))
         .http2_keepalive_timeout(Some(Duration::from_millis(limits.keepalive_timeout_ms)))
+}
+
+/// The node's refusal to start on a damaged log or ledger: what was found (naming file and
+/// offset), then what the operator can do about it.
+fn refusal(error: anyhow::Error, context: String, repair: &str) -> anyhow::Error {
+    anyhow::anyhow!(
+        "{context}: {error:#}. The node refuses to start rather than lose acknowledged data. \
+         {repair}"
+    )
+}
+
+const SOLO_LOG_REPAIR: &str = "A solo node holds the only copy of its log: restore the damaged \
+    segment file from a backup, then start the node again.";
+
+/// Repair of a damaged Raft log from the other replicas. The node must not cut committed entries
+/// itself: they may count towards a commit or a vote the others relied on.
+fn raft_log_repair(channel_dir: &Path) -> String {
+    format!(
+        "To repair this replica from the others: while the other nodes are up and have a leader, \
+         move this channel's directory {} (its Raft log, vote and ledger) aside and start the \
+         node again; it rejoins with an empty log and the leader sends it every entry. Repair one \
+         node at a time.",
+        channel_dir.display()
+    )
+}
+
+/// Repair of a damaged ledger, which is derived from the channel's log.
+fn ledger_repair(ledger_dir: &Path) -> String {
+    format!(
+        "The blocks are cut from the channel's log: to rebuild them, move {} aside and start \
+         the node again; it cuts the blocks again from its log.",
+        ledger_dir.display()
+    )
 }
 
 impl Node {
@@ -110,20 +143,42 @@ impl Node {
                         clients.clone(),
                     )
                     .await
-                    .with_context(|| format!("starting the raft group of channel {id}"))?;
+                    .map_err(|e| {
+                        let context = format!("starting the raft group of channel {id}");
+                        match e.downcast_ref::<LogError>() {
+                            Some(LogError::Corrupt { .. }) => {
+                                refusal(e, context, &raft_log_repair(&dir))
+                            }
+                            _ => e.context(context),
+                        }
+                    })?;
                     groups.push(group.clone());
                     group
                 }
-                _ => Partition::open(&dir.join("log"), log_config)
-                    .with_context(|| format!("opening the log of channel {id}"))?,
+                _ => Partition::open(&dir.join("log"), log_config).map_err(|e| {
+                    let context = format!("opening the log of channel {id}");
+                    match e {
+                        LogError::Corrupt { .. } => refusal(e.into(), context, SOLO_LOG_REPAIR),
+                        e => anyhow::Error::new(e).context(context),
+                    }
+                })?,
             };
+            let ledger_dir = dir.join("ledger");
             let ledger = Ledger::open(
-                &dir.join("ledger"),
+                &ledger_dir,
                 LedgerConfig {
                     file_bytes: config.ledger.file_bytes,
                 },
             )
-            .with_context(|| format!("opening the ledger of channel {id}"))?;
+            .map_err(|e| {
+                let context = format!("opening the ledger of channel {id}");
+                match e {
+                    LedgerError::Corrupt(_) => {
+                        refusal(e.into(), context, &ledger_repair(&ledger_dir))
+                    }
+                    e => anyhow::Error::new(e).context(context),
+                }
+            })?;
             channels.push(Channel::open(&genesis, ledger, log, signer.clone())?);
         }
         let channels = Channels::new(channels);

@@ -148,6 +148,97 @@ pub(super) fn read_frame(file: &File, offset: u64, limit: u64) -> io::Result<Fra
     Ok(Frame::Valid(Bytes::from(body)))
 }
 
+/// A whole frame with a matching checksum, found by [`find_frame`].
+pub(super) struct FoundFrame {
+    /// Offset of the frame in its block file.
+    pub position: u64,
+    /// The block number it holds, if its bytes decode as a block.
+    pub block: Option<u64>,
+}
+
+/// The first whole, checksummed frame at or after `from` in `file` (whose data ends at
+/// `limit`), where a bad frame was found while block `due` was expected there.
+///
+/// A non-empty frame at `from` itself counts whatever it holds: its checksum matched, so it is
+/// not a torn write. (An all-zero header reads as an empty frame with a matching checksum, which
+/// is why empty frames never count.) Past `from` the search slides byte by byte, and a candidate
+/// must announce, in the first bytes of its block, a block number that could follow `due`; that
+/// check comes before reading and hashing the frame, which keeps the slide about linear in the
+/// bytes searched.
+pub(super) fn find_frame(
+    file: &File,
+    from: u64,
+    limit: u64,
+    due: u64,
+) -> io::Result<Option<FoundFrame>> {
+    if let Frame::Valid(bytes) = read_frame(file, from, limit)? {
+        if !bytes.is_empty() {
+            return Ok(Some(FoundFrame {
+                position: from,
+                block: block_number(&bytes).ok(),
+            }));
+        }
+    }
+    // A later frame takes at least a header's worth of bytes per block.
+    let plausible = due..=due.saturating_add((limit - from) / FRAME_HEADER_LEN);
+    // The frame header and enough of the block bytes to read its number.
+    const PEEK: u64 = FRAME_HEADER_LEN + 24;
+    const WINDOW: u64 = 1 << 20;
+    let mut window = from + 1;
+    while window + FRAME_HEADER_LEN < limit {
+        let window_end = (window + WINDOW).min(limit);
+        let read_end = (window_end + PEEK).min(limit);
+        let mut buf = vec![0u8; (read_end - window) as usize];
+        file.read_exact_at(&mut buf, window)?;
+        for i in 0..(window_end - window) as usize {
+            let Some(&[l0, l1, l2, l3, ..]) = buf.get(i..) else {
+                break;
+            };
+            let position = window + i as u64;
+            let len = u64::from(u32::from_be_bytes([l0, l1, l2, l3]));
+            let end = position + FRAME_HEADER_LEN + len;
+            if len == 0 || end > limit {
+                continue;
+            }
+            let body = buf.get(i + FRAME_HEADER_LEN as usize..).unwrap_or_default();
+            if !announced_block_number(body).is_some_and(|n| plausible.contains(&n)) {
+                continue;
+            }
+            if let Frame::Valid(bytes) = read_frame(file, position, end)? {
+                return Ok(Some(FoundFrame {
+                    position,
+                    block: block_number(&bytes).ok(),
+                }));
+            }
+        }
+        window = window_end;
+    }
+    Ok(None)
+}
+
+/// The block number at the start of prost-encoded block bytes, read without decoding the block:
+/// `Block.header` (field 1, length-delimited: tag 0x0a) comes first, and its first field is
+/// `number` (field 1, varint: tag 0x08). None if `bytes` do not start that way (which includes
+/// block 0, whose zero number is not encoded).
+fn announced_block_number(bytes: &[u8]) -> Option<u64> {
+    let rest = bytes.strip_prefix(&[0x0a])?;
+    let (_, rest) = varint(rest)?;
+    let rest = rest.strip_prefix(&[0x08])?;
+    varint(rest).map(|(number, _)| number)
+}
+
+/// A protobuf varint at the start of `bytes`, and the bytes after it.
+fn varint(bytes: &[u8]) -> Option<(u64, &[u8])> {
+    let mut value = 0u64;
+    for (i, &byte) in bytes.iter().enumerate().take(10) {
+        value |= u64::from(byte & 0x7f) << (7 * i);
+        if byte & 0x80 == 0 {
+            return Some((value, &bytes[i + 1..]));
+        }
+    }
+    None
+}
+
 /// `read_exact_at`, but reports a short file as `false` rather than an error: to the ledger a
 /// file ending early is a torn frame, not an I/O failure.
 fn read_exact_or_eof(file: &File, buf: &mut [u8], offset: u64) -> io::Result<bool> {

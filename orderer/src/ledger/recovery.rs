@@ -1,8 +1,13 @@
 //! Bringing the ledger directory to a consistent state on open.
 //!
-//! After a crash the block files may end in a torn frame, and the index (never fsynced) may be
-//! missing entries, hold entries for blocks that never became durable, or hold garbage. Block
+//! After a crash the last block file may end in a torn frame, and the index (never fsynced) may
+//! be missing entries, hold entries for blocks that never became durable, or hold garbage. Block
 //! files are the source of truth; the index is trusted only as far as it agrees with them.
+//!
+//! A torn frame is cut off only once it is known to be one: it is at the end of the last block
+//! file and nothing whole and valid follows it. The cut bytes are kept in a quarantine file
+//! first. Any other bad frame is damage to acknowledged blocks, and recovery refuses to open the
+//! ledger without changing any file.
 //!
 //! Cost: the index is checked structurally against block file sizes (entries must tile each
 //! block file exactly, frame after frame), and only the frames in the last indexed block file are
@@ -14,13 +19,15 @@
 use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
-use std::path::Path;
+use std::ops::Bound;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
 
 use tracing::{info, warn};
 
 use super::format::{
-    block_file_name, block_number, parse_block_file_name, read_frame, sync_dir, Frame, IndexEntry,
-    INDEX_ENTRY_LEN, INDEX_FILE, INDEX_TMP_FILE,
+    block_file_name, block_number, find_frame, parse_block_file_name, read_frame, sync_dir, Frame,
+    IndexEntry, INDEX_ENTRY_LEN, INDEX_FILE, INDEX_TMP_FILE,
 };
 use super::LedgerError;
 
@@ -48,16 +55,16 @@ pub(super) fn recover(dir: &Path) -> Result<Recovered, LedgerError> {
     let mut entries = structurally_valid_prefix(&stored, &sizes);
     verify_tail(dir, &mut entries, &sizes)?;
     let kept_from_index = entries.len();
+    let (file_no, file_len) = scan_forward(dir, &mut entries, &mut sizes)?;
+    // Only said once the rescan succeeded: a refusal changes nothing, the index included.
     if kept_from_index < stored.len() {
         warn!(
             dir = %dir.display(),
             dropped = stored.len() - kept_from_index,
             kept = kept_from_index,
-            "ledger index entries do not match the block files; dropping them and rescanning"
+            "ledger index entries did not match the block files; rebuilt them from a rescan"
         );
     }
-
-    let (file_no, file_len) = scan_forward(dir, &mut entries, &mut sizes)?;
     let recovered = entries.len() - kept_from_index;
     if recovered > 0 {
         info!(
@@ -85,8 +92,8 @@ pub(super) fn recover(dir: &Path) -> Result<Recovered, LedgerError> {
 
 /// Creates an empty block file and makes its directory entry durable.
 pub(super) fn create_block_file(dir: &Path, number: u32) -> io::Result<File> {
-    // `create_new`: recovery removes every block file after the one being appended to, so an
-    // existing file here means something other than this ledger wrote into the directory.
+    // `create_new`: recovery leaves the ledger appending to its last block file, so an existing
+    // file here means something other than this ledger wrote into the directory.
     let file = OpenOptions::new()
         .read(true)
         .write(true)
@@ -199,9 +206,8 @@ fn verify_tail(
 }
 
 /// Appends to `entries` every further whole, valid, correctly numbered frame after the last
-/// indexed one, moving on through later block files; truncates at the first frame that is
-/// none of those, removing any later block files. Returns the block file to append to and its
-/// length.
+/// indexed one, moving on through later block files, up to the end of the last one or to a bad
+/// frame (see [`cut_torn_tail`]). Returns the block file to append to and its length.
 fn scan_forward(
     dir: &Path,
     entries: &mut Vec<IndexEntry>,
@@ -247,51 +253,119 @@ fn scan_forward(
                 Err(reason) => reason,
             },
         };
-        truncate_ledger(dir, file_no, offset, size, &problem, sizes)?;
+        cut_torn_tail(dir, file_no, offset, size, next_number, &problem, sizes)?;
         return Ok((file_no, offset));
     }
 }
 
-/// Cuts block file `file_no` at `offset` and removes all later block files.
-fn truncate_ledger(
+/// Decides, before changing anything, what the bad frame at `offset` in block file `file_no`
+/// (where block `due` was expected) is. A torn tail (the last write, cut short: nothing whole and
+/// valid after it, in this file or a later one) is copied into a quarantine file and then cut
+/// off. Anything else is damage to blocks that were acknowledged: the open fails, naming the file
+/// and offset, and every file is left as it was.
+fn cut_torn_tail(
     dir: &Path,
     file_no: u32,
     offset: u64,
     size: u64,
-    reason: &str,
+    due: u64,
+    problem: &str,
     sizes: &mut BTreeMap<u32, u64>,
 ) -> Result<(), LedgerError> {
     let path = dir.join(block_file_name(file_no));
+    let damage = |why: String| {
+        LedgerError::Corrupt(format!(
+            "block {due} in {} at byte {offset}: {problem}; {why}, so this is damage, not a torn \
+             write; nothing was changed on disk",
+            path.display()
+        ))
+    };
+    // Every frame is fsynced before the next is written, and a new block file is only started
+    // after that, so only the end of the last block file can be torn.
+    if let Some((&later, _)) = sizes
+        .range((Bound::Excluded(file_no), Bound::Unbounded))
+        .next()
+    {
+        return Err(damage(format!(
+            "block file {} follows it",
+            block_file_name(later)
+        )));
+    }
+    let file = File::open(&path)?;
+    if let Some(found) = find_frame(&file, offset, size, due)? {
+        let what = match found.block {
+            Some(number) => format!("block {number}"),
+            None => "bytes that are not a block".to_owned(),
+        };
+        return Err(damage(if found.position == offset {
+            format!("the frame there is whole and its checksum matches (it holds {what})")
+        } else {
+            format!(
+                "a whole, valid frame ({what}) follows at byte {}",
+                found.position
+            )
+        }));
+    }
+
+    let quarantine = quarantine_tail(dir, &file, file_no, offset, size)?;
     warn!(
         file = %path.display(),
         offset,
         cut_bytes = size - offset,
-        reason,
-        "truncating ledger block file at a torn or corrupt frame"
+        quarantine = %quarantine.display(),
+        reason = problem,
+        "cutting the torn tail of a ledger block file; the cut bytes are kept in the quarantine file"
     );
     let file = OpenOptions::new().write(true).open(&path)?;
     file.set_len(offset)?;
     file.sync_all()?;
-
-    let later: Vec<(u32, u64)> = sizes
-        .range(file_no.saturating_add(1)..)
-        .map(|(&n, &s)| (n, s))
-        .collect();
-    for (number, bytes) in &later {
-        let later_path = dir.join(block_file_name(*number));
-        warn!(
-            file = %later_path.display(),
-            bytes,
-            "removing ledger block file that follows a truncated one"
-        );
-        fs::remove_file(&later_path)?;
-        sizes.remove(number);
-    }
-    if !later.is_empty() {
-        sync_dir(dir)?;
-    }
     sizes.insert(file_no, offset);
     Ok(())
+}
+
+/// Name of the file that keeps the torn tail cut off block file `file_no` from `offset` on:
+/// `blocks_000003.dat.torn-5678` (`.1`, `.2`, ... appended if taken). Recovery ignores these
+/// files; they are there for an operator to inspect or delete.
+pub(super) fn quarantine_name(file_no: u32, offset: u64) -> String {
+    format!("{}.torn-{offset}", block_file_name(file_no))
+}
+
+/// Copies `file`'s bytes from `from` to `size` into a new quarantine file and makes it durable,
+/// so that cutting them off destroys nothing. Returns its path.
+fn quarantine_tail(
+    dir: &Path,
+    file: &File,
+    file_no: u32,
+    from: u64,
+    size: u64,
+) -> io::Result<PathBuf> {
+    let name = quarantine_name(file_no, from);
+    // Never overwrite an earlier quarantine file: a later crash can tear the file at the same
+    // offset again.
+    let mut path = dir.join(&name);
+    let mut attempt = 1;
+    let mut out = loop {
+        match OpenOptions::new().write(true).create_new(true).open(&path) {
+            Ok(out) => break out,
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                path = dir.join(format!("{name}.{attempt}"));
+                attempt += 1;
+            }
+            Err(e) => return Err(e),
+        }
+    };
+    const CHUNK: u64 = 1 << 20;
+    let mut buf = vec![0u8; CHUNK.min(size - from) as usize];
+    let mut at = from;
+    while at < size {
+        let n = CHUNK.min(size - at) as usize;
+        file.read_exact_at(&mut buf[..n], at)?;
+        out.write_all(&buf[..n])?;
+        at += n as u64;
+    }
+    out.sync_all()?;
+    sync_dir(dir)?;
+    Ok(path)
 }
 
 /// Replaces the index with `entries`, atomically so a crash leaves either version.

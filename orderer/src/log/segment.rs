@@ -20,7 +20,7 @@
 //! below it are written.
 
 use std::fs::{self, File, OpenOptions};
-use std::io;
+use std::io::{self, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -28,7 +28,7 @@ use std::sync::{PoisonError, RwLock};
 
 use bytes::Bytes;
 
-use super::record::{self, Record, LENGTH_FIELD_LEN};
+use super::record::{self, Record, FRAME_OVERHEAD, LENGTH_FIELD_LEN};
 use super::LogError;
 
 const INDEX_ENTRY_LEN: usize = 8;
@@ -46,6 +46,19 @@ pub(super) fn log_file_name(base_offset: u64) -> String {
 
 fn index_file_name(base_offset: u64) -> String {
     format!("{base_offset:020}.index")
+}
+
+/// Name of the file that keeps the torn tail cut off the segment starting at
+/// `base_offset`, from byte `position` on: `00000000000000001234.log.torn-5678`.
+/// (If that name is taken, `.1`, `.2`, ... is appended.) The store ignores
+/// these files; they are there for an operator to inspect or delete.
+pub(super) fn quarantine_name(base_offset: u64, position: u64) -> String {
+    format!("{}.torn-{position}", log_file_name(base_offset))
+}
+
+/// Fsyncs a directory so that file creations and deletions in it are durable.
+pub(super) fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
 }
 
 /// The base offset encoded in a segment log file name, if `name` is one.
@@ -92,6 +105,12 @@ pub(super) struct SegmentRead {
     /// True if the byte budget stopped the read (the caller must not go on
     /// to the next segment, or it would skip a record).
     pub budget_exhausted: bool,
+}
+
+/// A whole frame with a matching checksum found by [`Segment::find_frame`].
+struct FoundFrame {
+    position: u64,
+    offset: u64,
 }
 
 /// What a full scan of a segment found.
@@ -205,27 +224,63 @@ impl Segment {
         Ok(segment)
     }
 
-    /// Opens the active (last) segment: scans every record, cuts the file at
-    /// the first torn or corrupt one and rewrites the index from the scan.
-    /// Returns the segment and the number of records it holds.
+    /// Opens the active (last) segment: scans every record and rewrites the
+    /// index from the scan. Returns the segment and the number of records it
+    /// holds.
+    ///
+    /// A bad frame is only cut off if it is a torn tail (the remains of a
+    /// last write that did not complete): nothing whole and valid follows it.
+    /// The cut bytes are first kept in a quarantine file beside the segment
+    /// (see [`quarantine_name`]). A bad frame followed by a valid one is
+    /// damage to acknowledged data: the open fails with
+    /// [`LogError::Corrupt`] and no file is changed.
     pub(super) fn open_active(
         dir: &Path,
         base_offset: u64,
         interval: u32,
     ) -> Result<(Self, u64), LogError> {
+        // Opening creates a missing index file; a refusal removes it again,
+        // so that it leaves the directory as it found it.
+        let had_index = dir.join(index_file_name(base_offset)).exists();
         let segment = Segment::open(dir, base_offset)?;
         let scan = segment.scan(interval)?;
         if let Some((position, reason)) = &scan.bad {
+            let position = *position;
+            let offset = base_offset + scan.records;
+            if let Some(found) = segment.find_frame(position, offset)? {
+                let after = if found.position == position {
+                    "the frame there is whole and its checksum matches".to_string()
+                } else {
+                    format!(
+                        "a whole, valid record (offset {}) follows at byte {}",
+                        found.offset, found.position
+                    )
+                };
+                if !had_index {
+                    fs::remove_file(&segment.index_path)?;
+                }
+                return Err(segment.corrupt(
+                    offset,
+                    format!(
+                        "{reason} (at byte {position}); {after}, so this is damage, not a torn \
+                         write; nothing was changed on disk"
+                    ),
+                ));
+            }
             let cut_bytes = segment.size() - position;
+            let quarantine = segment.quarantine_tail(dir, position)?;
             tracing::warn!(
                 path = %segment.log_path.display(),
-                offset = base_offset + scan.records,
+                offset,
+                position,
                 cut_bytes,
+                quarantine = %quarantine.display(),
                 %reason,
-                "truncating torn or corrupt tail of the partition log"
+                "cutting the torn tail of the partition log; the cut bytes are kept in the \
+                 quarantine file"
             );
-            segment.log.set_len(*position)?;
-            segment.size.store(*position, Ordering::Release);
+            segment.log.set_len(position)?;
+            segment.size.store(position, Ordering::Release);
         }
         // What survived may have been written but never fsynced before a
         // process crash; it is about to be served as committed.
@@ -233,6 +288,102 @@ impl Segment {
         segment.write_index(&scan.entries)?;
         *segment.index_mut() = scan.entries;
         Ok((segment, scan.records))
+    }
+
+    /// The first whole frame with a matching checksum at or after byte
+    /// `from`, where a bad frame for record `expected` was found.
+    ///
+    /// A frame at `from` itself counts whatever offset it carries (its
+    /// checksum matched, so it is not a torn write). Past `from` the slide
+    /// goes byte by byte, and a candidate must carry an offset that a later
+    /// record of this segment could have; that cheap check comes before the
+    /// checksum, so random bytes are rejected without hashing and the slide
+    /// stays about linear in the bytes left.
+    fn find_frame(&self, from: u64, expected: u64) -> Result<Option<FoundFrame>, LogError> {
+        let size = self.size();
+        let overhead = FRAME_OVERHEAD as u64;
+        // Every record takes at least `overhead` bytes.
+        let plausible = expected..=expected.saturating_add((size - from) / overhead);
+        let mut window = from;
+        while window + overhead <= size {
+            let window_end = (window + SCAN_CHUNK as u64).min(size);
+            // Take a header's worth past the window, so every candidate
+            // starting inside it has its whole header in `buf`.
+            let read_end = (window_end + overhead).min(size);
+            let mut buf = vec![0; (read_end - window) as usize];
+            self.log.read_exact_at(&mut buf, window)?;
+            for i in 0..(window_end - window) as usize {
+                let Some(header) = buf.get(i..i + FRAME_OVERHEAD) else {
+                    break;
+                };
+                let position = window + i as u64;
+                let Ok(frame_len) = record::frame_len(record::array(&header[..LENGTH_FIELD_LEN]))
+                else {
+                    continue;
+                };
+                if position + frame_len as u64 > size {
+                    continue;
+                }
+                let offset = u64::from_be_bytes(record::array(&header[8..16]));
+                if position != from && !plausible.contains(&offset) {
+                    continue;
+                }
+                let stored_crc = u32::from_be_bytes(record::array(&header[4..8]));
+                if self.crc_of(position + 8, position + frame_len as u64)? == stored_crc {
+                    return Ok(Some(FoundFrame { position, offset }));
+                }
+            }
+            window = window_end;
+        }
+        Ok(None)
+    }
+
+    /// CRC32C of the log bytes in `start..end`, read in bounded chunks (a
+    /// candidate frame found by [`Self::find_frame`] may announce gigabytes).
+    fn crc_of(&self, start: u64, end: u64) -> io::Result<u32> {
+        let mut crc = 0;
+        let mut at = start;
+        let mut buf = vec![0; SCAN_CHUNK.min((end - start) as usize)];
+        while at < end {
+            let n = SCAN_CHUNK.min((end - at) as usize);
+            self.log.read_exact_at(&mut buf[..n], at)?;
+            crc = crc32c::crc32c_append(crc, &buf[..n]);
+            at += n as u64;
+        }
+        Ok(crc)
+    }
+
+    /// Copies the log bytes from `from` to the end into a new quarantine
+    /// file in `dir` and makes it durable, so that cutting them off destroys
+    /// nothing. Returns the quarantine file's path.
+    fn quarantine_tail(&self, dir: &Path, from: u64) -> io::Result<PathBuf> {
+        let name = quarantine_name(self.base_offset, from);
+        // Never overwrite an earlier quarantine file: a later crash can tear
+        // the segment at the same byte again.
+        let mut path = dir.join(&name);
+        let mut attempt = 1;
+        let mut file = loop {
+            match OpenOptions::new().write(true).create_new(true).open(&path) {
+                Ok(file) => break file,
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                    path = dir.join(format!("{name}.{attempt}"));
+                    attempt += 1;
+                }
+                Err(e) => return Err(e),
+            }
+        };
+        let size = self.size();
+        let mut buf = vec![0; SCAN_CHUNK.min((size - from) as usize)];
+        let mut at = from;
+        while at < size {
+            let n = SCAN_CHUNK.min((size - at) as usize);
+            self.log.read_exact_at(&mut buf[..n], at)?;
+            file.write_all(&buf[..n])?;
+            at += n as u64;
+        }
+        file.sync_all()?;
+        sync_dir(dir)?;
+        Ok(path)
     }
 
     pub(super) fn base_offset(&self) -> u64 {
@@ -325,6 +476,21 @@ impl Segment {
             }
         }
         Ok(cursor.position)
+    }
+
+    /// The offset one past the segment's last record, found by reading
+    /// forward from the last index entry (a short scan).
+    pub(super) fn end_offset(&self) -> Result<u64, LogError> {
+        let (position, mut expected) = self.seek(u64::MAX);
+        let mut cursor = Cursor::new(self, position, self.size(), SCAN_CHUNK);
+        loop {
+            let frame_start = cursor.position;
+            match cursor.next(expected) {
+                Ok(Some(_)) => expected += 1,
+                Ok(None) => return Ok(expected),
+                Err(e) => return Err(self.scan_error(e, expected, frame_start)),
+            }
+        }
     }
 
     /// Appends to `out` this segment's records in `from..end`, stopping once

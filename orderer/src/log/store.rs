@@ -8,16 +8,20 @@
 //! Durability rules that recovery relies on:
 //! * a segment is fsynced (log and index) before the next one is created, so
 //!   every segment but the last is complete on disk and is trusted at open;
-//! * only the last segment can have a torn tail, and it is scanned at open.
+//! * only the last segment can have a torn tail, and it is scanned at open;
+//! * a torn tail is cut off only once it is known to be one (nothing whole
+//!   and valid follows the bad frame), and only after a copy of it is durable
+//!   in a quarantine file beside the segment; anything else wrong with the
+//!   last segment fails the open and leaves every file as it was.
 
-use std::fs::{self, File};
+use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use super::record::{self, Record};
-use super::segment::{self, Segment};
+use super::segment::{self, sync_dir, Segment};
 use super::LogError;
 
 /// Sizing of a partition's files.
@@ -78,8 +82,11 @@ pub struct SegmentStore {
 
 impl SegmentStore {
     /// Opens (creating if needed) the partition in `dir` and recovers it:
-    /// the last segment is scanned and cut at its first torn or corrupt
-    /// record; earlier segments are trusted.
+    /// the last segment is scanned and a torn tail cut off (kept in a
+    /// quarantine file); earlier segments are trusted, apart from a check
+    /// that each ends where the next begins. Damage that is not a torn tail
+    /// fails with [`LogError::Corrupt`], naming the file, record offset and
+    /// byte, and changes nothing on disk.
     pub fn open(dir: &Path, config: PartitionConfig) -> Result<SegmentStore, LogError> {
         fs::create_dir_all(dir)?;
         let mut bases = Vec::new();
@@ -100,8 +107,24 @@ impl SegmentStore {
                 0
             }
             Some((&last, sealed)) => {
-                for &base in sealed {
-                    segments.push(Arc::new(Segment::open_sealed(dir, base, interval)?));
+                for (i, &base) in sealed.iter().enumerate() {
+                    let segment = Segment::open_sealed(dir, base, interval)?;
+                    // A missing or overlapping segment would otherwise only show when a
+                    // read reaches it; checking the ends costs a short scan per segment.
+                    let end = segment.end_offset()?;
+                    let next_base = bases[i + 1];
+                    if end != next_base {
+                        return Err(LogError::Corrupt {
+                            offset: end.min(next_base),
+                            path: segment.log_path().display().to_string(),
+                            reason: format!(
+                                "the segment ends at offset {end} but the next segment file, {}, \
+                                 starts at offset {next_base}; nothing was changed on disk",
+                                segment::log_file_name(next_base)
+                            ),
+                        });
+                    }
+                    segments.push(Arc::new(segment));
                 }
                 let (active, records) = Segment::open_active(dir, last, interval)?;
                 segments.push(Arc::new(active));
@@ -368,11 +391,6 @@ impl StoreReader {
     }
 }
 
-/// Fsyncs a directory so that file creations and deletions in it are durable.
-fn sync_dir(dir: &Path) -> io::Result<()> {
-    File::open(dir)?.sync_all()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -506,73 +524,246 @@ mod tests {
         }
     }
 
-    #[test]
-    fn file_cut_mid_record_is_recovered() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let mut store = SegmentStore::open(dir.path(), small_config()).expect("open");
-        fill(&mut store, 50);
+    /// Every file in `dir`, by name, with its bytes.
+    fn snapshot(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+        let mut files: Vec<_> = fs::read_dir(dir)
+            .expect("read_dir")
+            .map(|e| e.expect("entry").path())
+            .map(|p| {
+                let bytes = fs::read(&p).expect("read");
+                (p, bytes)
+            })
+            .collect();
+        files.sort();
+        files
+    }
+
+    fn quarantine_files(dir: &Path) -> Vec<PathBuf> {
+        let mut files: Vec<_> = fs::read_dir(dir)
+            .expect("read_dir")
+            .map(|e| e.expect("entry").path())
+            .filter(|p| p.to_string_lossy().contains(".torn-"))
+            .collect();
+        files.sort();
+        files
+    }
+
+    /// A store of at least 60 records over several segments, with at least
+    /// 10 in the last, dropped; returns the last segment's base offset and
+    /// file, and the number of records.
+    fn closed_store(dir: &Path) -> (u64, PathBuf, u64) {
+        let mut store = SegmentStore::open(dir, small_config()).expect("open");
+        fill(&mut store, 60);
+        while store.next_offset() - store.active.base_offset() < 10 {
+            fill(&mut store, 1);
+        }
+        let (base, count) = (store.active.base_offset(), store.next_offset());
         drop(store);
+        (base, segment_files(dir).pop().expect("a segment"), count)
+    }
 
-        let last = segment_files(dir.path()).pop().expect("a segment");
-        let len = fs::metadata(&last).expect("metadata").len();
-        let file = fs::OpenOptions::new()
-            .write(true)
-            .open(&last)
-            .expect("open");
-        file.set_len(len - 5).expect("cut");
+    /// Reopens a store whose last segment had a torn tail from byte `cut_at`
+    /// on, and checks every record before it survived and the quarantine
+    /// file holds exactly the cut bytes.
+    fn assert_torn_tail_recovered(dir: &Path, base: u64, cut_at: u64, records: u64, cut: &[u8]) {
+        let mut store = SegmentStore::open(dir, small_config()).expect("reopen");
+        assert_eq!(store.next_offset(), records);
+        let all = store.read(0, usize::MAX).expect("read");
+        assert_eq!(all.len() as u64, records);
+        assert_records(&all, 0);
+        let last = segment_files(dir).pop().expect("a segment");
+        assert_eq!(fs::metadata(&last).expect("metadata").len(), cut_at);
+        let quarantine = dir.join(segment::quarantine_name(base, cut_at));
+        assert_eq!(quarantine_files(dir), vec![quarantine.clone()]);
+        assert_eq!(fs::read(&quarantine).expect("quarantine"), cut);
 
-        let mut store = SegmentStore::open(dir.path(), small_config()).expect("reopen");
-        assert_eq!(store.next_offset(), 49, "the torn record is gone");
-        let records = store.read(0, usize::MAX).expect("read");
-        assert_eq!(records.len(), 49);
-        assert_records(&records, 0);
+        // Appending goes on from there, and a clean reopen cuts nothing more.
         fill(&mut store, 5);
-        let records = store.read(40, usize::MAX).expect("read");
-        assert_eq!(records.len(), 14);
-        assert_records(&records, 40);
+        drop(store);
+        let store = SegmentStore::open(dir, small_config()).expect("reopen again");
+        assert_eq!(store.next_offset(), records + 5);
+        assert_records(&store.read(0, usize::MAX).expect("read"), 0);
+        assert_eq!(quarantine_files(dir).len(), 1);
     }
 
     #[test]
-    fn trailing_garbage_and_partial_header_are_cut() {
+    fn write_cut_short_is_a_torn_tail_and_is_quarantined() {
+        // Cut inside the last frame's payload, and inside its length field.
+        for keep in [None, Some(2)] {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let (base, last, count) = closed_store(dir.path());
+            let store = SegmentStore::open(dir.path(), small_config()).expect("open");
+            let last_start = store.active.position_of(count - 1).expect("position");
+            drop(store);
+            let bytes = fs::read(&last).expect("read");
+            let end = keep.map_or(bytes.len() - 5, |k| last_start as usize + k);
+            let file = fs::OpenOptions::new()
+                .write(true)
+                .open(&last)
+                .expect("open");
+            file.set_len(end as u64).expect("cut");
+            assert_torn_tail_recovered(
+                dir.path(),
+                base,
+                last_start,
+                count - 1,
+                &bytes[last_start as usize..end],
+            );
+        }
+    }
+
+    #[test]
+    fn zero_filled_tail_is_a_torn_tail() {
+        // Zeros after the last record (a preallocated or extended file).
         let dir = tempfile::tempdir().expect("tempdir");
-        let mut store = SegmentStore::open(dir.path(), small_config()).expect("open");
-        fill(&mut store, 3);
-        drop(store);
-        let last = segment_files(dir.path()).pop().expect("a segment");
+        let (base, last, count) = closed_store(dir.path());
         let clean_len = fs::metadata(&last).expect("metadata").len();
         let mut file = fs::OpenOptions::new()
             .append(true)
             .open(&last)
             .expect("open");
-        file.write_all(&[0, 0]).expect("write");
+        file.write_all(&[0; 4096]).expect("write");
         drop(file);
-        let store = SegmentStore::open(dir.path(), small_config()).expect("reopen");
-        assert_eq!(store.next_offset(), 3);
-        assert_eq!(fs::metadata(&last).expect("metadata").len(), clean_len);
-        assert_records(&store.read(0, usize::MAX).expect("read"), 0);
+        assert_torn_tail_recovered(dir.path(), base, clean_len, count, &[0; 4096]);
+
+        // Zeros over the last two records, the file length unchanged: their
+        // write reached the file size but not the data blocks.
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (base, last, count) = closed_store(dir.path());
+        let store = SegmentStore::open(dir.path(), small_config()).expect("open");
+        let from = store.active.position_of(count - 2).expect("position");
+        drop(store);
+        let mut bytes = fs::read(&last).expect("read");
+        bytes[from as usize..].fill(0);
+        fs::write(&last, &bytes).expect("write");
+        assert_torn_tail_recovered(dir.path(), base, from, count - 2, &bytes[from as usize..]);
     }
 
     #[test]
-    fn flipped_byte_in_last_segment_truncates_there() {
+    fn random_garbage_tail_is_a_torn_tail() {
+        // Deciding slides over every byte of the tail; this keeps that cheap
+        // for a tail with no frame in it.
         let dir = tempfile::tempdir().expect("tempdir");
-        let mut store = SegmentStore::open(dir.path(), small_config()).expect("open");
-        fill(&mut store, 60);
-        let last_base = store.active.base_offset();
-        // Flip a payload byte of a record in the middle of the last segment.
-        let victim = last_base + (60 - last_base) / 2;
+        let (base, last, count) = closed_store(dir.path());
+        let clean_len = fs::metadata(&last).expect("metadata").len();
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        let garbage: Vec<u8> = (0..(4 << 20))
+            .map(|_| {
+                // xorshift64: deterministic bytes without a dependency.
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                state as u8
+            })
+            .collect();
+        let mut file = fs::OpenOptions::new()
+            .append(true)
+            .open(&last)
+            .expect("open");
+        file.write_all(&garbage).expect("write");
+        drop(file);
+        assert_torn_tail_recovered(dir.path(), base, clean_len, count, &garbage);
+    }
+
+    #[test]
+    fn a_second_tear_at_the_same_byte_keeps_the_first_quarantine_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (base, last, count) = closed_store(dir.path());
+        let clean_len = fs::metadata(&last).expect("metadata").len();
+        for garbage in [[0u8, 0], [0, 1]] {
+            let mut file = fs::OpenOptions::new()
+                .append(true)
+                .open(&last)
+                .expect("open");
+            file.write_all(&garbage).expect("write");
+            drop(file);
+            let store = SegmentStore::open(dir.path(), small_config()).expect("reopen");
+            assert_eq!(store.next_offset(), count);
+        }
+        let first = dir.path().join(segment::quarantine_name(base, clean_len));
+        let second = PathBuf::from(format!("{}.1", first.display()));
+        assert_eq!(
+            quarantine_files(dir.path()),
+            vec![first.clone(), second.clone()]
+        );
+        assert_eq!(fs::read(&first).expect("read"), [0, 0]);
+        assert_eq!(fs::read(&second).expect("read"), [0, 1]);
+    }
+
+    #[test]
+    fn mid_segment_corruption_refuses_to_open_and_changes_nothing() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (base, last, count) = closed_store(dir.path());
+        let store = SegmentStore::open(dir.path(), small_config()).expect("open");
+        // A record in the middle of the last segment, with whole records after it.
+        let victim = base + (count - base) / 2;
+        assert!(victim + 2 < count, "records follow the victim");
         let position = store.active.position_of(victim).expect("position");
         drop(store);
-        let last = segment_files(dir.path()).pop().expect("a segment");
+        let clean = fs::read(&last).expect("read");
+
+        // One flipped bit in the length, checksum, offset, timestamp and payload.
+        for field_byte in [3, 6, 15, 20, record::FRAME_OVERHEAD + 3] {
+            let mut bytes = clean.clone();
+            bytes[position as usize + field_byte] ^= 0x01;
+            fs::write(&last, &bytes).expect("write");
+            let before = snapshot(dir.path());
+
+            let err = SegmentStore::open(dir.path(), small_config())
+                .err()
+                .expect("corruption refuses to open");
+            match &err {
+                LogError::Corrupt { offset, path, .. } => {
+                    assert_eq!(*offset, victim, "{err}");
+                    assert_eq!(path, &last.display().to_string(), "{err}");
+                }
+                other => panic!("expected Corrupt, got {other}"),
+            }
+            let message = err.to_string();
+            assert!(
+                message.contains(&format!("at byte {position}")),
+                "{message}"
+            );
+            assert!(message.contains("nothing was changed"), "{message}");
+            assert_eq!(
+                snapshot(dir.path()),
+                before,
+                "byte {field_byte}: files changed"
+            );
+        }
+
+        // The same without the (derived) index file: it is not left behind.
+        fs::remove_file(last.with_extension("index")).expect("remove index");
+        let before = snapshot(dir.path());
+        assert!(SegmentStore::open(dir.path(), small_config()).is_err());
+        assert_eq!(
+            snapshot(dir.path()),
+            before,
+            "files changed without an index"
+        );
+
+        // Nothing was lost, so repairing the byte is enough.
+        fs::write(&last, &clean).expect("repair");
+        let store = SegmentStore::open(dir.path(), small_config()).expect("reopen");
+        assert_eq!(store.next_offset(), count);
+        assert_records(&store.read(0, usize::MAX).expect("read"), 0);
+        assert!(quarantine_files(dir.path()).is_empty());
+    }
+
+    #[test]
+    fn flipped_byte_in_the_last_record_is_a_torn_tail() {
+        // Nothing follows it, so it cannot be told from a write that did not
+        // complete: it is cut, but kept in the quarantine file.
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (base, last, count) = closed_store(dir.path());
+        let store = SegmentStore::open(dir.path(), small_config()).expect("open");
+        let position = store.active.position_of(count - 1).expect("position");
+        drop(store);
         let mut bytes = fs::read(&last).expect("read");
         bytes[position as usize + record::FRAME_OVERHEAD + 3] ^= 0x01;
         fs::write(&last, &bytes).expect("write");
-
-        let store = SegmentStore::open(dir.path(), small_config()).expect("reopen");
-        assert_eq!(store.next_offset(), victim);
-        let records = store.read(0, usize::MAX).expect("read");
-        assert_eq!(records.len() as u64, victim);
-        assert_records(&records, 0);
-        assert_eq!(fs::metadata(&last).expect("metadata").len(), position);
+        let cut = &bytes[position as usize..];
+        assert_torn_tail_recovered(dir.path(), base, position, count - 1, cut);
     }
 
     #[test]
@@ -581,8 +772,10 @@ mod tests {
         let mut store = SegmentStore::open(dir.path(), small_config()).expect("open");
         fill(&mut store, 3);
         drop(store);
-        // A well-formed frame carrying the wrong offset.
+        // A well-formed frame carrying the wrong offset: whole and checksummed,
+        // so not the remains of a torn write.
         let last = segment_files(dir.path()).pop().expect("a segment");
+        let clean_len = fs::metadata(&last).expect("metadata").len();
         let mut frame = Vec::new();
         record::encode(&mut frame, 7, 0, b"stray");
         let mut file = fs::OpenOptions::new()
@@ -591,8 +784,40 @@ mod tests {
             .expect("open");
         file.write_all(&frame).expect("write");
         drop(file);
-        let store = SegmentStore::open(dir.path(), small_config()).expect("reopen");
-        assert_eq!(store.next_offset(), 3);
+        let before = snapshot(dir.path());
+        let err = SegmentStore::open(dir.path(), small_config())
+            .err()
+            .expect("refuses");
+        assert!(matches!(err, LogError::Corrupt { offset: 3, .. }), "{err}");
+        assert!(
+            err.to_string().contains(&format!("at byte {clean_len}")),
+            "{err}"
+        );
+        assert_eq!(snapshot(dir.path()), before);
+    }
+
+    #[test]
+    fn missing_segment_refuses_to_open() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut store = SegmentStore::open(dir.path(), small_config()).expect("open");
+        fill(&mut store, 200);
+        drop(store);
+        let files = segment_files(dir.path());
+        assert!(files.len() > 4, "segments rolled");
+        fs::remove_file(&files[2]).expect("remove a segment");
+        let before = snapshot(dir.path());
+        let err = SegmentStore::open(dir.path(), small_config())
+            .err()
+            .expect("a gap refuses to open");
+        match &err {
+            LogError::Corrupt { path, reason, .. } => {
+                assert_eq!(path, &files[1].display().to_string(), "{err}");
+                let next = files[3].file_name().expect("name").to_string_lossy();
+                assert!(reason.contains(&*next), "{err}");
+            }
+            other => panic!("expected Corrupt, got {other}"),
+        }
+        assert_eq!(snapshot(dir.path()), before);
     }
 
     #[test]
