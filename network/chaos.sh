@@ -89,12 +89,15 @@ net_down() {
 }
 
 msp() { if [ "$mode" = local ]; then echo "$local_net/crypto/client"; else echo "$here/.data/docker/client"; fi; }
-endpoint() { echo "127.0.0.1:$((7050 + $1))"; }
+# The ports local.sh and docker.sh publish node i on (they read the same variables).
+client_base="${ORDO_CLIENT_BASE:-7050}"
+cluster_base="${ORDO_CLUSTER_BASE:-7150}"
+endpoint() { echo "127.0.0.1:$((client_base + $1))"; }
 
 # One line of `orderer admin status` as node ID sees it (empty if it does not answer in 3s).
 status_of() {
   if [ "$mode" = local ]; then
-    timeout 3 "$bin/orderer" admin --cluster "127.0.0.1:$((7150 + $1))" status 2>/dev/null | head -n 1 || true
+    timeout 3 "$bin/orderer" admin --cluster "127.0.0.1:$((cluster_base + $1))" status 2>/dev/null | head -n 1 || true
   else
     timeout 3 docker exec "ordo-orderer$1" /usr/local/bin/orderer admin --cluster 127.0.0.1:7150 status 2>/dev/null | head -n 1 || true
   fi
@@ -249,7 +252,7 @@ start_round() {
     >"$logs/$name.log" 2>&1 &
   round_pid[$name]=$!
   round_pids+=("$!")
-  say "round $name: $n transactions against node $id (127.0.0.1:$((7050 + id)))"
+  say "round $name: $n transactions against node $id ($(endpoint "$id"))"
 }
 
 # Marks the rounds against node ID as hurt (their availability failures are expected).

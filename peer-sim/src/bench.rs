@@ -296,9 +296,9 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<Report> {
         follow_error: follow_error.clone(),
     });
 
-    print!("{}", report.render_text());
+    crate::out::print(&report.render_text());
     let path = report.write_json(&args.out_dir)?;
-    println!("report:      {}", path.display());
+    crate::say!("report:      {}", path.display());
     if let Some(summary) = &args.summary {
         report.append_row(summary)?;
     }

@@ -5,6 +5,7 @@ pub mod bench;
 pub mod chain;
 pub mod client;
 pub mod follow;
+pub mod out;
 pub mod stats;
 pub mod submit;
 

@@ -113,7 +113,7 @@ async fn verify(target: Target) -> anyhow::Result<()> {
     for block in &blocks {
         txs += verifier.verify(block)?.tx_ids.len();
     }
-    println!(
+    ordo_peer_sim::say!(
         "verified {} blocks ({} envelopes): hash chain, data hashes, orderer signatures, no duplicates",
         blocks.len(),
         txs
@@ -203,16 +203,16 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     let latencies = Percentiles::new(latencies);
     let tps = delivered as f64 / elapsed.as_secs_f64().max(1e-9);
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;
-    println!("transactions: {delivered} acknowledged and delivered, each exactly once");
-    println!(
+    ordo_peer_sim::say!("transactions: {delivered} acknowledged and delivered, each exactly once");
+    ordo_peer_sim::say!(
         "blocks:       {} (chain height {blocks}), every one verified",
         blocks - first_block_with_tx.unwrap_or(blocks)
     );
-    println!(
+    ordo_peer_sim::say!(
         "throughput:   {tps:.0} tx/s over {:.2}s",
         elapsed.as_secs_f64()
     );
-    println!(
+    ordo_peer_sim::say!(
         "latency:      p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms (submit → block delivered)",
         ms(latencies.at(50.0)),
         ms(latencies.at(99.0)),
@@ -226,7 +226,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
             "blocks": blocks,
             "latency_ms": { "p50": ms(latencies.at(50.0)), "p99": ms(latencies.at(99.0)), "max": ms(latencies.max()) },
         });
-        println!("{report}");
+        ordo_peer_sim::say!("{report}");
     }
     if delivered != args.count {
         return Err(anyhow!(

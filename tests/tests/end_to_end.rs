@@ -3,7 +3,7 @@
 
 mod common;
 
-use std::process::Command;
+use std::process::{Command, Stdio};
 
 use common::{binary, test_batch, Orderer};
 use ordo_peer_sim::ChainVerifier;
@@ -51,6 +51,20 @@ async fn peer_sim_submits_verifies_and_reads_the_chain_back() {
         "{}",
         String::from_utf8_lossy(&verify.stderr)
     );
+
+    // Its output piped into a reader that has gone (`peer-sim verify | head -0`): a quiet end.
+    let mut piped = Command::new(binary("peer-sim"))
+        .args(["verify", "--endpoint", &orderer.endpoint(), "--msp"])
+        .arg(&orderer.client_identity)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(piped.stdout.take());
+    let output = piped.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
