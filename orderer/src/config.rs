@@ -155,8 +155,10 @@ pub struct LimitsSection {
     pub broadcast_stream_bytes: usize,
     /// Bytes of blocks queued for one Deliver stream (a larger block is queued alone).
     pub deliver_stream_bytes: u32,
-    /// Bytes of blocks queued for all Deliver streams together.
+    /// Bytes of blocks queued for all Deliver streams together, beyond one block per stream.
     pub deliver_total_bytes: u32,
+    /// Deliver streams open at once on all connections; more are answered SERVICE_UNAVAILABLE.
+    pub max_deliver_streams: usize,
 }
 
 impl Default for LimitsSection {
@@ -172,6 +174,7 @@ impl Default for LimitsSection {
             broadcast_stream_bytes: 64 << 20,
             deliver_stream_bytes: 4 << 20,
             deliver_total_bytes: 256 << 20,
+            max_deliver_streams: 1024,
         }
     }
 }

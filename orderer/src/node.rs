@@ -196,6 +196,9 @@ impl Node {
                 config.limits.deliver_total_bytes,
                 config.limits.deliver_stream_bytes,
             ),
+            deliver_streams: Arc::new(tokio::sync::Semaphore::new(
+                config.limits.max_deliver_streams,
+            )),
         };
         let service =
             AtomicBroadcastServer::new(AtomicBroadcastService::new(channels.clone(), settings))

@@ -8,8 +8,8 @@ use std::time::Duration;
 use futures::Stream;
 use ordo_proto::common::Envelope;
 use ordo_proto::orderer::atomic_broadcast_server::AtomicBroadcast;
-use ordo_proto::orderer::{BroadcastResponse, DeliverResponse};
-use tokio::sync::mpsc;
+use ordo_proto::orderer::{deliver_response, BroadcastResponse, DeliverResponse};
+use tokio::sync::{mpsc, Semaphore};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
@@ -84,6 +84,9 @@ pub struct ServiceSettings {
     pub broadcast_stream_bytes: usize,
     /// Bytes of blocks Deliver streams may queue.
     pub deliver_budget: outbox::Budget,
+    /// Deliver streams open at once, on all connections: each may hold a block or two beyond the
+    /// shared budget.
+    pub deliver_streams: Arc<Semaphore>,
 }
 
 pub struct AtomicBroadcastService {
@@ -141,8 +144,17 @@ impl AtomicBroadcast for AtomicBroadcastService {
         &self,
         request: Request<Streaming<Envelope>>,
     ) -> Result<Response<Self::DeliverStream>, Status> {
+        let Ok(slot) = self.settings.deliver_streams.clone().try_acquire_owned() else {
+            tracing::debug!("Deliver stream refused: limits.max_deliver_streams are open");
+            let busy = DeliverResponse {
+                r#type: Some(deliver_response::Type::Status(
+                    ordo_proto::common::Status::ServiceUnavailable as i32,
+                )),
+            };
+            return Ok(Response::new(Box::pin(futures::stream::iter([Ok(busy)]))));
+        };
         let (outbox, queued) = self.settings.deliver_budget.outbox();
-        let guard = stream_guard(&request);
+        let guard = (stream_guard(&request), slot);
         let served = deliver::serve(
             self.channels.clone(),
             self.settings.time_window,

@@ -6,7 +6,10 @@ use std::io::{ErrorKind, Write};
 /// Writes `text` to stdout and flushes it.
 pub fn print(text: &str) {
     let mut stdout = std::io::stdout().lock();
-    if let Err(e) = stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush()) {
+    if let Err(e) = stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+    {
         if e.kind() == ErrorKind::BrokenPipe {
             std::process::exit(0);
         }

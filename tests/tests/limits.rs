@@ -207,6 +207,7 @@ async fn slow_deliver_readers_hold_bounded_memory() {
     let orderer = Orderer::start_configured(batch, |config| {
         config.limits.deliver_stream_bytes = 2 << 20;
         config.limits.deliver_total_bytes = 16 << 20;
+        config.limits.max_deliver_streams = 21;
     });
     let client = orderer.client().await;
     let load = Load {
@@ -258,8 +259,10 @@ async fn slow_deliver_readers_hold_bounded_memory() {
         before >> 20,
         peak >> 20
     );
-    // 16 MiB queued in all, plus per stream the block being encoded and the one HTTP/2 holds.
-    let bound = 96u64 << 20;
+    // 16 MiB queued in all, plus per stream the block it queues outside the pool and what gRPC
+    // and HTTP/2 hold of the one being sent: about 3 blocks. Unbounded, the readers would hold
+    // the whole chain each (20 × 40 MiB).
+    let bound = 160u64 << 20;
     assert!(
         grown < bound,
         "{READERS} stalled readers grew the node by {} MiB (bound {} MiB)",
@@ -281,4 +284,31 @@ async fn slow_deliver_readers_hold_bounded_memory() {
             other => panic!("reader cut off after {received} blocks: {other:?}"),
         }
     }
+
+    // With 20 readers open, one more Deliver stream is served and the next is refused.
+    // (Streams that follow the chain: they stay open.)
+    let seek = || {
+        envelope::seek(
+            &orderer.signer(),
+            "ordo",
+            envelope::specified(0),
+            envelope::specified(u64::MAX),
+            0,
+        )
+    };
+    let mut last_one = client.deliver_request(seek()).await.unwrap();
+    let first = last_one.next().await.unwrap().unwrap();
+    assert!(matches!(
+        first.r#type,
+        Some(deliver_response::Type::Block(_))
+    ));
+    let mut refused = client.deliver_request(seek()).await.unwrap();
+    let answer = refused.next().await.unwrap().unwrap();
+    assert_eq!(
+        answer.r#type,
+        Some(deliver_response::Type::Status(
+            ordo_proto::common::Status::ServiceUnavailable as i32
+        ))
+    );
+    drop(readers);
 }
