@@ -60,7 +60,10 @@ async fn accept(
 ) {
     let slots = Arc::new(Semaphore::new(limits.max_connections));
     let per_ip = Arc::new(PerIp::default());
-    let mut refusals = RefusalLog::default();
+    // One log line per interval for each kind of refusal.
+    let mut failures = RefusalLog::default();
+    let mut over_total = RefusalLog::default();
+    let mut over_ip = RefusalLog::default();
     loop {
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
@@ -69,7 +72,7 @@ async fn accept(
         let (stream, peer) = match accepted {
             Ok(accepted) => accepted,
             Err(e) => {
-                refusals.note(|count| {
+                failures.note(|count| {
                     tracing::warn!(error = %e, failures = count, "accepting a connection failed");
                 });
                 tokio::time::sleep(ACCEPT_BACKOFF).await;
@@ -78,7 +81,7 @@ async fn accept(
         };
         let Ok(slot) = slots.clone().try_acquire_owned() else {
             drop(stream);
-            refusals.note(|count| {
+            over_total.note(|count| {
                 tracing::warn!(
                     limit = limits.max_connections,
                     refused = count,
@@ -89,7 +92,7 @@ async fn accept(
         };
         let Some(ip_slot) = per_ip.acquire(peer.ip(), limits.max_connections_per_ip) else {
             drop(stream);
-            refusals.note(|count| {
+            over_ip.note(|count| {
                 tracing::warn!(
                     %peer,
                     limit = limits.max_connections_per_ip,
