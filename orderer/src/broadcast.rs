@@ -63,16 +63,22 @@ pub async fn serve(
                 let mut unreadable = None;
                 let mut next = Some(message);
                 // Take what has already arrived, without waiting for more.
+                let mut gathered = 0;
                 while let Some(message) = next.take() {
                     match message {
-                        Some(Ok(envelope)) => batch.push(envelope),
+                        Some(Ok(envelope)) => {
+                            gathered += envelope.payload.len() + envelope.signature.len();
+                            batch.push(envelope);
+                        }
                         Some(Err(status)) => {
                             unreadable = server::refusal_of(&status);
                             reading = false;
                         }
                         None => reading = false,
                     }
-                    if reading && batch.len() < VERIFY_BATCH.min(IN_FLIGHT - in_flight.len()) {
+                    let room = batch.len() < VERIFY_BATCH.min(IN_FLIGHT - in_flight.len())
+                        && held + gathered < settings.broadcast_stream_bytes;
+                    if reading && room {
                         next = inbound.next().now_or_never();
                     }
                 }

@@ -2,7 +2,6 @@
 //! that reads the log in offset order and writes blocks (assembler → block writer → ledger).
 
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -33,8 +32,9 @@ pub struct Channel {
     log: Arc<dyn OrderedLog>,
     ledger: Arc<Ledger>,
     policy: RwLock<Arc<ChannelPolicy>>,
-    /// Cleared when the consumer stops on an error: the channel then answers SERVICE_UNAVAILABLE.
-    healthy: AtomicBool,
+    /// Cleared when the consumer stops on an error: the channel then answers SERVICE_UNAVAILABLE
+    /// (waiting Deliver streams are woken to say so).
+    healthy: watch::Sender<bool>,
     stop: watch::Sender<bool>,
     consumer: std::sync::Mutex<Option<JoinHandle<()>>>,
 }
@@ -100,7 +100,7 @@ impl Channel {
             log,
             ledger: Arc::new(ledger),
             policy: RwLock::new(Arc::new(policy.clone())),
-            healthy: AtomicBool::new(true),
+            healthy: watch::Sender::new(true),
             stop,
             consumer: std::sync::Mutex::new(None),
         });
@@ -170,13 +170,18 @@ impl Channel {
     }
 
     pub fn is_healthy(&self) -> bool {
-        self.healthy.load(Ordering::Relaxed)
+        *self.healthy.borrow()
+    }
+
+    /// Changes when the channel stops serving.
+    pub fn health(&self) -> watch::Receiver<bool> {
+        self.healthy.subscribe()
     }
 
     /// Marks the channel stopped: Broadcast and Deliver answer SERVICE_UNAVAILABLE from now on.
     fn fail(&self, what: &str, error: &dyn std::fmt::Display) {
         tracing::error!(channel = %self.id, error = %error, "{what}; the channel stops serving");
-        self.healthy.store(false, Ordering::Relaxed);
+        self.healthy.send_replace(false);
     }
 
     /// Broadcast's check that needs no signature: the size limit.

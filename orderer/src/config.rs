@@ -179,6 +179,33 @@ impl Default for LimitsSection {
     }
 }
 
+impl LimitsSection {
+    /// Every bound must let something through: a zero would refuse every client (or, for the
+    /// keepalive, ping without pause).
+    fn check(&self) -> Result<(), String> {
+        let values = [
+            ("max_connections", self.max_connections as u64),
+            ("max_connections_per_ip", self.max_connections_per_ip as u64),
+            ("handshake_timeout_ms", self.handshake_timeout_ms),
+            ("idle_timeout_ms", self.idle_timeout_ms),
+            ("keepalive_interval_ms", self.keepalive_interval_ms),
+            ("keepalive_timeout_ms", self.keepalive_timeout_ms),
+            (
+                "max_streams_per_connection",
+                self.max_streams_per_connection.into(),
+            ),
+            ("broadcast_stream_bytes", self.broadcast_stream_bytes as u64),
+            ("deliver_stream_bytes", self.deliver_stream_bytes.into()),
+            ("deliver_total_bytes", self.deliver_total_bytes.into()),
+            ("max_deliver_streams", self.max_deliver_streams as u64),
+        ];
+        match values.iter().find(|(_, value)| *value == 0) {
+            Some((name, _)) => Err(format!("limits.{name} must be above 0")),
+            None => Ok(()),
+        }
+    }
+}
+
 /// Fabric's `General.Authentication`.
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
@@ -243,6 +270,10 @@ impl NodeConfig {
         if config.channels.is_empty() {
             anyhow::bail!("{}: no [[channel]] to serve", path.display());
         }
+        config
+            .limits
+            .check()
+            .map_err(|e| anyhow!("{}: {e}", path.display()))?;
         Ok(config)
     }
 }
@@ -396,5 +427,18 @@ mod tests {
             .to_string()
             .contains("not hex"));
         assert!(toml::from_str::<ChannelFile>(&format!("{text}\nbogus = 1\n")).is_err());
+    }
+
+    #[test]
+    fn limits_default_and_refuse_zero() {
+        let limits: LimitsSection = toml::from_str("max_connections = 10").unwrap();
+        assert_eq!(limits.max_connections, 10);
+        assert_eq!(limits.max_deliver_streams, 1024);
+        limits.check().unwrap();
+        let zero: LimitsSection = toml::from_str("deliver_total_bytes = 0").unwrap();
+        assert_eq!(
+            zero.check().unwrap_err(),
+            "limits.deliver_total_bytes must be above 0"
+        );
     }
 }

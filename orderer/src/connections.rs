@@ -9,7 +9,7 @@ use std::future::Future;
 use std::io;
 use std::net::IpAddr;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -75,8 +75,10 @@ async fn accept(
                 failures.note(|count| {
                     tracing::warn!(error = %e, failures = count, "accepting a connection failed");
                 });
-                tokio::time::sleep(ACCEPT_BACKOFF).await;
-                continue;
+                tokio::select! {
+                    _ = tokio::time::sleep(ACCEPT_BACKOFF) => continue,
+                    _ = ready.closed() => return,
+                }
             }
         };
         let Ok(slot) = slots.clone().try_acquire_owned() else {
@@ -142,7 +144,7 @@ async fn handshake(mut stream: TcpStream, limits: &Limits) -> io::Result<(TcpStr
             "the client does not speak HTTP/2",
         ));
     }
-    Ok((stream, Bytes::copy_from_slice(&preface)))
+    Ok((stream, Bytes::from_static(PREFACE)))
 }
 
 /// Connections open per address.
@@ -207,6 +209,8 @@ impl RefusalLog {
 #[derive(Default)]
 pub struct Activity {
     open: AtomicUsize,
+    /// Streams ended so far: the idle clock restarts after each, however short the stream was.
+    ended: AtomicU64,
     /// The connection's reader, woken when the last stream ends to start the idle clock.
     waker: AtomicWaker,
 }
@@ -222,6 +226,7 @@ pub struct StreamGuard(Arc<Activity>);
 
 impl Drop for StreamGuard {
     fn drop(&mut self) {
+        self.0.ended.fetch_add(1, Ordering::AcqRel);
         if self.0.open.fetch_sub(1, Ordering::AcqRel) == 1 {
             self.0.waker.wake();
         }
@@ -235,11 +240,13 @@ pub struct ConnectionInfo {
     pub activity: Arc<Activity>,
 }
 
-/// The idle clock: armed while no stream is open.
+/// The idle clock: it runs from the connection's start or its last stream's end, while no
+/// stream is open.
 struct IdleClose {
     timeout: Duration,
     sleep: Pin<Box<Sleep>>,
-    armed: bool,
+    /// `Activity::ended` when the clock was last started.
+    started_after: u64,
 }
 
 impl IdleClose {
@@ -247,7 +254,7 @@ impl IdleClose {
         IdleClose {
             timeout,
             sleep: Box::pin(tokio::time::sleep(timeout)),
-            armed: true,
+            started_after: 0,
         }
     }
 
@@ -255,12 +262,12 @@ impl IdleClose {
     fn expired(&mut self, activity: &Activity, cx: &mut Context<'_>) -> bool {
         activity.waker.register(cx.waker());
         if activity.open.load(Ordering::Acquire) > 0 {
-            self.armed = false;
             return false;
         }
-        if !self.armed {
+        let ended = activity.ended.load(Ordering::Acquire);
+        if ended != self.started_after {
             self.sleep.as_mut().reset(Instant::now() + self.timeout);
-            self.armed = true;
+            self.started_after = ended;
         }
         self.sleep.as_mut().poll(cx).is_ready()
     }

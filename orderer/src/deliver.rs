@@ -127,6 +127,12 @@ async fn serve_request(
     tx: &Sender,
 ) -> Result<(), Ended> {
     let seek = check(channels, time_window, request)?;
+    tx.open().map_err(|_| {
+        Rejection::new(
+            Status::ServiceUnavailable,
+            "too many Deliver streams are open (limits.max_deliver_streams)",
+        )
+    })?;
     let ledger = seek.channel.ledger().clone();
     let height = ledger.height();
     let start = resolve(seek.info.start.as_ref(), height)
@@ -139,6 +145,7 @@ async fn serve_request(
     let fail_if_not_ready = seek.info.behavior == SeekBehavior::FailIfNotReady as i32;
     let headers_only = seek.info.content_type == SeekContentType::HeaderWithSig as i32;
     let mut heights = ledger.subscribe();
+    let mut health = seek.channel.health();
 
     let mut number = start;
     loop {
@@ -160,6 +167,8 @@ async fn serve_request(
                 changed = heights.changed() => if changed.is_err() {
                     return Err(Rejection::new(Status::ServiceUnavailable, "the channel closed").into());
                 },
+                // Checked again at the top of the loop.
+                _ = health.changed() => {}
                 _ = tx.closed() => return Err(Ended::ClientGone),
             }
         }

@@ -99,7 +99,8 @@ impl Node {
         std::fs::create_dir_all(data_dir)
             .with_context(|| format!("creating {}", data_dir.display()))?;
         let lock = DataDirLock::acquire(data_dir)?;
-        raise_descriptor_limit(config.limits.max_connections);
+        // The client and the cluster port each accept up to max_connections.
+        raise_descriptor_limit(2 * config.limits.max_connections);
         let signer = Signer::load(&config.node.identity)?;
         let raft = config.node.consensus == "raft";
         let clients = ClusterClients::default();
@@ -195,10 +196,8 @@ impl Node {
             deliver_budget: outbox::Budget::new(
                 config.limits.deliver_total_bytes,
                 config.limits.deliver_stream_bytes,
-            ),
-            deliver_streams: Arc::new(tokio::sync::Semaphore::new(
                 config.limits.max_deliver_streams,
-            )),
+            ),
         };
         let service =
             AtomicBroadcastServer::new(AtomicBroadcastService::new(channels.clone(), settings))

@@ -1,11 +1,13 @@
 //! The responses queued for one server stream, bounded by bytes: at most `stream_bytes` for the
 //! stream and, beyond each stream's first response, `total_bytes` for all streams sharing a
-//! [`Budget`]. A response larger than a bound takes the whole bound, so it is queued alone. Bytes are given back when gRPC asks for the next
-//! response, that is once the previous one is encoded and handed to HTTP/2, whose flow control
-//! then holds the sender back: a slow reader slows its stream, and never grows the node's memory.
+//! [`Budget`]; and at most `max_streams` streams may have taken a slot ([`Outbox::open`]) at once,
+//! each until its response stream is dropped. A response larger than a bound takes the whole
+//! bound, so it is queued alone. Bytes are given back when gRPC asks for the next response, that
+//! is once the previous one is encoded and handed to HTTP/2, whose flow control then holds the
+//! sender back: a slow reader slows its stream, and never grows the node's memory.
 
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 
 use futures::Stream;
@@ -17,14 +19,16 @@ pub struct Budget {
     total: Arc<Semaphore>,
     total_bytes: u32,
     stream_bytes: u32,
+    streams: Arc<Semaphore>,
 }
 
 impl Budget {
-    pub fn new(total_bytes: u32, stream_bytes: u32) -> Budget {
+    pub fn new(total_bytes: u32, stream_bytes: u32, max_streams: usize) -> Budget {
         Budget {
             total: Arc::new(Semaphore::new(total_bytes as usize)),
             total_bytes,
             stream_bytes: stream_bytes.min(total_bytes),
+            streams: Arc::new(Semaphore::new(max_streams)),
         }
     }
 
@@ -32,13 +36,20 @@ impl Budget {
     pub fn outbox<T: prost::Message>(&self) -> (Outbox<T>, Queued<T>) {
         // The byte bounds limit the queue; the count only has to be above what they admit.
         let (tx, rx) = mpsc::channel(1024);
+        let slot = Arc::new(OnceLock::new());
         let outbox = Outbox {
             tx,
             budget: self.clone(),
             stream: Arc::new(Semaphore::new(self.stream_bytes as usize)),
             own: Arc::new(Semaphore::new(1)),
+            slot: slot.clone(),
         };
-        (outbox, Queued { rx, held: None })
+        let queued = Queued {
+            rx,
+            held: None,
+            _slot: slot,
+        };
+        (outbox, queued)
     }
 }
 
@@ -53,13 +64,39 @@ pub struct Outbox<T> {
     stream: Arc<Semaphore>,
     /// The one response this stream may queue outside the shared pool.
     own: Arc<Semaphore>,
+    /// The stream's slot under `max_streams`, shared with [`Queued`]: it is given back once both
+    /// halves are dropped, when nothing of the stream is held any more.
+    slot: Slot,
 }
+
+type Slot = Arc<OnceLock<OwnedSemaphorePermit>>;
 
 /// The client has gone: its stream was dropped.
 #[derive(Debug)]
 pub struct Gone;
 
+/// Every stream slot is taken.
+#[derive(Debug)]
+pub struct Busy;
+
 impl<T: prost::Message> Outbox<T> {
+    /// Takes a slot for this stream, if it has none yet; call it before sending what the
+    /// stream's slot is for (a stream that only answers statuses needs none).
+    pub fn open(&self) -> Result<(), Busy> {
+        if self.slot.get().is_some() {
+            return Ok(());
+        }
+        let permit = self
+            .budget
+            .streams
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| Busy)?;
+        // One task sends on a stream, so the slot is still empty here.
+        let _ = self.slot.set(permit);
+        Ok(())
+    }
+
     pub async fn send(&self, response: T) -> Result<(), Gone> {
         let size = u32::try_from(response.encoded_len()).unwrap_or(u32::MAX);
         // Stream first: a stream waits for its own reader before taking from the shared pool.
@@ -100,6 +137,7 @@ impl<T: prost::Message> Outbox<T> {
 pub struct Queued<T> {
     rx: mpsc::Receiver<Item<T>>,
     held: Option<Held>,
+    _slot: Slot,
 }
 
 impl<T> Stream for Queued<T> {
@@ -140,7 +178,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_stream_queues_up_to_its_bytes_and_a_big_message_alone() {
-        let budget = Budget::new(1 << 20, 10_000);
+        let budget = Budget::new(1 << 20, 10_000, 4);
         let (outbox, mut queued) = budget.outbox::<Envelope>();
         assert!(sends_now(&outbox, 4_000).await);
         assert!(sends_now(&outbox, 4_000).await);
@@ -158,7 +196,7 @@ mod tests {
 
     #[tokio::test]
     async fn streams_share_the_total_beyond_their_first_response() {
-        let budget = Budget::new(10_000, 8_000);
+        let budget = Budget::new(10_000, 8_000, 4);
         let (a, _qa) = budget.outbox::<Envelope>();
         let (b, mut qb) = budget.outbox::<Envelope>();
         assert!(sends_now(&a, 1_000).await, "a's first: outside the total");
@@ -177,7 +215,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_reader_that_reads_goes_on_while_others_hold_the_pool() {
-        let budget = Budget::new(10_000, 9_000);
+        let budget = Budget::new(10_000, 9_000, 4);
         let (stalled, _never_read) = budget.outbox::<Envelope>();
         assert!(sends_now(&stalled, 1_000).await);
         assert!(sends_now(&stalled, 7_000).await, "the pool is now taken");
@@ -197,9 +235,23 @@ mod tests {
         waiting.await.unwrap().unwrap();
     }
 
+    #[test]
+    fn a_stream_slot_is_held_until_both_halves_are_gone() {
+        let budget = Budget::new(1_000, 1_000, 1);
+        let (a, queued_a) = budget.outbox::<Envelope>();
+        let (b, _queued_b) = budget.outbox::<Envelope>();
+        a.open().unwrap();
+        a.open().unwrap();
+        assert!(b.open().is_err(), "the only slot is a's");
+        drop(a);
+        assert!(b.open().is_err(), "a's responses may still be queued");
+        drop(queued_a);
+        b.open().unwrap();
+    }
+
     #[tokio::test]
     async fn a_dropped_reader_ends_a_waiting_send() {
-        let budget = Budget::new(1_000, 1_000);
+        let budget = Budget::new(1_000, 1_000, 4);
         let (outbox, queued) = budget.outbox::<Envelope>();
         assert!(sends_now(&outbox, 1_000).await);
         let waiting = tokio::spawn(async move { outbox.send(message(10)).await });

@@ -8,8 +8,8 @@ use std::time::Duration;
 use futures::Stream;
 use ordo_proto::common::Envelope;
 use ordo_proto::orderer::atomic_broadcast_server::AtomicBroadcast;
-use ordo_proto::orderer::{deliver_response, BroadcastResponse, DeliverResponse};
-use tokio::sync::{mpsc, Semaphore};
+use ordo_proto::orderer::{BroadcastResponse, DeliverResponse};
+use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
@@ -82,11 +82,8 @@ pub struct ServiceSettings {
     pub time_window: Duration,
     /// Bytes of envelopes one Broadcast stream may have awaiting their commit.
     pub broadcast_stream_bytes: usize,
-    /// Bytes of blocks Deliver streams may queue.
+    /// Bytes of blocks Deliver streams may queue, and how many streams may.
     pub deliver_budget: outbox::Budget,
-    /// Deliver streams open at once, on all connections: each may hold a block or two beyond the
-    /// shared budget.
-    pub deliver_streams: Arc<Semaphore>,
 }
 
 pub struct AtomicBroadcastService {
@@ -105,13 +102,36 @@ type ResponseStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
 /// Broadcast answers queued per stream: they are small, so a count bounds their bytes.
 const BROADCAST_QUEUE: usize = 64;
 
-/// Marks the request's connection busy for as long as the returned guard lives (the idle timeout
-/// closes only connections without streams).
-fn stream_guard<T>(request: &Request<T>) -> Option<StreamGuard> {
-    request
-        .extensions()
-        .get::<ConnectionInfo>()
-        .map(|info| info.activity.stream())
+/// A response stream that keeps its connection busy for as long as it lives, that is until
+/// hyper has sent or dropped the last of it (the idle timeout closes only connections without
+/// streams).
+struct Guarded<S> {
+    stream: S,
+    _guard: Option<StreamGuard>,
+}
+
+impl<S> Guarded<S> {
+    fn new<T>(request: &Request<T>, stream: S) -> Guarded<S> {
+        let guard = request
+            .extensions()
+            .get::<ConnectionInfo>()
+            .map(|info| info.activity.stream());
+        Guarded {
+            stream,
+            _guard: guard,
+        }
+    }
+}
+
+impl<S: Stream + Unpin> Stream for Guarded<S> {
+    type Item = S::Item;
+
+    fn poll_next(
+        mut self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<S::Item>> {
+        Pin::new(&mut self.stream).poll_next(cx)
+    }
 }
 
 #[tonic::async_trait]
@@ -126,45 +146,28 @@ impl AtomicBroadcast for AtomicBroadcastService {
         request: Request<Streaming<Envelope>>,
     ) -> Result<Response<Self::BroadcastStream>, Status> {
         let (tx, rx) = mpsc::channel(BROADCAST_QUEUE);
-        let guard = stream_guard(&request);
-        let served = broadcast::serve(
+        let responses = Guarded::new(&request, ReceiverStream::new(rx));
+        tokio::spawn(broadcast::serve(
             self.channels.clone(),
             self.settings.clone(),
             request.into_inner(),
             tx,
-        );
-        tokio::spawn(async move {
-            served.await;
-            drop(guard);
-        });
-        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+        ));
+        Ok(Response::new(Box::pin(responses)))
     }
 
     async fn deliver(
         &self,
         request: Request<Streaming<Envelope>>,
     ) -> Result<Response<Self::DeliverStream>, Status> {
-        let Ok(slot) = self.settings.deliver_streams.clone().try_acquire_owned() else {
-            tracing::debug!("Deliver stream refused: limits.max_deliver_streams are open");
-            let busy = DeliverResponse {
-                r#type: Some(deliver_response::Type::Status(
-                    ordo_proto::common::Status::ServiceUnavailable as i32,
-                )),
-            };
-            return Ok(Response::new(Box::pin(futures::stream::iter([Ok(busy)]))));
-        };
         let (outbox, queued) = self.settings.deliver_budget.outbox();
-        let guard = (stream_guard(&request), slot);
-        let served = deliver::serve(
+        let responses = Guarded::new(&request, queued);
+        tokio::spawn(deliver::serve(
             self.channels.clone(),
             self.settings.time_window,
             request.into_inner(),
             outbox,
-        );
-        tokio::spawn(async move {
-            served.await;
-            drop(guard);
-        });
-        Ok(Response::new(Box::pin(queued)))
+        ));
+        Ok(Response::new(Box::pin(responses)))
     }
 }

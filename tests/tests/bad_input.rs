@@ -330,22 +330,50 @@ async fn each_rejection_has_its_status_and_good_clients_are_unaffected() {
     );
 }
 
-/// Not an Envelope: field 1 (Envelope's `payload`, bytes) as a varint, which prost refuses.
-#[derive(Clone, PartialEq, prost::Message)]
-struct NotAnEnvelope {
-    #[prost(uint64, tag = "1")]
-    payload: u64,
-    #[prost(bytes = "vec", tag = "9")]
-    padding: Vec<u8>,
+/// A request message sent as the given bytes, whatever they are.
+#[derive(Clone, Debug, Default, PartialEq)]
+struct Raw(Vec<u8>);
+
+impl prost::Message for Raw {
+    fn encode_raw(&self, buf: &mut impl bytes::BufMut) {
+        buf.put_slice(&self.0);
+    }
+
+    fn merge_field(
+        &mut self,
+        tag: u32,
+        wire_type: prost::encoding::WireType,
+        buf: &mut impl bytes::Buf,
+        ctx: prost::encoding::DecodeContext,
+    ) -> Result<(), prost::DecodeError> {
+        prost::encoding::skip_field(wire_type, tag, buf, ctx)
+    }
+
+    fn encoded_len(&self) -> usize {
+        self.0.len()
+    }
+
+    fn clear(&mut self) {
+        self.0.clear();
+    }
 }
 
-/// Opens `method` of AtomicBroadcast with `message` as the first request, and returns the
-/// first response, or the gRPC status the call ended with.
+/// Random bytes that cannot be an Envelope: they open with field 1 (`payload`, bytes) encoded
+/// as a varint.
+fn undecodable(len: usize) -> Raw {
+    let mut bytes = vec![0x08, 0x07];
+    bytes.extend((2..len).map(|_| rand::random::<u8>()));
+    Raw(bytes)
+}
+
+/// Opens `method` of AtomicBroadcast, sends `messages` and returns the first `answers`
+/// responses, or the gRPC status the call ended with.
 async fn raw_call<R: prost::Message + Default + 'static>(
     endpoint: &str,
     method: &'static str,
-    message: NotAnEnvelope,
-) -> Result<R, tonic::Status> {
+    messages: Vec<Raw>,
+    answers: usize,
+) -> Result<Vec<R>, tonic::Status> {
     let channel = tonic::transport::Channel::from_shared(endpoint.to_string())
         .unwrap()
         .connect()
@@ -354,67 +382,77 @@ async fn raw_call<R: prost::Message + Default + 'static>(
     let mut grpc = tonic::client::Grpc::new(channel);
     grpc.ready().await.unwrap();
     let path = tonic::codegen::http::uri::PathAndQuery::from_static(method);
-    let codec = tonic_prost::ProstCodec::<NotAnEnvelope, R>::default();
+    let codec = tonic_prost::ProstCodec::<Raw, R>::default();
     // Keep the request side open: only the orderer may end the call.
-    let requests = futures::stream::iter([message]).chain(futures::stream::pending());
+    let requests = futures::stream::iter(messages).chain(futures::stream::pending());
     let mut responses = grpc
         .streaming(tonic::Request::new(requests), path, codec)
         .await?
         .into_inner();
-    let first = tokio::time::timeout(Duration::from_secs(10), responses.next())
-        .await
-        .expect("an answer within 10 s");
-    first.expect("a response, not the end of the stream")
+    let mut received = Vec::new();
+    while received.len() < answers {
+        let next = tokio::time::timeout(Duration::from_secs(10), responses.next())
+            .await
+            .expect("an answer within 10 s");
+        received.push(next.expect("a response, not the end of the stream")?);
+    }
+    Ok(received)
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn unreadable_and_oversized_messages_get_an_answer() {
     let orderer = Orderer::start(test_batch());
     let client = orderer.client().await;
-    let undecodable = NotAnEnvelope {
-        payload: 7,
-        padding: vec![1; 2_000],
-    };
     // The node's limit is AbsoluteMaxBytes (64 KiB here) plus framing room.
-    let oversized = NotAnEnvelope {
-        payload: 7,
-        padding: vec![1; 4 << 20],
-    };
+    let oversized = || undecodable(4 << 20);
 
     let broadcast = "/orderer.AtomicBroadcast/Broadcast";
     for (name, message, expected) in [
-        ("undecodable", undecodable.clone(), Status::BadRequest),
-        (
-            "oversized",
-            oversized.clone(),
-            Status::RequestEntityTooLarge,
-        ),
+        ("undecodable", undecodable(2_000), Status::BadRequest),
+        ("oversized", oversized(), Status::RequestEntityTooLarge),
     ] {
-        let answer: ordo_proto::orderer::BroadcastResponse =
-            raw_call(&orderer.endpoint(), broadcast, message)
+        let answers: Vec<ordo_proto::orderer::BroadcastResponse> =
+            raw_call(&orderer.endpoint(), broadcast, vec![message], 1)
                 .await
                 .unwrap();
         assert_eq!(
-            answer.status, expected as i32,
-            "Broadcast, {name}: {answer:?}"
+            answers[0].status, expected as i32,
+            "Broadcast, {name}: {answers:?}"
         );
         assert!(
-            !answer.info.is_empty(),
+            !answers[0].info.is_empty(),
             "Broadcast, {name}: the answer says why"
         );
     }
 
+    // On one stream, the envelopes before an unreadable message are answered first, in order.
+    let signer = orderer.signer();
+    let good = || Raw(tx(&signer, "ordo").encode_to_vec());
+    let answers: Vec<ordo_proto::orderer::BroadcastResponse> = raw_call(
+        &orderer.endpoint(),
+        broadcast,
+        vec![good(), good(), undecodable(100)],
+        3,
+    )
+    .await
+    .unwrap();
+    let statuses: Vec<i32> = answers.iter().map(|a| a.status).collect();
+    assert_eq!(
+        statuses,
+        [Status::Success, Status::Success, Status::BadRequest].map(|s| s as i32)
+    );
+
     let deliver = "/orderer.AtomicBroadcast/Deliver";
     for (name, message, expected) in [
-        ("undecodable", undecodable, Status::BadRequest),
-        ("oversized", oversized, Status::RequestEntityTooLarge),
+        ("undecodable", undecodable(2_000), Status::BadRequest),
+        ("oversized", oversized(), Status::RequestEntityTooLarge),
     ] {
-        let answer: ordo_proto::orderer::DeliverResponse =
-            raw_call(&orderer.endpoint(), deliver, message)
+        let answers: Vec<ordo_proto::orderer::DeliverResponse> =
+            raw_call(&orderer.endpoint(), deliver, vec![message], 1)
                 .await
                 .unwrap();
         assert_eq!(
-            answer.r#type,
+            answers[0].r#type,
             Some(deliver_response::Type::Status(expected as i32)),
             "Deliver, {name}"
         );

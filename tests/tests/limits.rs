@@ -127,7 +127,13 @@ async fn connections_beyond_the_limits_are_refused_while_served_clients_go_on() 
         assert!(Instant::now() < deadline, "freed slots were not reused");
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
+    let connected = Instant::now();
     closed_within(&mut silent, Duration::from_secs(10)).await;
+    assert!(
+        connected.elapsed() >= Duration::from_millis(1_900),
+        "closed after {:?}, before the handshake timeout",
+        connected.elapsed()
+    );
     drop(from_a);
 }
 
@@ -136,9 +142,15 @@ async fn a_connection_without_streams_is_closed_after_the_idle_timeout() {
     let orderer = Orderer::start_configured(test_batch(), |config| {
         config.limits.idle_timeout_ms = 1_000;
     });
+    let connected = Instant::now();
     let mut idle = connect_from("127.0.0.1", orderer.addr).await;
     assert!(is_served(&mut idle).await);
     closed_within(&mut idle, Duration::from_secs(15)).await;
+    assert!(
+        connected.elapsed() >= Duration::from_millis(900),
+        "closed after {:?}, before the idle timeout",
+        connected.elapsed()
+    );
 
     // A client with a stream open (a Deliver waiting for the next block) is not idle.
     let client = orderer.client().await;
