@@ -16,7 +16,7 @@ use openraft::raft::{
     VoteRequest, VoteResponse,
 };
 use ordo_proto::ordo::cluster_client::ClusterClient;
-use ordo_proto::ordo::{ForwardRequest, RaftMessage};
+use ordo_proto::ordo::{ForwardRequest, PreVoteRequest, PreVoteResponse, RaftMessage};
 use serde::de::DeserializeOwned;
 use tonic::transport::{Channel, Endpoint};
 
@@ -63,6 +63,20 @@ impl ClusterClients {
             .map_err(|e| format!("forwarding to {address}: {}", e.message()))?
             .into_inner();
         response.offset.ok_or(response.error)
+    }
+
+    /// Asks the node at `address` whether it would vote for the sender (see `election`).
+    pub async fn pre_vote(
+        &self,
+        address: &str,
+        request: PreVoteRequest,
+    ) -> Result<PreVoteResponse, String> {
+        let mut client = self.get(address)?;
+        client
+            .pre_vote(request)
+            .await
+            .map(|r| r.into_inner())
+            .map_err(|e| format!("pre-vote to {address}: {}", e.message()))
     }
 }
 
