@@ -173,24 +173,25 @@ impl Election {
                 self.id, metrics.current_term
             ));
         }
-        let silent = self.silent_for();
-        if let Some(silent) = silent.filter(|s| *s < self.election_min) {
-            return refuse(format!(
-                "node {} heard its leader {} ms ago",
-                self.id,
-                silent.as_millis()
-            ));
-        }
         let ours = self.raft.data_metrics().borrow().last_log;
         if theirs < ours {
-            // This node is more up to date and hears no leader either: it should stand rather
-            // than wait for its own timeout.
+            // This node is more up to date and, the candidate says, the leader is silent: this
+            // node should stand (once it too has heard nothing for `election_min`) rather than
+            // wait for its own timeout.
             if is_voter(&metrics, self.id) {
                 self.stand_now.notify_one();
             }
             return refuse(format!(
                 "node {}'s log ({ours:?}) is ahead of the candidate's ({theirs:?})",
                 self.id
+            ));
+        }
+        let silent = self.silent_for();
+        if let Some(silent) = silent.filter(|s| *s < self.election_min) {
+            return refuse(format!(
+                "node {} heard its leader {} ms ago",
+                self.id,
+                silent.as_millis()
             ));
         }
         // Someone else is about to stand: give it the time to win before standing too, which
@@ -212,7 +213,7 @@ impl Election {
     async fn run_timer(self: Arc<Self>) {
         let started = Instant::now();
         let mut metrics = self.raft.metrics();
-        loop {
+        'timer: loop {
             let timeout = rand::thread_rng().gen_range(self.election_min..=self.election_max);
             let mut woken = false;
             loop {
@@ -235,10 +236,22 @@ impl Election {
                     }
                 }
             }
-            // A wake-up is acted on only while the leader is still silent for `election_min`: it
-            // may be stale (stored by `Notify` while the timer was busy).
-            if woken && self.silent_for().is_some_and(|s| s < self.election_min) {
-                continue;
+            if woken {
+                // Stand once this node too has heard no leader for `election_min` (before that,
+                // the candidate would refuse it), unless a leader is heard meanwhile: then it is
+                // alive, or the wake-up was stale (`Notify` keeps one while the timer is busy).
+                let give_up = Instant::now() + self.election_min;
+                loop {
+                    let heard = self.times().heard_leader;
+                    let ready = heard.map_or_else(Instant::now, |at| at + self.election_min);
+                    if Instant::now() >= ready {
+                        break;
+                    }
+                    if ready > give_up {
+                        continue 'timer;
+                    }
+                    tokio::time::sleep_until(ready).await;
+                }
             }
             let m = self.raft.metrics().borrow().clone();
             if m.running_state.is_err() {
@@ -343,6 +356,7 @@ impl Election {
                 let since = match leading {
                     Some((term, since)) if term == m.current_term => since,
                     _ => {
+                        tracing::info!(channel = %self.channel, term = m.current_term, "leading");
                         let now = Instant::now();
                         leading = Some((m.current_term, now));
                         now

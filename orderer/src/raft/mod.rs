@@ -297,6 +297,8 @@ impl Writer {
             if *self.quorum_lost.borrow() {
                 return Err(self.no_quorum());
             }
+            let mut metrics = self.raft.metrics();
+            let leader_before = metrics.borrow_and_update().current_leader;
             let attempt = async {
                 match self.raft.client_write(entry.clone()).await {
                     Ok(response) => Ok(response.log_id.index),
@@ -337,7 +339,13 @@ impl Writer {
                     self.channel, self.produce_timeout
                 )));
             }
-            tokio::time::sleep(Duration::from_millis(50)).await;
+            // Retry as soon as this node knows another leader (or none, on its way to the next):
+            // after a leader dies that is what the write waits for; a short pause otherwise.
+            let _ = tokio::time::timeout(
+                Duration::from_millis(50),
+                metrics.wait_for(|m| m.current_leader != leader_before),
+            )
+            .await;
         }
     }
 
