@@ -156,7 +156,7 @@ stats() {
   echo
   echo "| | min / median / max |"
   echo "|---|---|"
-  echo "| kill → leader with quorum (ms) | $(stats 4) |"
+  echo "| kill → new leader leads (ms) | $(stats 4) |"
   echo "| longest block gap, spanning the kill (ms) | $(stats 5) |"
   echo "| terms per failover | $(tail -n +2 "$out/rounds.tsv" | awk -F'\t' '{ d = $8 - $7; if (NR == 1 || d < lo) lo = d; if (d > hi) hi = d } END { printf "%d / – / %d", lo, hi }') |"
   echo
