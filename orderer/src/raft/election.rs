@@ -22,7 +22,7 @@
 //!   leader in its role until it hears a higher term; this only changes what it admits.
 
 use std::collections::BTreeSet;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -46,8 +46,11 @@ pub struct Election {
     election_min: Duration,
     election_max: Duration,
     times: Mutex<Times>,
-    /// Wakes the timer to stand at once (a pre-vote was refused because this node's log is ahead).
+    /// Wakes the timer to stand as soon as the leader has been silent for `election_min`: a
+    /// pre-vote was refused because this node's log is ahead, or the leader's connection broke.
     stand_now: Notify,
+    /// True during this node's own pre-vote round.
+    campaigning: AtomicBool,
     /// True while this node leads without a quorum acknowledgement within the lease.
     quorum_lost: watch::Sender<bool>,
     pre_votes_won: AtomicU64,
@@ -89,6 +92,7 @@ impl Election {
             election_max: timing.election_max.max(timing.election_min),
             times: Mutex::new(Times::default()),
             stand_now: Notify::new(),
+            campaigning: AtomicBool::new(false),
             quorum_lost: watch::Sender::new(false),
             pre_votes_won: AtomicU64::new(0),
             pre_votes_lost: AtomicU64::new(0),
@@ -108,6 +112,13 @@ impl Election {
         let mut times = self.times();
         times.heard_leader = Some(now);
         times.activity = Some(now);
+    }
+
+    /// A forward to the leader failed at the transport: it has probably died. Under load this
+    /// is seen at once, long before the election timeout, so the node stands as soon as the
+    /// leader has been silent for `election_min` (the earliest the others would grant).
+    pub fn leader_unreachable(&self) {
+        self.stand_now.notify_one();
     }
 
     /// This node granted its vote in a real election: someone else is standing, so wait.
@@ -186,6 +197,15 @@ impl Election {
                 self.id
             ));
         }
+        // Two nodes with the same log standing at once would split the vote (each grants the
+        // other's pre-vote, then votes for itself): the lower id goes first.
+        if theirs == ours && self.campaigning.load(Ordering::Relaxed) && self.id < request.candidate
+        {
+            return refuse(format!(
+                "node {} stands too, with the same log, and goes first",
+                self.id
+            ));
+        }
         let silent = self.silent_for();
         if let Some(silent) = silent.filter(|s| *s < self.election_min) {
             return refuse(format!(
@@ -237,13 +257,14 @@ impl Election {
                 }
             }
             if woken {
-                // Stand once this node too has heard no leader for `election_min` (before that,
-                // the candidate would refuse it), unless a leader is heard meanwhile: then it is
-                // alive, or the wake-up was stale (`Notify` keeps one while the timer is busy).
+                // Stand once this node has heard no leader (nor stood, nor granted a pre-vote)
+                // for `election_min`: before that the others would refuse it. Unless that
+                // changes meanwhile: a leader is alive, someone else stands, or the wake-up was
+                // stale (`Notify` keeps one while the timer is busy).
                 let give_up = Instant::now() + self.election_min;
                 loop {
-                    let heard = self.times().heard_leader;
-                    let ready = heard.map_or_else(Instant::now, |at| at + self.election_min);
+                    let activity = self.times().activity;
+                    let ready = activity.map_or_else(Instant::now, |at| at + self.election_min);
                     if Instant::now() >= ready {
                         break;
                     }
@@ -263,7 +284,10 @@ impl Election {
                 continue;
             }
             self.times().activity = Some(Instant::now());
-            if self.pre_vote(&m).await {
+            self.campaigning.store(true, Ordering::Relaxed);
+            let won = self.pre_vote(&m).await;
+            self.campaigning.store(false, Ordering::Relaxed);
+            if won {
                 self.pre_votes_won.fetch_add(1, Ordering::Relaxed);
                 tracing::info!(channel = %self.channel, term = m.current_term, "pre-vote won: standing for election");
                 if let Err(e) = self.raft.trigger().elect().await {

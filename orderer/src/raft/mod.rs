@@ -29,7 +29,7 @@ use tokio::sync::{mpsc, oneshot, watch, Semaphore};
 use crate::consensus::OrderedLog;
 use crate::log::{LogError, PartitionConfig, Record, SegmentStore};
 use election::Election;
-use network::{ClusterClients, Network};
+use network::{ClusterClients, ForwardError, Network};
 use storage::{LogReader, LogStore, StateMachine};
 
 pub type NodeId = u64;
@@ -88,6 +88,7 @@ struct Writer {
     channel: String,
     raft: Raft<TypeConfig>,
     clients: ClusterClients,
+    election: Arc<Election>,
     /// True while this node leads without a quorum: its writes cannot commit.
     quorum_lost: watch::Receiver<bool>,
     produce_timeout: Duration,
@@ -157,6 +158,7 @@ impl RaftLog {
             channel: channel.to_string(),
             raft: raft.clone(),
             clients,
+            election: election.clone(),
             quorum_lost: election.quorum_lost(),
             produce_timeout: timing.produce_timeout,
             attempt_timeout: timing.election_max,
@@ -304,11 +306,16 @@ impl Writer {
                     Ok(response) => Ok(response.log_id.index),
                     Err(RaftError::APIError(ClientWriteError::ForwardToLeader(forward))) => {
                         match forward.leader_node {
-                            Some(leader) => {
-                                self.clients
-                                    .forward(&leader.addr, &self.channel, entry.clone())
-                                    .await
-                            }
+                            Some(leader) => self
+                                .clients
+                                .forward(&leader.addr, &self.channel, entry.clone())
+                                .await
+                                .map_err(|e| {
+                                    if let ForwardError::Unreachable(_) = e {
+                                        self.election.leader_unreachable();
+                                    }
+                                    e.to_string()
+                                }),
                             None => Err("no leader is known".to_string()),
                         }
                     }
