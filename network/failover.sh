@@ -51,7 +51,7 @@ local_sh() {
 # The nodes' logs are kept with the results.
 trap 'cp -r "$net/logs" "$out/" 2>/dev/null; local_sh down >/dev/null 2>&1 || true' EXIT
 # Each node logs when it starts leading and when it stands for election (after a won pre-vote).
-export RUST_LOG="warn,ordo_orderer::raft::election=info"
+export RUST_LOG="${FAILOVER_RUST_LOG:-warn,ordo_orderer::raft::election=info}"
 
 
 # status ID: node ID's own status line (empty if it does not answer).

@@ -62,9 +62,41 @@ struct Times {
     /// When an AppendEntries from a leader this node accepts last arrived; or when it stopped
     /// leading itself.
     heard_leader: Option<Instant>,
-    /// The last thing that restarts the election timer: leader contact, a vote or pre-vote
-    /// granted (someone else is standing), or a pre-vote round of its own.
+    /// When this node last granted a vote or a pre-vote: someone else is standing.
+    granted: Option<Instant>,
+    /// When this node last started an election.
+    stood: Option<Instant>,
+    /// When this node last ran a pre-vote round.
+    asked: Option<Instant>,
+    /// The last thing that restarts the election timer: any of the above, or a pre-vote round
+    /// of its own.
     activity: Option<Instant>,
+}
+
+impl Times {
+    /// When a wake-up to stand may act: once none of leader contact, a grant or an election of
+    /// its own happened for `election_min`. A lost pre-vote round of its own only holds it for a
+    /// quarter of that (the wake-up says the reason it was lost may have gone; a node that
+    /// cannot reach anyone must not ask in a loop).
+    fn ready_to_stand(&self, election_min: Duration) -> Instant {
+        let after = |at: Option<Instant>, wait: Duration| at.map(|at| at + wait);
+        [
+            after(self.heard_leader, election_min),
+            after(self.granted, election_min),
+            after(self.stood, election_min),
+            after(self.asked, election_min / 4),
+        ]
+        .into_iter()
+        .flatten()
+        .max()
+        .unwrap_or_else(Instant::now)
+    }
+
+    fn grant(&mut self) {
+        let now = Instant::now();
+        self.granted = Some(now);
+        self.activity = Some(now);
+    }
 }
 
 /// What `admin status` reports about the lease.
@@ -123,7 +155,7 @@ impl Election {
 
     /// This node granted its vote in a real election: someone else is standing, so wait.
     pub fn granted_vote(&self) {
-        self.times().activity = Some(Instant::now());
+        self.times().grant();
     }
 
     /// Watches this node's leadership; `true` while it leads without a quorum in its lease.
@@ -168,7 +200,7 @@ impl Election {
     }
 
     /// Answers a pre-vote: would this node vote for `request.candidate` in an election now?
-    pub fn answer_pre_vote(&self, request: &PreVoteRequest) -> PreVoteResponse {
+    pub async fn answer_pre_vote(&self, request: &PreVoteRequest) -> PreVoteResponse {
         let refuse = |reason: String| PreVoteResponse {
             granted: false,
             reason,
@@ -206,17 +238,28 @@ impl Election {
                 self.id
             ));
         }
-        let silent = self.silent_for();
-        if let Some(silent) = silent.filter(|s| *s < self.election_min) {
-            return refuse(format!(
-                "node {} heard its leader {} ms ago",
-                self.id,
-                silent.as_millis()
-            ));
+        let mut waited = false;
+        while let Some(silent) = self.silent_for().filter(|s| *s < self.election_min) {
+            // The leader's last messages reach the nodes a little apart (a follower that lags
+            // gets them later): a node that is about to find the leader silent too waits for
+            // that rather than refusing, which would cost the candidate a round.
+            let left = self.election_min - silent;
+            if waited || left > self.election_min / 4 {
+                return refuse(format!(
+                    "node {} heard its leader {} ms ago",
+                    self.id,
+                    silent.as_millis()
+                ));
+            }
+            waited = true;
+            tokio::time::sleep(left).await;
+        }
+        if waited && self.raft.metrics().borrow().state == ServerState::Leader {
+            return refuse(format!("node {} leads", self.id));
         }
         // Someone else is about to stand: give it the time to win before standing too, which
         // would split the vote.
-        self.times().activity = Some(Instant::now());
+        self.times().grant();
         PreVoteResponse {
             granted: true,
             reason: String::new(),
@@ -263,8 +306,7 @@ impl Election {
                 // stale (`Notify` keeps one while the timer is busy).
                 let give_up = Instant::now() + self.election_min;
                 loop {
-                    let activity = self.times().activity;
-                    let ready = activity.map_or_else(Instant::now, |at| at + self.election_min);
+                    let ready = self.times().ready_to_stand(self.election_min);
                     if Instant::now() >= ready {
                         break;
                     }
@@ -283,7 +325,12 @@ impl Election {
                 self.times().activity = Some(Instant::now());
                 continue;
             }
-            self.times().activity = Some(Instant::now());
+            {
+                let now = Instant::now();
+                let mut times = self.times();
+                times.activity = Some(now);
+                times.asked = Some(now);
+            }
             self.campaigning.store(true, Ordering::Relaxed);
             let won = self.pre_vote(&m).await;
             self.campaigning.store(false, Ordering::Relaxed);
@@ -294,7 +341,10 @@ impl Election {
                     tracing::warn!(channel = %self.channel, error = %e, "could not start an election");
                     return;
                 }
-                self.times().activity = Some(Instant::now());
+                let now = Instant::now();
+                let mut times = self.times();
+                times.stood = Some(now);
+                times.activity = Some(now);
             } else {
                 self.pre_votes_lost.fetch_add(1, Ordering::Relaxed);
             }

@@ -138,7 +138,9 @@ impl Cluster for Groups {
     ) -> Result<Response<PreVoteResponse>, Status> {
         let request = request.into_inner();
         let group = self.get(&request.channel)?;
-        Ok(Response::new(group.election().answer_pre_vote(&request)))
+        Ok(Response::new(
+            group.election().answer_pre_vote(&request).await,
+        ))
     }
 }
 
