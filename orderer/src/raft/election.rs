@@ -6,15 +6,18 @@
 //! node with a shorter log (a follower lagging in replication) raises the term with an election
 //! it cannot win, which costs the others a round. Here instead:
 //!
-//! - a voter that has heard no leader for a timeout drawn afresh in `[election_min,
-//!   election_max)` asks the voters whether they *would* vote for it ([`PreVoteRequest`]); only
+//! - A voter that has heard no leader for a timeout drawn afresh in `[election_min,
+//!   election_max]` asks the voters whether they *would* vote for it ([`PreVoteRequest`]); only
 //!   with a majority of grants (itself included) does it start a real election
 //!   (`raft.trigger().elect()`). A voter grants only when it has itself heard no leader for
 //!   `election_min` (so a majority that still hears its leader is never disturbed, and the real
 //!   vote is not refused by openraft's lease, which is set to `election_min`) and the candidate's
-//!   log is at least as up to date as its own (so the real vote is not refused by log). A voter
-//!   that refuses only because its own log is ahead stands itself at once: the up-to-date node
-//!   wins in one round instead of waiting for its own timeout.
+//!   log is at least as up to date as its own (so the real vote is not refused by log).
+//! - So that it takes one round, and soon: a follower whose forward to the leader breaks (under
+//!   load that is at once) stands as soon as the leader has been silent for `election_min`; a
+//!   voter that refuses only because its own log is ahead stands itself right away; a voter a few
+//!   ms short of `election_min` waits for it rather than refusing; and of two nodes with the same
+//!   log standing at once, the lower id goes first.
 //! - A node cut off from the majority never raises its term, so when it returns it deposes no one.
 //! - A leader that has not been acknowledged by a quorum within its lease (`election_max`) knows
 //!   it may have been replaced: writes are refused at once ([`Election::quorum_lost`]) instead of
