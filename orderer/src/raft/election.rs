@@ -48,6 +48,10 @@ pub struct Election {
     clients: ClusterClients,
     election_min: Duration,
     election_max: Duration,
+    /// A node that has just started counts as having heard a leader then: until `election_min`
+    /// has passed it grants no pre-vote, as the cluster may well have a leader it has not heard
+    /// yet (while it was down the leader's replication to it backed off).
+    started: Instant,
     times: Mutex<Times>,
     /// Wakes the timer to stand as soon as the leader has been silent for `election_min`: a
     /// pre-vote was refused because this node's log is ahead, or the leader's connection broke.
@@ -125,6 +129,7 @@ impl Election {
             clients,
             election_min: timing.election_min,
             election_max: timing.election_max.max(timing.election_min),
+            started: Instant::now(),
             times: Mutex::new(Times::default()),
             stand_now: Notify::new(),
             campaigning: AtomicBool::new(false),
@@ -242,7 +247,11 @@ impl Election {
             ));
         }
         let mut waited = false;
-        while let Some(silent) = self.silent_for().filter(|s| *s < self.election_min) {
+        loop {
+            let silent = self.silent_for();
+            if silent >= self.election_min {
+                break;
+            }
             // The leader's last messages reach the nodes a little apart (a follower that lags
             // gets them later): a node that is about to find the leader silent too waits for
             // that rather than refusing, which would cost the candidate a round.
@@ -269,15 +278,15 @@ impl Election {
         }
     }
 
-    /// How long since this node last heard a leader; `None` if it never did since it started.
-    fn silent_for(&self) -> Option<Duration> {
-        self.times().heard_leader.map(|at| at.elapsed())
+    /// How long since this node last heard a leader, or since it started.
+    fn silent_for(&self) -> Duration {
+        self.times().heard_leader.unwrap_or(self.started).elapsed()
     }
 
     /// The election timer: after a fresh random timeout without leader contact (or other timer
     /// activity), a pre-vote round, and the real election if a majority would grant it.
     async fn run_timer(self: Arc<Self>) {
-        let started = Instant::now();
+        let started = self.started;
         let mut metrics = self.raft.metrics();
         'timer: loop {
             let timeout = rand::thread_rng().gen_range(self.election_min..=self.election_max);
@@ -309,7 +318,10 @@ impl Election {
                 // stale (`Notify` keeps one while the timer is busy).
                 let give_up = Instant::now() + self.election_min;
                 loop {
-                    let ready = self.times().ready_to_stand(self.election_min);
+                    let ready = self
+                        .times()
+                        .ready_to_stand(self.election_min)
+                        .max(self.started + self.election_min);
                     if Instant::now() >= ready {
                         break;
                     }
@@ -328,14 +340,14 @@ impl Election {
                 self.times().activity = Some(Instant::now());
                 continue;
             }
+            let asked = Instant::now();
             {
-                let now = Instant::now();
                 let mut times = self.times();
-                times.activity = Some(now);
-                times.asked = Some(now);
+                times.activity = Some(asked);
+                times.asked = Some(asked);
             }
             self.campaigning.store(true, Ordering::Relaxed);
-            let won = self.pre_vote(&m).await;
+            let won = self.pre_vote(&m).await && self.still_leaderless(&m, asked);
             self.campaigning.store(false, Ordering::Relaxed);
             if won {
                 self.pre_votes_won.fetch_add(1, Ordering::Relaxed);
@@ -352,6 +364,15 @@ impl Election {
                 self.pre_votes_lost.fetch_add(1, Ordering::Relaxed);
             }
         }
+    }
+
+    /// Whether nothing has changed since a pre-vote round started at `asked` with metrics `m`:
+    /// a leader elected meanwhile (this node heard it, or took its vote) makes the won round
+    /// stale, and standing then would raise the term over that leader and depose it.
+    fn still_leaderless(&self, m: &RaftMetrics<NodeId, Node>, asked: Instant) -> bool {
+        let now = self.raft.metrics().borrow().clone();
+        let heard = self.times().heard_leader.is_some_and(|at| at >= asked);
+        !heard && now.vote == m.vote && now.state != ServerState::Leader
     }
 
     /// Asks every other voter; true once a majority of every configuration (joint ones during a
@@ -488,6 +509,29 @@ fn has_quorum(configs: &[BTreeSet<NodeId>], granted: &BTreeSet<NodeId>) -> bool 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_node_told_to_stand_waits_for_silence_not_for_its_own_lost_round() {
+        let min = Duration::from_millis(400);
+        let now = Instant::now();
+        let ago = |ms| now - Duration::from_millis(ms);
+        let times = Times {
+            heard_leader: Some(ago(450)),
+            asked: Some(ago(20)),
+            ..Times::default()
+        };
+        // The leader has been silent long enough; its own round 20 ms ago only holds it 100 ms.
+        assert_eq!(
+            times.ready_to_stand(min),
+            ago(20) + Duration::from_millis(100)
+        );
+        // A grant of someone else's pre-vote holds it a whole election_min.
+        let times = Times {
+            granted: Some(ago(50)),
+            ..times
+        };
+        assert_eq!(times.ready_to_stand(min), ago(50) + min);
+    }
 
     #[test]
     fn quorum_is_a_majority_of_every_configuration() {
