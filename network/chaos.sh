@@ -114,10 +114,12 @@ parse_status() {
   applied=${BASH_REMATCH[6]:-0}
 }
 
-# The node that node ID reports as a Leader of itself (0 if it is not the leader).
+# The node that node ID reports as a Leader of itself (0 if it is not the leader, or leads
+# without a quorum: cut off, or thawed and not yet told of the next term).
 leader_seen_by() {
-  parse_status "$(status_of "$1")" || { echo 0; return; }
-  if [ "$role" = Leader ]; then echo "$1"; else echo 0; fi
+  local line; line=$(status_of "$1")
+  parse_status "$line" || { echo 0; return; }
+  if [ "$role" = Leader ] && [[ $line != *"quorum false"* ]]; then echo "$1"; else echo 0; fi
 }
 
 # Waits (up to $1 seconds) for one of the listed nodes to be leader; prints its id or 0.
@@ -325,8 +327,10 @@ say "leader: node $L"
 # Phase 1: kill the leader under load on the two followers.
 say "== phase 1: kill the leader (node $L) under load"
 mapfile -t survivors < <(others "$L")
-start_round "p1-n${survivors[0]}" "${survivors[0]}" "$count"
-start_round "p1-n${survivors[1]}" "${survivors[1]}" "$count"
+# The rounds keep their names if the leader moves and "survivors" changes.
+p1_rounds=("p1-n${survivors[0]}" "p1-n${survivors[1]}")
+start_round "${p1_rounds[0]}" "${survivors[0]}" "$count"
+start_round "${p1_rounds[1]}" "${survivors[1]}" "$count"
 sleep 3
 # The leader may have moved under load: kill the one leading now (its rounds become "hurt").
 now_leader=$(wait_leader_among 10 "${nodes[@]}")
@@ -369,15 +373,16 @@ t_restart=$(now)
 restart_node "$L" | sed 's/^/    /'
 measures[restart_ready]=$(since "$t_restart")
 say "node $L serves clients again (${measures[restart_ready]}s after docker/process start)"
-finish_rounds "p1-n${survivors[0]}" "p1-n${survivors[1]}"
+finish_rounds "${p1_rounds[@]}"
 
 # Phase 2: partition the current leader under load on the two others.
 P=$(wait_leader_among 30 "${nodes[@]}")
 [ "$P" != 0 ] || die "no leader within 30s before phase 2"
 say "== phase 2: partition the leader (node $P) under load"
 mapfile -t majority < <(others "$P")
-start_round "p2-n${majority[0]}" "${majority[0]}" "$count"
-start_round "p2-n${majority[1]}" "${majority[1]}" "$count"
+p2_rounds=("p2-n${majority[0]}" "p2-n${majority[1]}")
+start_round "${p2_rounds[0]}" "${majority[0]}" "$count"
+start_round "${p2_rounds[1]}" "${majority[1]}" "$count"
 sleep 3
 now_leader=$(wait_leader_among 10 "${nodes[@]}")
 if [ "$now_leader" != 0 ] && [ "$now_leader" != "$P" ]; then
@@ -421,7 +426,7 @@ else
   failures+=("node $P did not catch up within 60s of the heal")
   say "node $P DID NOT CATCH UP within 60s: $(status_of "$P")"
 fi
-finish_rounds "p2-n${majority[0]}" "p2-n${majority[1]}"
+finish_rounds "${p2_rounds[@]}"
 
 # Phase 3: every node serves again.
 say "== phase 3: load on every node"

@@ -1,8 +1,8 @@
 //! The replicated consensus type ("raft") with real `orderer` processes on loopback: load through
-//! every node, a leader crash, a partition, a restart of the whole cluster, a wiped node, and a
-//! node added to a running cluster. In every case each node ends with the same blocks (same
-//! header hash at every height, byte for byte apart from each node's own signatures) and every
-//! acknowledged transaction is in the chain exactly once.
+//! every node, a leader crash, a partitioned leader and a partitioned follower, a restart of the
+//! whole cluster, a wiped node, and a node added to a running cluster. In every case each node
+//! ends with the same blocks (same header hash at every height, byte for byte apart from each
+//! node's own signatures) and every acknowledged transaction is in the chain exactly once.
 //!
 //! The harness (common/cluster.rs) puts a test-controlled TCP proxy on every orderer-to-orderer
 //! link, which is how a node is cut off.
@@ -13,7 +13,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::cluster::{submit_all, submit_through, Cluster, NodeId, Spec, Timing, WAIT};
+use common::cluster::{
+    submit_all, submit_through, Cluster, NodeId, RaftStatus, Spec, Timing, WAIT,
+};
 use ordo_peer_sim::{Load, Submitted};
 use ordo_proto::common::{Block, Status};
 
@@ -174,11 +176,45 @@ async fn leader_killed_under_load_a_new_leader_takes_over_and_nothing_is_lost() 
     cluster.wait_converged(&[1, 2, 3], &acked).await;
 }
 
+/// Polls node `id`'s admin status until `ok` holds (`what` says what is awaited).
+async fn wait_for_status(
+    cluster: &Cluster,
+    id: NodeId,
+    what: &str,
+    ok: impl Fn(&RaftStatus) -> bool,
+) -> RaftStatus {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let status = cluster.status(id).await;
+        if let Ok(s) = &status {
+            if ok(s) {
+                return s.clone();
+            }
+        }
+        assert!(Instant::now() < deadline, "node {id}: {what}: {status:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Asserts that each of `nodes` follows `leader` in `term`.
+async fn assert_led_by(cluster: &Cluster, nodes: &[NodeId], leader: NodeId, term: u64) {
+    for &id in nodes {
+        let status = cluster.status(id).await.unwrap();
+        assert_eq!(
+            (status.leader, status.term),
+            (Some(leader), term),
+            "node {id} was disturbed: {status:?}"
+        );
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn isolated_leader_orders_nothing_and_converges_after_healing() {
+async fn partitioned_leader_steps_down_orders_nothing_and_disturbs_no_one_after_healing() {
+    // A produce timeout far beyond this test's deadlines: the refusals seen here come from the
+    // leader's quorum lease, not from waiting the timeout out.
     let spec = Spec {
         timing: Timing {
-            produce_timeout_ms: 1000,
+            produce_timeout_ms: 120_000,
             ..Timing::default()
         },
         ..Spec::three()
@@ -188,22 +224,19 @@ async fn isolated_leader_orders_nothing_and_converges_after_healing() {
     let majority: Vec<NodeId> = [1, 2, 3].into_iter().filter(|&id| id != cut).collect();
     let before = submit_all(&cluster.clients(&[1, 2, 3]).await, 1500).await;
     cluster.wait_converged(&[1, 2, 3], &before.acked).await;
+    let old_term = cluster.status(cut).await.unwrap().term;
 
-    // Cut the leader off, both ways: the majority must elect another and go on without it.
+    // Cut the leader off, both ways. Within its lease it reports that it has no quorum ...
     cluster.isolate(cut);
     let cut_height = cluster.chain(cut).await.unwrap().height();
-    let new_leader = cluster.wait_for_leader(&majority).await;
-    assert_ne!(new_leader, cut);
+    let lost = wait_for_status(&cluster, cut, "no quorum reported", |s| !s.quorum).await;
+    eprintln!("partition: cut-off node {cut}: {lost:?}");
 
-    let majority_clients = cluster.clients(&majority).await;
-    let during = submit_all(&majority_clients, 1500).await;
-    cluster.wait_converged(&majority, &during.acked).await;
-
-    // Broadcast to the cut-off node is refused (it cannot commit anything), after at most the
-    // produce timeout; the WAIT bound only turns a hang into a clear failure.
+    // ... and refuses Broadcast at once, SERVICE_UNAVAILABLE, without waiting for a commit that
+    // cannot come (the bound is far below the produce timeout).
     let cut_client = cluster.client(cut).await;
     let refused = tokio::time::timeout(
-        WAIT,
+        Duration::from_secs(10),
         submit_through(
             std::slice::from_ref(&cut_client),
             &load_of(20),
@@ -211,22 +244,32 @@ async fn isolated_leader_orders_nothing_and_converges_after_healing() {
         ),
     )
     .await
-    .expect("Broadcast to the cut-off node neither succeeded nor failed");
+    .expect("Broadcast to the cut-off leader was not refused at once");
     assert!(
         refused.acked.is_empty(),
         "the cut-off node acknowledged {} transactions",
         refused.acked.len()
     );
+    // (A refusal ends the Broadcast stream, so each stream reports one.)
     assert!(!refused.refused.is_empty(), "{:?}", refused.errors);
     for (status, info) in &refused.refused {
         assert_eq!(*status, Status::ServiceUnavailable as i32, "{info}");
+        assert!(info.contains("no quorum"), "{info}");
     }
-    eprintln!(
-        "partition: cut-off node {cut}: {:?}; Broadcast to it: {:?}",
-        cluster.status(cut).await.ok(),
-        refused.refused[0]
-    );
-    // Its ledger did not move while the others ordered 1500 transactions.
+    eprintln!("partition: Broadcast to it: {:?}", refused.refused[0]);
+
+    // The majority elects another leader and goes on without it.
+    let new_leader = cluster.wait_for_leader(&majority).await;
+    assert_ne!(new_leader, cut);
+    let term = cluster.status(new_leader).await.unwrap().term;
+    let during = submit_all(&cluster.clients(&majority).await, 1500).await;
+    cluster.wait_converged(&majority, &during.acked).await;
+
+    // The cut-off node never stood for election (it did not raise its term), and its ledger did
+    // not move while the others ordered.
+    let cut_status = cluster.status(cut).await.unwrap();
+    assert_eq!(cut_status.term, old_term, "{cut_status:?}");
+    assert!(!cut_status.quorum, "{cut_status:?}");
     let cut_chain = cluster.chain(cut).await.unwrap();
     assert_eq!(
         cut_chain.height(),
@@ -236,15 +279,60 @@ async fn isolated_leader_orders_nothing_and_converges_after_healing() {
     let majority_height = cluster.chain(majority[0]).await.unwrap().height();
     assert!(majority_height > cut_height);
 
-    // Healed, it catches up to the majority's blocks: same hash at every height, nothing it
-    // held uncommitted while cut off survives as a divergent block.
+    // Healed, it follows the majority's leader in the majority's term: no election, the leader
+    // the majority still hears is not deposed.
     cluster.heal(cut);
+    let rejoined = wait_for_status(&cluster, cut, "following the new leader", |s| {
+        s.state == "Follower" && s.leader == Some(new_leader) && s.term == term && s.quorum
+    })
+    .await;
+    eprintln!("partition: healed, node {cut}: {rejoined:?}");
+    assert_led_by(&cluster, &majority, new_leader, term).await;
+
+    // It catches up to the majority's blocks: same hash at every height, nothing it held
+    // uncommitted while cut off survives as a divergent block.
     let acked: Vec<_> = before.acked.iter().chain(&during.acked).cloned().collect();
     cluster.wait_converged(&[1, 2, 3], &acked).await;
 
-    // And it serves Broadcast again.
+    // And it serves Broadcast again, still under the same leader and term.
     let after = submit_all(std::slice::from_ref(&cut_client), 300).await;
     cluster.wait_converged(&[1, 2, 3], &after.acked).await;
+    assert_led_by(&cluster, &[1, 2, 3], new_leader, term).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn isolated_follower_never_raises_its_term_and_returns_without_an_election() {
+    let cluster = Cluster::start(Spec::three()).await;
+    let leader = cluster.wait_for_leader(&[1, 2, 3]).await;
+    let cut = [1, 2, 3].into_iter().find(|&id| id != leader).unwrap();
+    let majority: Vec<NodeId> = [1, 2, 3].into_iter().filter(|&id| id != cut).collect();
+    let before = submit_all(&cluster.clients(&[1, 2, 3]).await, 600).await;
+    cluster.wait_converged(&[1, 2, 3], &before.acked).await;
+    let term = cluster.status(leader).await.unwrap().term;
+    let start = cluster.status(cut).await.unwrap();
+
+    // Cut off, it hears no leader: its election timer runs out again and again, and each time
+    // its pre-vote finds no majority, so it never starts an election.
+    cluster.isolate(cut);
+    let cut_off = wait_for_status(&cluster, cut, "no quorum, three pre-votes lost", |s| {
+        !s.quorum && s.pre_votes_lost >= start.pre_votes_lost + 3
+    })
+    .await;
+    eprintln!("partition: cut-off follower {cut}: {cut_off:?}");
+    assert_eq!(cut_off.term, term, "{cut_off:?}");
+    assert_eq!(cut_off.pre_votes_won, start.pre_votes_won, "{cut_off:?}");
+
+    // The majority goes on under the same leader meanwhile.
+    let during = submit_all(&cluster.clients(&majority).await, 600).await;
+    cluster.wait_converged(&majority, &during.acked).await;
+    assert_led_by(&cluster, &majority, leader, term).await;
+
+    // Healed, it follows the same leader in the same term and catches up.
+    cluster.heal(cut);
+    wait_for_status(&cluster, cut, "following the leader again", |s| s.quorum).await;
+    let acked: Vec<_> = before.acked.iter().chain(&during.acked).cloned().collect();
+    cluster.wait_converged(&[1, 2, 3], &acked).await;
+    assert_led_by(&cluster, &[1, 2, 3], leader, term).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -3,11 +3,13 @@
 //! (below the commit point) reach the consumer, so every node cuts the same blocks.
 //!
 //! - [`codec`]: the binary form of an entry, on disk and on the wire;
+//! - [`election`]: the election timer with a pre-vote, and the leader's quorum lease;
 //! - [`storage`]: openraft's log storage on the segment store, and a metadata-only state machine;
 //! - [`network`]: the client side of the cluster transport (gRPC `ordo.Cluster`);
 //! - [`service`]: the server side, which also carries the `ordo.Admin` membership calls.
 
 pub mod codec;
+pub mod election;
 pub mod network;
 pub mod service;
 pub mod storage;
@@ -26,7 +28,8 @@ use tokio::sync::{mpsc, oneshot, watch, Semaphore};
 
 use crate::consensus::OrderedLog;
 use crate::log::{LogError, PartitionConfig, Record, SegmentStore};
-use network::{ClusterClients, Network};
+use election::Election;
+use network::{ClusterClients, ForwardError, Network};
 use storage::{LogReader, LogStore, StateMachine};
 
 pub type NodeId = u64;
@@ -59,9 +62,11 @@ pub struct Timing {
 pub struct RaftLog {
     channel: String,
     raft: Raft<TypeConfig>,
+    election: Arc<Election>,
     reader: LogReader,
     committed: watch::Receiver<u64>,
     queue: mpsc::Sender<Pending>,
+    writer: Writer,
 }
 
 /// A record waiting for its batch to commit.
@@ -83,6 +88,9 @@ struct Writer {
     channel: String,
     raft: Raft<TypeConfig>,
     clients: ClusterClients,
+    election: Arc<Election>,
+    /// True while this node leads without a quorum: its writes cannot commit.
+    quorum_lost: watch::Receiver<bool>,
     produce_timeout: Duration,
     /// How long one attempt may take before the write is retried (about an election): a
     /// forward to a leader that died or was cut off then finds the new leader.
@@ -108,11 +116,19 @@ impl RaftLog {
         let log_store = LogStore::open(store, dir);
         let reader = log_store.reader();
         let (committed_tx, committed) = watch::channel(0);
+        let heartbeat = timing.heartbeat.as_millis() as u64;
+        let election_min = timing.election_min.as_millis() as u64;
         let config = openraft::Config {
             cluster_name: format!("ordo-{channel}"),
-            heartbeat_interval: timing.heartbeat.as_millis() as u64,
-            election_timeout_min: timing.election_min.as_millis() as u64,
-            election_timeout_max: timing.election_max.as_millis() as u64,
+            heartbeat_interval: heartbeat,
+            // Elections are started by [`Election`]'s timer, after a pre-vote. openraft's own
+            // timeouts then only set its leader lease (`election_timeout_max`: a follower that
+            // heard its leader within it refuses to vote), which must not outlast the silence
+            // after which our voters grant a pre-vote (`election_min`), or a won pre-vote could
+            // still lose the election; and the vote RPC timeout (`election_timeout_min`).
+            enable_elect: false,
+            election_timeout_min: (heartbeat + election_min) / 2,
+            election_timeout_max: election_min,
             // The Raft log is the partition: never snapshot it away.
             snapshot_policy: openraft::SnapshotPolicy::Never,
             max_in_snapshot_log_to_keep: u64::MAX,
@@ -137,21 +153,26 @@ impl RaftLog {
                 tracing::info!(channel, error = %e, "raft group not initialized here");
             }
         }
+        let election = Election::start(channel, node_id, raft.clone(), clients.clone(), timing);
         let writer = Writer {
             channel: channel.to_string(),
             raft: raft.clone(),
             clients,
+            election: election.clone(),
+            quorum_lost: election.quorum_lost(),
             produce_timeout: timing.produce_timeout,
             attempt_timeout: timing.election_max,
         };
         let (queue, pending) = mpsc::channel(QUEUE);
-        tokio::spawn(writer.run(pending));
+        tokio::spawn(writer.clone().run(pending));
         Ok(Arc::new(RaftLog {
             channel: channel.to_string(),
             raft,
+            election,
             reader,
             committed,
             queue,
+            writer,
         }))
     }
 
@@ -161,6 +182,17 @@ impl RaftLog {
 
     pub fn channel(&self) -> &str {
         &self.channel
+    }
+
+    pub fn election(&self) -> &Election {
+        &self.election
+    }
+
+    /// Writes an entry forwarded by another node: only here, as leader (never forwarded again,
+    /// so a record does not travel in circles while leadership moves), and refused at once while
+    /// this leader has no quorum.
+    pub async fn write_forwarded(&self, entry: Bytes) -> Result<u64, String> {
+        self.writer.write_here(entry).await
     }
 
     /// Committed records from offset `from`: the records of the committed normal entries from
@@ -246,7 +278,7 @@ impl Writer {
                 for (position, waiting) in batch.into_iter().enumerate() {
                     let answer = match &result {
                         Ok(index) => Ok(codec::offset(*index, position)),
-                        // `write` fails only with Unavailable; its reason is passed on as is.
+                        // write() only fails with Unavailable; keep its reason as it is.
                         Err(LogError::Unavailable(reason)) => {
                             Err(LogError::Unavailable(reason.clone()))
                         }
@@ -264,34 +296,49 @@ impl Writer {
     async fn write(&self, entry: Bytes) -> Result<u64, LogError> {
         let deadline = tokio::time::Instant::now() + self.produce_timeout;
         loop {
+            if *self.quorum_lost.borrow() {
+                return Err(self.no_quorum());
+            }
+            let mut metrics = self.raft.metrics();
+            let leader_before = metrics.borrow_and_update().current_leader;
             let attempt = async {
                 match self.raft.client_write(entry.clone()).await {
                     Ok(response) => Ok(response.log_id.index),
                     Err(RaftError::APIError(ClientWriteError::ForwardToLeader(forward))) => {
                         match forward.leader_node {
-                            Some(leader) => {
-                                self.clients
-                                    .forward(&leader.addr, &self.channel, entry.clone())
-                                    .await
-                            }
+                            Some(leader) => self
+                                .clients
+                                .forward(&leader.addr, &self.channel, entry.clone())
+                                .await
+                                .map_err(|e| {
+                                    if let ForwardError::Unreachable(_) = e {
+                                        self.election.leader_unreachable();
+                                    }
+                                    e.to_string()
+                                }),
                             None => Err("no leader is known".to_string()),
                         }
                     }
                     Err(e) => Err(e.to_string()),
                 }
             };
-            // Each attempt is bounded, not only the retries: a leader cut off from the majority
-            // keeps its role (openraft 0.9 does not step down on losing quorum), so its
-            // client_write neither commits nor fails until the partition heals, and a forward to
-            // such a leader, or to one that died, hangs the same way. After about an election the
-            // write is retried, through the new leader. A batch given up on may still commit:
+            // Each attempt is bounded, not only the retries: a forward to a leader that died or
+            // was cut off hangs until its connection breaks, and a leader cut off from the
+            // majority keeps its role (openraft 0.9 does not step down on losing quorum), so its
+            // client_write neither commits nor fails until the partition heals. After about an
+            // election the write is retried, through the new leader; and a leader here that loses
+            // its quorum gives up at once (see `election`). A batch given up on may still commit:
             // a retried one is then ordered twice, and duplicate suppression drops the repeated
             // envelopes; a given-up one answers SERVICE_UNAVAILABLE, as any lost answer can.
             let attempt_deadline = deadline.min(tokio::time::Instant::now() + self.attempt_timeout);
-            let error = match tokio::time::timeout_at(attempt_deadline, attempt).await {
-                Ok(Ok(offset)) => return Ok(offset),
-                Ok(Err(e)) => e,
-                Err(_) => "no commit within an attempt".to_string(),
+            let mut quorum_lost = self.quorum_lost.clone();
+            let error = tokio::select! {
+                result = tokio::time::timeout_at(attempt_deadline, attempt) => match result {
+                    Ok(Ok(offset)) => return Ok(offset),
+                    Ok(Err(e)) => e,
+                    Err(_) => "no commit within an attempt".to_string(),
+                },
+                _ = quorum_lost.wait_for(|lost| *lost) => return Err(self.no_quorum()),
             };
             if tokio::time::Instant::now() >= deadline {
                 return Err(LogError::Unavailable(format!(
@@ -299,7 +346,36 @@ impl Writer {
                     self.channel, self.produce_timeout
                 )));
             }
-            tokio::time::sleep(Duration::from_millis(50)).await;
+            // Retry as soon as this node knows another leader (or none, on its way to the next):
+            // after a leader dies that is what the write waits for; a short pause otherwise.
+            let _ = tokio::time::timeout(
+                Duration::from_millis(50),
+                metrics.wait_for(|m| m.current_leader != leader_before),
+            )
+            .await;
+        }
+    }
+
+    /// The answer of a leader that has lost its quorum.
+    fn no_quorum(&self) -> LogError {
+        LogError::Unavailable(format!(
+            "channel {}: this node leads but has no quorum: not acknowledged by a majority \
+             within its lease of {:?}",
+            self.channel, self.attempt_timeout
+        ))
+    }
+
+    /// Writes `entry` on this node only (see [`RaftLog::write_forwarded`]).
+    async fn write_here(&self, entry: Bytes) -> Result<u64, String> {
+        if *self.quorum_lost.borrow() {
+            return Err(self.no_quorum().to_string());
+        }
+        let mut quorum_lost = self.quorum_lost.clone();
+        tokio::select! {
+            written = self.raft.client_write(entry) => {
+                written.map(|w| w.log_id.index).map_err(|e| e.to_string())
+            }
+            _ = quorum_lost.wait_for(|lost| *lost) => Err(self.no_quorum().to_string()),
         }
     }
 }

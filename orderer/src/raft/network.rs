@@ -16,7 +16,7 @@ use openraft::raft::{
     VoteRequest, VoteResponse,
 };
 use ordo_proto::ordo::cluster_client::ClusterClient;
-use ordo_proto::ordo::{ForwardRequest, RaftMessage};
+use ordo_proto::ordo::{ForwardRequest, PreVoteRequest, PreVoteResponse, RaftMessage};
 use serde::de::DeserializeOwned;
 use tonic::transport::{Channel, Endpoint};
 
@@ -52,17 +52,50 @@ impl ClusterClients {
         address: &str,
         channel: &str,
         record: Bytes,
-    ) -> Result<u64, String> {
-        let mut client = self.get(address)?;
+    ) -> Result<u64, ForwardError> {
+        let mut client = self.get(address).map_err(ForwardError::Refused)?;
         let response = client
             .forward(ForwardRequest {
                 channel: channel.to_string(),
                 record,
             })
             .await
-            .map_err(|e| format!("forwarding to {address}: {}", e.message()))?
+            .map_err(|e| {
+                ForwardError::Unreachable(format!("forwarding to {address}: {}", e.message()))
+            })?
             .into_inner();
-        response.offset.ok_or(response.error)
+        response.offset.ok_or(ForwardError::Refused(response.error))
+    }
+
+    /// Asks the node at `address` whether it would vote for the sender (see `election`).
+    pub async fn pre_vote(
+        &self,
+        address: &str,
+        request: PreVoteRequest,
+    ) -> Result<PreVoteResponse, String> {
+        let mut client = self.get(address)?;
+        client
+            .pre_vote(request)
+            .await
+            .map(|r| r.into_inner())
+            .map_err(|e| format!("pre-vote to {address}: {}", e.message()))
+    }
+}
+
+/// Why a forwarded record was not committed.
+#[derive(Debug)]
+pub enum ForwardError {
+    /// The call failed: the leader is down or cut off (the connection broke or was refused).
+    Unreachable(String),
+    /// The leader answered: not committed there (it is no longer the leader, has no quorum...).
+    Refused(String),
+}
+
+impl std::fmt::Display for ForwardError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ForwardError::Unreachable(e) | ForwardError::Refused(e) => f.write_str(e),
+        }
     }
 }
 

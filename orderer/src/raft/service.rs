@@ -6,13 +6,16 @@ use std::fmt::Write as _;
 use std::sync::Arc;
 
 use openraft::error::{ClientWriteError, RaftError};
-use openraft::raft::{AppendEntriesRequest, InstallSnapshotRequest, VoteRequest};
+use openraft::raft::{
+    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, VoteRequest,
+};
 use openraft::{BasicNode, ChangeMembers};
 use ordo_proto::ordo::admin_client::AdminClient;
 use ordo_proto::ordo::admin_server::Admin;
 use ordo_proto::ordo::cluster_server::Cluster;
 use ordo_proto::ordo::{
-    AdminReply, ForwardRequest, ForwardResponse, MemberChange, RaftMessage, StatusRequest,
+    AdminReply, ForwardRequest, ForwardResponse, MemberChange, PreVoteRequest, PreVoteResponse,
+    RaftMessage, StatusRequest,
 };
 use serde::Serialize;
 use tonic::{Request, Response, Status};
@@ -73,14 +76,30 @@ impl Cluster for Groups {
             .map(codec::decode)
             .collect::<Result<_, _>>()
             .map_err(Status::invalid_argument)?;
-        let result = self.raft(&message.channel)?.append_entries(rpc).await;
+        let group = self.get(&message.channel)?;
+        // From the leader this node follows (or a newer one): it is alive, whatever time the
+        // entries then take to store. A stale leader's messages carry a smaller vote.
+        let following = group.raft().metrics().borrow().vote;
+        if rpc.vote.is_committed() && rpc.vote >= following {
+            group.election().heard_leader();
+        }
+        let result = group.raft().append_entries(rpc).await;
+        // Anything but a refusal of the sender's term means this node follows it: the leader is
+        // alive, which holds this node's election timer and its pre-vote grants.
+        if matches!(&result, Ok(r) if !matches!(r, AppendEntriesResponse::HigherVote(_))) {
+            group.election().heard_leader();
+        }
         json_reply(message.channel, &result)
     }
 
     async fn vote(&self, request: Request<RaftMessage>) -> Result<Response<RaftMessage>, Status> {
         let message = request.into_inner();
         let rpc: VoteRequest<NodeId> = from_json(&message)?;
-        let result = self.raft(&message.channel)?.vote(rpc).await;
+        let group = self.get(&message.channel)?;
+        let result = group.raft().vote(rpc).await;
+        if matches!(&result, Ok(r) if r.vote_granted) {
+            group.election().granted_vote();
+        }
         json_reply(message.channel, &result)
     }
 
@@ -100,19 +119,28 @@ impl Cluster for Groups {
     ) -> Result<Response<ForwardResponse>, Status> {
         let request = request.into_inner();
         let group = self.get(&request.channel)?;
-        // Only the leader takes a forwarded record; it does not forward again, so a record
-        // never travels in circles while leadership moves.
-        let reply = match group.raft().client_write(request.record).await {
-            Ok(written) => ForwardResponse {
-                offset: Some(written.log_id.index),
+        let reply = match group.write_forwarded(request.record).await {
+            Ok(offset) => ForwardResponse {
+                offset: Some(offset),
                 error: String::new(),
             },
-            Err(e) => ForwardResponse {
+            Err(error) => ForwardResponse {
                 offset: None,
-                error: e.to_string(),
+                error,
             },
         };
         Ok(Response::new(reply))
+    }
+
+    async fn pre_vote(
+        &self,
+        request: Request<PreVoteRequest>,
+    ) -> Result<Response<PreVoteResponse>, Status> {
+        let request = request.into_inner();
+        let group = self.get(&request.channel)?;
+        Ok(Response::new(
+            group.election().answer_pre_vote(&request).await,
+        ))
     }
 }
 
@@ -247,15 +275,19 @@ impl Admin for Groups {
             let m = group.raft().metrics().borrow().clone();
             let voters: Vec<NodeId> = m.membership_config.membership().voter_ids().collect();
             let learners: Vec<NodeId> = m.membership_config.membership().learner_ids().collect();
+            let quorum = group.election().quorum();
+            let (won, lost) = group.election().pre_votes();
             let _ = writeln!(
                 report,
-                "{channel}: node {} {:?}, term {}, leader {:?}, voters {voters:?}, learners {learners:?}, applied {:?}, stored {}",
+                "{channel}: node {} {:?}, term {}, leader {:?}, voters {voters:?}, learners {learners:?}, applied {:?}, stored {}, quorum {} ({}), pre-votes won {won} lost {lost}",
                 m.id,
                 m.state,
                 m.current_term,
                 m.current_leader,
                 m.last_applied.map(|l| l.index),
                 codec::split_offset(group.local_end()).0,
+                quorum.ok,
+                quorum.detail,
             );
         }
         Ok(Response::new(AdminReply {

@@ -265,11 +265,17 @@ pub struct RaftStatus {
     pub leader: Option<NodeId>,
     pub voters: Vec<NodeId>,
     pub learners: Vec<NodeId>,
+    /// As leader: acknowledged by a quorum within its lease; otherwise: heard a leader lately.
+    pub quorum: bool,
+    /// Pre-vote rounds this node ran that a majority would (won) or would not (lost) grant.
+    pub pre_votes_won: u64,
+    pub pre_votes_lost: u64,
 }
 
 impl RaftStatus {
     /// Parses a line such as `ordo: node 1 Leader, term 3, leader Some(1), voters [1, 2, 3],
-    /// learners [], applied Some(5005), stored 5006`.
+    /// learners [], applied Some(5005), stored 5006, quorum true (quorum acked 12 ms ago),
+    /// pre-votes won 1 lost 0`.
     fn parse(line: &str) -> Option<RaftStatus> {
         let after = |key: &str| line.split_once(key).map(|(_, rest)| rest);
         let until = |rest: &str, end: char| rest.split(end).next().unwrap_or("").trim().to_string();
@@ -285,6 +291,7 @@ impl RaftStatus {
         let node = after(": node ")?;
         let state = node.split([' ', ',']).nth(1)?.to_string();
         let leader = until(after(", leader ")?, ',');
+        let (won, lost) = after("pre-votes won ")?.split_once(" lost ")?;
         Some(RaftStatus {
             state,
             term: until(after(", term ")?, ',').parse().ok()?,
@@ -294,6 +301,9 @@ impl RaftStatus {
                 .and_then(|s| s.parse().ok()),
             voters: list("voters [")?,
             learners: list("learners [")?,
+            quorum: until(after(", quorum ")?, ' ').parse().ok()?,
+            pre_votes_won: won.trim().parse().ok()?,
+            pre_votes_lost: lost.trim().parse().ok()?,
         })
     }
 }
@@ -448,7 +458,11 @@ impl Cluster {
         let mut child = Command::new(binary("orderer"))
             .args(["start", "--config"])
             .arg(&node.config)
-            .env("RUST_LOG", "warn")
+            // ORDO_TEST_RUST_LOG=... logs more into each node's stderr.log (with ORDO_KEEP_FAILED).
+            .env(
+                "RUST_LOG",
+                std::env::var("ORDO_TEST_RUST_LOG").unwrap_or_else(|_| "warn".to_string()),
+            )
             .stdout(Stdio::piped())
             .stderr(stderr)
             .spawn()
@@ -552,7 +566,7 @@ impl Cluster {
     }
 
     /// Waits until the nodes `among` all follow the same leader (one of them) in the same term,
-    /// and returns its id.
+    /// and that leader has its quorum; returns its id.
     pub async fn wait_for_leader(&self, among: &[NodeId]) -> NodeId {
         let deadline = Instant::now() + WAIT;
         loop {
@@ -568,7 +582,10 @@ impl Cluster {
                 if let (true, Some(leader)) = (agreed, first.leader) {
                     let position = among.iter().position(|&id| id == leader);
                     if let Some(i) = position {
-                        if seen[i].as_ref().is_some_and(|s| s.state == "Leader") {
+                        if seen[i]
+                            .as_ref()
+                            .is_some_and(|s| s.state == "Leader" && s.quorum)
+                        {
                             return leader;
                         }
                     }
