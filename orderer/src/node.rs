@@ -72,13 +72,18 @@ const SOLO_LOG_REPAIR: &str = "A solo node holds the only copy of its log: resto
     segment file from a backup, then start the node again.";
 
 /// Repair of a damaged Raft log from the other replicas. The node must not cut committed entries
-/// itself: they may count towards a commit or a vote the others relied on.
-fn raft_log_repair(channel_dir: &Path) -> String {
+/// itself: they may count towards a commit or a vote the others relied on. Nor may it simply
+/// come back empty as a voter: an entry that only it and the leader held would be lost if the
+/// leader then failed, since the empty replica would help elect a node without it. Removed
+/// first and re-added as a learner, it votes again only once it has every entry.
+fn raft_log_repair(channel_dir: &Path, id: u64) -> String {
     format!(
         "To repair this replica from the others: while the other nodes are up and have a leader, \
-         move this channel's directory {} (its Raft log, vote and ledger) aside and start the \
-         node again; it rejoins with an empty log and the leader sends it every entry. Repair one \
-         node at a time.",
+         remove it from the cluster through another node (`orderer admin --cluster OTHER remove \
+         --id {id}`), move this channel's directory {} (its Raft log, vote and ledger) aside, \
+         start this node again, add it back as a learner (`orderer admin --cluster OTHER \
+         add-learner --id {id} --address THIS_CLUSTER_ADDRESS`) and, once it has caught up, \
+         promote it (`orderer admin --cluster OTHER promote --id {id}`). Repair one node at a time.",
         channel_dir.display()
     )
 }
@@ -148,7 +153,7 @@ impl Node {
                         let context = format!("starting the raft group of channel {id}");
                         match e.downcast_ref::<LogError>() {
                             Some(LogError::Corrupt { .. }) => {
-                                refusal(e, context, &raft_log_repair(&dir))
+                                refusal(e, context, &raft_log_repair(&dir, config.node.id))
                             }
                             _ => e.context(context),
                         }

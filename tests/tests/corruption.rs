@@ -246,10 +246,40 @@ async fn corrupt_raft_replica_refuses_to_start_and_is_repaired_from_the_others()
         "files changed by a refused start"
     );
 
-    // The repair the message suggests, while the others go on.
-    std::fs::rename(&channel_dir, node.home.join("damaged-channel")).unwrap();
+    // The repair the message suggests, while the others go on: out of the cluster, the damaged
+    // folder aside, back as a learner, promoted once caught up.
+    let id = damaged.to_string();
+    let removed = cluster.admin(others[0], &["remove", "--id", &id]).await;
+    eprintln!("repair: remove: {}", removed.trim());
+    let home = cluster.node(damaged).home.clone();
+    std::fs::rename(&channel_dir, home.join("damaged-channel")).unwrap();
     let second = submit_all(&cluster.clients(&others).await, 500).await;
     cluster.start_node(damaged).await;
+    let address = cluster.advertised_address(damaged).to_string();
+    let added = cluster
+        .admin(
+            others[0],
+            &["add-learner", "--id", &id, "--address", &address],
+        )
+        .await;
+    eprintln!("repair: add-learner: {}", added.trim());
     let acked: Vec<_> = first.acked.iter().chain(&second.acked).cloned().collect();
+    cluster.wait_converged(&[1, 2, 3], &acked).await;
+    let promoted = cluster.admin(others[0], &["promote", "--id", &id]).await;
+    eprintln!("repair: promote: {}", promoted.trim());
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let status = cluster.status(damaged).await.unwrap();
+        if status.voters == vec![1, 2, 3] && status.learners.is_empty() {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "node {damaged} not a voter again: {status:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let third = submit_all(&cluster.clients(&[1, 2, 3]).await, 300).await;
+    let acked: Vec<_> = acked.iter().chain(&third.acked).cloned().collect();
     cluster.wait_converged(&[1, 2, 3], &acked).await;
 }
