@@ -64,7 +64,8 @@ impl Channel {
         }
         let last = ledger.last_block()?.context("ledger has no blocks")?;
         let last_header = last.header.clone().unwrap_or_default();
-        let last_config = block::last_config_index(&last).unwrap_or(0);
+        let last_config =
+            recorded_last_config(&last).map_err(|e| anyhow::anyhow!("channel {id}: {e}"))?;
         let config_block = ledger
             .block(last_config)?
             .with_context(|| format!("channel {id}: config block {last_config} is missing"))?;
@@ -75,9 +76,17 @@ impl Channel {
 
         // Resume right after the last record the chain holds; the pending batch is rebuilt from
         // the log, so the blocks cut after a restart are the ones that would have been cut.
-        let resume = block::consenter_metadata(&last)
-            .and_then(|m| m.last_offset)
-            .map_or(0, |o| o + 1);
+        let resume = match block::consenter_metadata(&last).and_then(|m| m.last_offset) {
+            Some(offset) => offset + 1,
+            None if last_header.number == 0 => 0,
+            // Taking it as "nothing consumed yet" would cut the whole log again on top of the
+            // chain.
+            None => bail!(
+                "channel {id}: block {} has no readable consenter metadata (the log offset it \
+                 was cut from), so the node cannot tell where to resume",
+                last_header.number
+            ),
+        };
         if log.local_end() < resume {
             bail!(
                 "channel {id}: the log ends at offset {} but block {} was cut from offset {}; \
@@ -120,7 +129,8 @@ impl Channel {
             next_block,
             |number| -> anyhow::Result<PastBlock> {
                 let block = read_block(number)?;
-                let config_index = block::last_config_index(&block).unwrap_or(0);
+                let config_index = recorded_last_config(&block)
+                    .map_err(|e| anyhow::anyhow!("channel {}: {e}", channel.id))?;
                 let window = match config_windows.get(&config_index) {
                     Some(&window) => window,
                     None => {
@@ -344,6 +354,19 @@ impl Consumer {
     }
 }
 
+/// The config block a block names; the genesis block is its own.
+fn recorded_last_config(block: &Block) -> Result<u64, String> {
+    let number = block.header.as_ref().map_or(0, |h| h.number);
+    match block::last_config_index(block) {
+        Some(index) => Ok(index),
+        None if number == 0 => Ok(0),
+        None => Err(format!(
+            "block {number} has no readable LAST_CONFIG metadata, so the configuration in force \
+             is unknown"
+        )),
+    }
+}
+
 /// Reads a genesis block file.
 pub fn read_genesis(path: &Path) -> anyhow::Result<Block> {
     use prost::Message;
@@ -355,4 +378,53 @@ pub fn read_genesis(path: &Path) -> anyhow::Result<Block> {
     }
     config_from_block(&block).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
     Ok(block)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ledger::LedgerConfig;
+    use crate::log::{Partition, PartitionConfig};
+    use ordo_proto::common::BlockHeader;
+
+    #[tokio::test]
+    async fn a_block_without_readable_metadata_is_a_refusal_not_a_fresh_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let layout = crate::dev::prepare_with(
+            dir.path(),
+            "127.0.0.1:0".parse().unwrap(),
+            Default::default(),
+        )
+        .unwrap();
+        let genesis = read_genesis(
+            &layout
+                .config
+                .with_file_name(format!("genesis/{}.block", crate::dev::CHANNEL)),
+        )
+        .unwrap();
+        let ledger = Ledger::open(&dir.path().join("ledger"), LedgerConfig::default()).unwrap();
+        ledger.append(&genesis).unwrap();
+        ledger
+            .append(&Block {
+                header: Some(BlockHeader {
+                    number: 1,
+                    previous_hash: block::header_hash(genesis.header.as_ref().unwrap())
+                        .to_vec()
+                        .into(),
+                    data_hash: Default::default(),
+                }),
+                data: Some(Default::default()),
+                metadata: Some(Default::default()),
+            })
+            .unwrap();
+        let log = Partition::open(&dir.path().join("log"), PartitionConfig::default()).unwrap();
+        let signer = Signer::load(&dir.path().join("crypto/orderer")).unwrap();
+        let refused = Channel::open(&genesis, ledger, log, signer)
+            .err()
+            .expect("a refusal");
+        assert!(
+            refused.to_string().contains("block 1 has no readable"),
+            "{refused:#}"
+        );
+    }
 }
