@@ -39,7 +39,13 @@ async fn kill_9_under_load_loses_no_acknowledged_transaction() {
         })
     };
     // Kill mid-stream, once a good number of envelopes were acknowledged.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
     while acks.load(Ordering::Relaxed) < 3_000 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "only {} envelopes acknowledged within 60 s",
+            acks.load(Ordering::Relaxed)
+        );
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     orderer.kill9();

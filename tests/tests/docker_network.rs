@@ -1,6 +1,7 @@
 //! The docker compose network, once: build the image from our own binaries (no registry), bring
 //! up 3 containers, drive peer-sim through one node and verify the chain on every node, then
-//! take everything down. CI machines have Docker; a machine without it fails this test loudly.
+//! take everything down. Skipped with a notice where no Docker daemon answers; `.ci/run` makes
+//! sure one does, and requires the test to run.
 
 mod common;
 
@@ -62,8 +63,33 @@ impl Drop for Network<'_> {
     }
 }
 
+/// Whether a Docker daemon answers. Without one the test is skipped with a notice, unless
+/// `ORDO_REQUIRE_DOCKER` is set (`.ci/run` sets it after making sure the daemon runs).
+fn docker_answers() -> bool {
+    let answers = Command::new("docker")
+        .args(["info", "--format", "{{.ServerVersion}}"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !answers {
+        assert!(
+            std::env::var_os("ORDO_REQUIRE_DOCKER").is_none(),
+            "ORDO_REQUIRE_DOCKER is set but no Docker daemon answers `docker info`"
+        );
+        // Straight to the descriptor: the test harness would swallow eprintln! of a passing test.
+        use std::io::Write;
+        let _ = writeln!(
+            std::io::stderr(),
+            "SKIPPED compose_network_orders_and_every_node_has_the_chain: no Docker daemon answers"
+        );
+    }
+    answers
+}
+
 #[test]
 fn compose_network_orders_and_every_node_has_the_chain() {
+    if !docker_answers() {
+        return;
+    }
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
     let script = root.join("network/docker.sh");
     let network = Network {
