@@ -484,12 +484,11 @@ mod tests {
         let mut watermark = partition.subscribe();
         assert_eq!(*watermark.borrow_and_update(), 1);
 
-        let waiting = {
-            let partition = Arc::clone(&partition);
-            tokio::spawn(async move { partition.fetch(1, 1024).await })
-        };
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        assert!(!waiting.is_finished(), "fetch past the end must wait");
+        let mut waiting = Box::pin(partition.fetch(1, 1024));
+        assert!(
+            futures::poll!(waiting.as_mut()).is_pending(),
+            "fetch past the end must wait"
+        );
 
         partition
             .produce(Bytes::from_static(b"second"))
@@ -498,7 +497,6 @@ mod tests {
         let records = tokio::time::timeout(Duration::from_secs(5), waiting)
             .await
             .expect("fetch resolves")
-            .expect("task")
             .expect("fetch");
         assert_eq!(records.len(), 1);
         assert_eq!(records[0].offset, 1);
@@ -514,16 +512,12 @@ mod tests {
     async fn close_wakes_waiting_fetches() {
         let dir = tempfile::tempdir().expect("tempdir");
         let partition = Partition::open(dir.path(), config()).expect("open");
-        let waiting = {
-            let partition = Arc::clone(&partition);
-            tokio::spawn(async move { partition.fetch(0, 1024).await })
-        };
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        let mut waiting = Box::pin(partition.fetch(0, 1024));
+        assert!(futures::poll!(waiting.as_mut()).is_pending());
         partition.close();
         let result = tokio::time::timeout(Duration::from_secs(5), waiting)
             .await
-            .expect("fetch resolves")
-            .expect("task");
+            .expect("fetch resolves");
         assert!(matches!(result, Err(LogError::Closed)));
     }
 
