@@ -81,6 +81,17 @@ fn dated(signer: &Signer, envelope: Envelope, unix_seconds: i64) -> Envelope {
     resigned(signer, envelope, |bytes| *bytes = payload.encode_to_vec())
 }
 
+/// A Deliver request for block 0.
+fn seek_block_0(signer: &Signer) -> Envelope {
+    envelope::seek(
+        signer,
+        "ordo",
+        envelope::specified(0),
+        envelope::specified(0),
+        0,
+    )
+}
+
 /// 2001-09-09 and 2100-01-01.
 const LONG_AGO: i64 = 1_000_000_000;
 const FAR_AHEAD: i64 = 4_102_444_800;
@@ -265,32 +276,12 @@ async fn each_rejection_has_its_status_and_good_clients_are_unaffected() {
         ),
         (
             "dated 2001",
-            dated(
-                &signer,
-                envelope::seek(
-                    &signer,
-                    "ordo",
-                    envelope::specified(0),
-                    envelope::specified(0),
-                    0,
-                ),
-                LONG_AGO,
-            ),
+            dated(&signer, seek_block_0(&signer), LONG_AGO),
             Status::BadRequest,
         ),
         (
             "dated 2100",
-            dated(
-                &signer,
-                envelope::seek(
-                    &signer,
-                    "ordo",
-                    envelope::specified(0),
-                    envelope::specified(0),
-                    0,
-                ),
-                FAR_AHEAD,
-            ),
+            dated(&signer, seek_block_0(&signer), FAR_AHEAD),
             Status::BadRequest,
         ),
         (

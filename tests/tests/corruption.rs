@@ -34,14 +34,6 @@ async fn load(orderer: &Orderer) -> (Submitted, Vec<Block>) {
     (submitted, chain)
 }
 
-fn channel_dir(orderer: &Orderer) -> PathBuf {
-    orderer
-        .dir
-        .path()
-        .join("channels")
-        .join(ordo_orderer::dev::CHANNEL)
-}
-
 /// The last file in `dir` whose name starts with `prefix` and ends with `suffix`.
 fn last_file(dir: &Path, prefix: &str, suffix: &str) -> PathBuf {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
@@ -132,32 +124,39 @@ fn run_expecting_exit(config: &Path) -> (ExitStatus, String) {
     (status, reader.join().unwrap())
 }
 
+/// Starts the orderer on `config` and checks that it refuses: it exits with an error naming
+/// `damaged`, says it changed nothing and gives `hint`, and the files under `data` are as they
+/// were.
+fn assert_refuses_to_start(config: &Path, data: &Path, damaged: &Path, hint: &str) {
+    let before = snapshot(data);
+    let (status, stderr) = run_expecting_exit(config);
+    assert!(!status.success(), "started on a damaged disk: {stderr}");
+    for expected in [
+        &channel_relative(damaged),
+        "nothing was changed on disk",
+        hint,
+    ] {
+        assert!(stderr.contains(expected), "{expected:?} not in: {stderr}");
+    }
+    eprintln!("refusal: {}", stderr.trim());
+    assert_eq!(snapshot(data), before, "files changed by a refused start");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn flipped_byte_in_the_active_log_segment_refuses_to_start() {
     let mut orderer = Orderer::start(test_batch());
     let (submitted, chain) = load(&orderer).await;
     assert!(orderer.terminate().success());
 
-    let log_dir = channel_dir(&orderer).join("log");
+    let log_dir = orderer.channel_dir().join("log");
     let segment = last_file(&log_dir, "", ".log");
     let clean = std::fs::read(&segment).unwrap();
     let at = flip_middle_byte(&segment);
-    let before = snapshot(orderer.dir.path());
-
-    let (status, stderr) = run_expecting_exit(&orderer.config);
-    assert!(!status.success(), "started on a corrupt log: {stderr}");
-    for expected in [
-        &channel_relative(&segment),
-        "nothing was changed on disk",
+    assert_refuses_to_start(
+        &orderer.config,
+        orderer.dir.path(),
+        &segment,
         "restore the damaged segment file from a backup",
-    ] {
-        assert!(stderr.contains(expected), "{expected:?} not in: {stderr}");
-    }
-    eprintln!("refusal: {}", stderr.trim());
-    assert_eq!(
-        snapshot(orderer.dir.path()),
-        before,
-        "files changed by a refused start"
     );
 
     // Nothing was lost: putting the byte back is the whole repair.
@@ -176,25 +175,14 @@ async fn flipped_byte_in_the_ledger_refuses_to_start_and_the_ledger_is_cut_again
     let (submitted, chain) = load(&orderer).await;
     assert!(orderer.terminate().success());
 
-    let ledger_dir = channel_dir(&orderer).join("ledger");
+    let ledger_dir = orderer.channel_dir().join("ledger");
     let block_file = last_file(&ledger_dir, "blocks_", ".dat");
     flip_middle_byte(&block_file);
-    let before = snapshot(orderer.dir.path());
-
-    let (status, stderr) = run_expecting_exit(&orderer.config);
-    assert!(!status.success(), "started on a corrupt ledger: {stderr}");
-    for expected in [
-        &channel_relative(&block_file),
-        "nothing was changed on disk",
+    assert_refuses_to_start(
+        &orderer.config,
+        orderer.dir.path(),
+        &block_file,
         "cuts the blocks again from its log",
-    ] {
-        assert!(stderr.contains(expected), "{expected:?} not in: {stderr}");
-    }
-    eprintln!("refusal: {}", stderr.trim());
-    assert_eq!(
-        snapshot(orderer.dir.path()),
-        before,
-        "files changed by a refused start"
     );
 
     // The repair the message suggests: the blocks are cut again from the log, the same ones.
@@ -228,22 +216,11 @@ async fn corrupt_raft_replica_refuses_to_start_and_is_repaired_from_the_others()
         .join(ordo_orderer::dev::CHANNEL);
     let segment = last_file(&channel_dir.join("log"), "", ".log");
     flip_middle_byte(&segment);
-    let before = snapshot(&node.data_dir);
-
-    let (status, stderr) = run_expecting_exit(&node.config);
-    assert!(!status.success(), "started on a corrupt Raft log: {stderr}");
-    for expected in [
-        &channel_relative(&segment),
-        "nothing was changed on disk",
+    assert_refuses_to_start(
+        &node.config,
+        &node.data_dir,
+        &segment,
         "To repair this replica from the others",
-    ] {
-        assert!(stderr.contains(expected), "{expected:?} not in: {stderr}");
-    }
-    eprintln!("refusal: {}", stderr.trim());
-    assert_eq!(
-        snapshot(&node.data_dir),
-        before,
-        "files changed by a refused start"
     );
 
     // The repair the message suggests, while the others go on: out of the cluster, the damaged
