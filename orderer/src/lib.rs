@@ -21,6 +21,7 @@ pub mod cutter;
 pub mod dedup;
 pub mod deliver;
 pub mod dev;
+pub mod durable;
 pub mod entry;
 pub mod envelope;
 pub mod genesis;

@@ -17,7 +17,6 @@
 use std::fs::File;
 use std::io;
 use std::os::unix::fs::FileExt;
-use std::path::Path;
 
 use bytes::Bytes;
 use ordo_proto::common::Block;
@@ -259,7 +258,4 @@ pub(super) fn block_number(block_bytes: &Bytes) -> Result<u64, String> {
         .ok_or_else(|| "block has no header".to_owned())
 }
 
-/// Makes entries created in or removed from `dir` durable.
-pub(super) fn sync_dir(dir: &Path) -> io::Result<()> {
-    File::open(dir)?.sync_all()
-}
+pub(super) use crate::durable::sync_dir;

@@ -20,7 +20,6 @@ use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::ops::Bound;
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use tracing::{info, warn};
@@ -339,33 +338,7 @@ fn quarantine_tail(
     from: u64,
     size: u64,
 ) -> io::Result<PathBuf> {
-    let name = quarantine_name(file_no, from);
-    // Never overwrite an earlier quarantine file: a later crash can tear the file at the same
-    // offset again.
-    let mut path = dir.join(&name);
-    let mut attempt = 1;
-    let mut out = loop {
-        match OpenOptions::new().write(true).create_new(true).open(&path) {
-            Ok(out) => break out,
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-                path = dir.join(format!("{name}.{attempt}"));
-                attempt += 1;
-            }
-            Err(e) => return Err(e),
-        }
-    };
-    const CHUNK: u64 = 1 << 20;
-    let mut buf = vec![0u8; CHUNK.min(size - from) as usize];
-    let mut at = from;
-    while at < size {
-        let n = CHUNK.min(size - at) as usize;
-        file.read_exact_at(&mut buf[..n], at)?;
-        out.write_all(&buf[..n])?;
-        at += n as u64;
-    }
-    out.sync_all()?;
-    sync_dir(dir)?;
-    Ok(path)
+    crate::durable::keep_tail(dir, &quarantine_name(file_no, from), file, from, size)
 }
 
 /// Replaces the index with `entries`, atomically so a crash leaves either version.

@@ -20,7 +20,7 @@
 //! below it are written.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
+use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -30,6 +30,7 @@ use bytes::Bytes;
 
 use super::record::{self, Record, FRAME_OVERHEAD, LENGTH_FIELD_LEN};
 use super::LogError;
+use crate::durable;
 
 const INDEX_ENTRY_LEN: usize = 8;
 /// Read size when scanning a whole segment (recovery, index rebuilds, seeks).
@@ -56,10 +57,7 @@ pub(super) fn quarantine_name(base_offset: u64, position: u64) -> String {
     format!("{}.torn-{position}", log_file_name(base_offset))
 }
 
-/// Fsyncs a directory so that file creations and deletions in it are durable.
-pub(super) fn sync_dir(dir: &Path) -> io::Result<()> {
-    File::open(dir)?.sync_all()
-}
+pub(super) use crate::durable::sync_dir;
 
 /// The base offset encoded in a segment log file name, if `name` is one.
 pub(super) fn parse_log_file_name(name: &str) -> Option<u64> {
@@ -358,32 +356,7 @@ impl Segment {
     /// nothing. Returns the quarantine file's path.
     fn quarantine_tail(&self, dir: &Path, from: u64) -> io::Result<PathBuf> {
         let name = quarantine_name(self.base_offset, from);
-        // Never overwrite an earlier quarantine file: a later crash can tear
-        // the segment at the same byte again.
-        let mut path = dir.join(&name);
-        let mut attempt = 1;
-        let mut file = loop {
-            match OpenOptions::new().write(true).create_new(true).open(&path) {
-                Ok(file) => break file,
-                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-                    path = dir.join(format!("{name}.{attempt}"));
-                    attempt += 1;
-                }
-                Err(e) => return Err(e),
-            }
-        };
-        let size = self.size();
-        let mut buf = vec![0; SCAN_CHUNK.min((size - from) as usize)];
-        let mut at = from;
-        while at < size {
-            let n = SCAN_CHUNK.min((size - at) as usize);
-            self.log.read_exact_at(&mut buf[..n], at)?;
-            file.write_all(&buf[..n])?;
-            at += n as u64;
-        }
-        file.sync_all()?;
-        sync_dir(dir)?;
-        Ok(path)
+        durable::keep_tail(dir, &name, &self.log, from, self.size())
     }
 
     pub(super) fn base_offset(&self) -> u64 {
