@@ -57,7 +57,7 @@ enum Command {
     ///
     /// Paths are written as given: a relative one is taken from the folder of the config file.
     /// Keys not given keep their defaults (README.md, "Configuration").
-    Config(ConfigArgs),
+    Config(Box<ConfigArgs>),
     /// Generate an Ed25519 identity folder (key.pem, key.pub, mspid).
     Keygen {
         #[arg(long)]
@@ -154,7 +154,7 @@ fn parse_peer(text: &str) -> Result<PeerSection, String> {
 }
 
 impl ConfigArgs {
-    fn to_config(self) -> anyhow::Result<NodeConfig> {
+    fn into_config(self) -> anyhow::Result<NodeConfig> {
         let raft = self.consensus == "raft";
         let mut config = NodeConfig::new(
             NodeSection {
@@ -271,7 +271,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Some(Command::Admin { cluster, action }) => admin(&cluster, action),
         Some(Command::Config(args)) => {
             let out = args.out.clone();
-            let config = args.to_config()?;
+            let config = args.into_config()?;
             match out {
                 Some(out) => {
                     config.write(&out)?;
