@@ -108,16 +108,8 @@ solo_up() {
   } >"$dir/channel.toml"
   "$bin/orderer" genesis --channel-config "$dir/channel.toml" --signer "$dir/crypto/client" \
     --output "$dir/genesis/ordo.block" >/dev/null
-  cat >"$dir/orderer.toml" <<TOML
-[node]
-consensus = "solo"
-data_dir = "data"
-listen = "127.0.0.1:$port"
-identity = "crypto/orderer"
-
-[[channel]]
-genesis_block = "genesis/ordo.block"
-TOML
+  "$bin/orderer" config --out "$dir/orderer.toml" --consensus solo --data-dir data \
+    --listen "127.0.0.1:$port" --identity crypto/orderer --genesis genesis/ordo.block >/dev/null
   RUST_LOG=warn "$bin/orderer" start --config "$dir/orderer.toml" >"$dir/orderer.log" 2>&1 &
   solo_pid=$!
   for _ in $(seq 1 100); do

@@ -50,30 +50,16 @@ cluster_address = "$4"
 TOML
 }
 
-# Prints one [[cluster.peers]] entry: id, cluster address.
-ordo_peer() {
-  printf '\n[[cluster.peers]]\nid = %s\naddress = "%s"\n' "$1" "$2"
-}
-
-# Prints a raft node's orderer.toml: id, client address, cluster address, identity folder, genesis
-# block (paths relative to the file), and the [[cluster.peers]] entries.
+# Prints a raft node's orderer.toml, written by `orderer config` (needs $bin): id, client address,
+# cluster address, identity folder, genesis block (paths relative to the file), then the initial
+# members, one ID=HOST:PORT argument each.
 ordo_node_config() {
-  local id=$1 listen=$2 cluster_listen=$3 identity=$4 genesis=$5 peers=$6
-  cat <<TOML
-[node]
-id = $id
-consensus = "raft"
-data_dir = "data"
-listen = "$listen"
-cluster_listen = "$cluster_listen"
-identity = "$identity"
-
-[cluster]
-heartbeat_ms = 100
-election_timeout_min_ms = ${ORDO_ELECTION_MIN_MS:-400}
-election_timeout_max_ms = ${ORDO_ELECTION_MAX_MS:-800}
-$peers
-[[channel]]
-genesis_block = "$genesis"
-TOML
+  local id=$1 listen=$2 cluster_listen=$3 identity=$4 genesis=$5
+  shift 5
+  local peer peer_args=()
+  for peer in "$@"; do peer_args+=(--peer "$peer"); done
+  "$bin/orderer" config --consensus raft --id "$id" --data-dir data --listen "$listen" \
+    --cluster-listen "$cluster_listen" --identity "$identity" --genesis "$genesis" \
+    --heartbeat-ms 100 --election-timeout-min-ms "${ORDO_ELECTION_MIN_MS:-400}" \
+    --election-timeout-max-ms "${ORDO_ELECTION_MAX_MS:-800}" "${peer_args[@]}"
 }

@@ -56,20 +56,20 @@ up() {
   "$bin/orderer" keygen --mspid Org1MSP --out "$net/crypto/client" >/dev/null
   local client_key; client_key=$(cat "$net/crypto/client/key.pub")
   ordo_channel_head "$channel" "$client_key" >"$net/channel.toml"
-  local peers=""
+  local peers=()
   for i in $(seq 1 "$n"); do
     local key
     key=$("$bin/orderer" keygen --mspid OrdererMSP --out "$net/crypto/orderer$i")
     ordo_consenter "$i" "$key" "127.0.0.1:$((client_base + i))" "127.0.0.1:$((cluster_base + i))" \
       >>"$net/channel.toml"
-    peers+=$(ordo_peer "$i" "127.0.0.1:$((cluster_base + i))")$'\n'
+    peers+=("$i=127.0.0.1:$((cluster_base + i))")
   done
   "$bin/orderer" genesis --channel-config "$net/channel.toml" --signer "$net/crypto/client" \
     --output "$net/genesis/$channel.block" >/dev/null
   for i in $(seq 1 "$n"); do
     mkdir -p "$net/nodes/node$i"
     ordo_node_config "$i" "127.0.0.1:$((client_base + i))" "127.0.0.1:$((cluster_base + i))" \
-      "../../crypto/orderer$i" "../../genesis/$channel.block" "$peers" >"$net/nodes/node$i/orderer.toml"
+      "../../crypto/orderer$i" "../../genesis/$channel.block" "${peers[@]}" >"$net/nodes/node$i/orderer.toml"
   done
   for i in $(seq 1 "$n"); do start_node "$i"; done
   echo

@@ -85,6 +85,19 @@ pub struct PeerSection {
     pub address: String,
 }
 
+impl Default for ClusterSection {
+    /// No peers, the default timings.
+    fn default() -> Self {
+        ClusterSection {
+            peers: Vec::new(),
+            heartbeat_ms: default_heartbeat_ms(),
+            election_timeout_min_ms: default_election_min_ms(),
+            election_timeout_max_ms: default_election_max_ms(),
+            produce_timeout_ms: default_produce_timeout_ms(),
+        }
+    }
+}
+
 fn default_heartbeat_ms() -> u64 {
     100
 }
@@ -246,35 +259,64 @@ impl NodeConfig {
         for channel in &mut config.channels {
             resolve(&mut channel.genesis_block);
         }
-        match config.node.consensus.as_str() {
-            "solo" => {}
-            "raft" => {
-                if config.node.cluster_listen.is_none() {
-                    anyhow::bail!(
-                        "{}: consensus \"raft\" needs node.cluster_listen",
-                        path.display()
-                    );
-                }
-                if config.cluster.is_none() {
-                    anyhow::bail!(
-                        "{}: consensus \"raft\" needs a [cluster] section",
-                        path.display()
-                    );
-                }
-            }
-            other => anyhow::bail!(
-                "{}: consensus {other:?} is not supported (\"solo\" or \"raft\")",
-                path.display()
-            ),
-        }
-        if config.channels.is_empty() {
-            anyhow::bail!("{}: no [[channel]] to serve", path.display());
-        }
         config
-            .limits
             .check()
             .map_err(|e| anyhow!("{}: {e}", path.display()))?;
         Ok(config)
+    }
+
+    /// A config of `node` serving the channels of `genesis_blocks`, every other section at its
+    /// default (no `[cluster]`).
+    pub fn new(node: NodeSection, genesis_blocks: Vec<PathBuf>) -> NodeConfig {
+        NodeConfig {
+            node,
+            log: LogSection::default(),
+            ledger: LedgerSection::default(),
+            limits: LimitsSection::default(),
+            authentication: AuthenticationSection::default(),
+            cluster: None,
+            channels: genesis_blocks
+                .into_iter()
+                .map(|genesis_block| ChannelSection { genesis_block })
+                .collect(),
+        }
+    }
+
+    /// What [`NodeConfig::load`] refuses besides unreadable TOML: an unknown consensus type, a
+    /// raft node without a cluster address or `[cluster]`, no channel, a zero limit.
+    pub fn check(&self) -> Result<(), String> {
+        match self.node.consensus.as_str() {
+            "solo" => {}
+            "raft" => {
+                if self.node.cluster_listen.is_none() {
+                    return Err("consensus \"raft\" needs node.cluster_listen".into());
+                }
+                if self.cluster.is_none() {
+                    return Err("consensus \"raft\" needs a [cluster] section".into());
+                }
+            }
+            other => {
+                return Err(format!(
+                    "consensus {other:?} is not supported (\"solo\" or \"raft\")"
+                ))
+            }
+        }
+        if self.channels.is_empty() {
+            return Err("no [[channel]] to serve".into());
+        }
+        self.limits.check()
+    }
+
+    /// The config as TOML, as [`NodeConfig::load`] reads it. Paths are written as they are: a
+    /// relative one is taken from the folder of the file it ends up in.
+    pub fn to_toml(&self) -> anyhow::Result<String> {
+        toml::to_string_pretty(self).context("serialising the node config")
+    }
+
+    /// Writes the config to `path` (the one way node configs are written: `orderer config`,
+    /// the development setup and the tests all come through here).
+    pub fn write(&self, path: &Path) -> anyhow::Result<()> {
+        std::fs::write(path, self.to_toml()?).with_context(|| format!("writing {}", path.display()))
     }
 }
 
@@ -427,6 +469,54 @@ mod tests {
             .to_string()
             .contains("not hex"));
         assert!(toml::from_str::<ChannelFile>(&format!("{text}\nbogus = 1\n")).is_err());
+    }
+
+    #[test]
+    fn a_written_node_config_loads_back_with_paths_from_its_folder() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = NodeConfig::new(
+            NodeSection {
+                data_dir: "data".into(),
+                listen: "127.0.0.1:7051".parse().unwrap(),
+                identity: "../crypto/orderer1".into(),
+                consensus: "raft".into(),
+                id: 2,
+                cluster_listen: Some("127.0.0.1:7151".parse().unwrap()),
+            },
+            vec!["genesis/ordo.block".into()],
+        );
+        let mut cluster = ClusterSection {
+            heartbeat_ms: 50,
+            ..ClusterSection::default()
+        };
+        cluster.peers.push(PeerSection {
+            id: 1,
+            address: "orderer1:7150".into(),
+        });
+        config.cluster = Some(cluster);
+        config.log.segment_bytes = 1 << 16;
+        let path = dir.path().join("orderer.toml");
+        config.write(&path).unwrap();
+
+        let back = NodeConfig::load(&path).unwrap();
+        assert_eq!(back.node.data_dir, dir.path().join("data"));
+        assert_eq!(back.node.identity, dir.path().join("../crypto/orderer1"));
+        assert_eq!(back.node.id, 2);
+        assert_eq!(back.node.cluster_listen, config.node.cluster_listen);
+        assert_eq!(
+            back.channels[0].genesis_block,
+            dir.path().join("genesis/ordo.block")
+        );
+        assert_eq!(back.log.segment_bytes, 1 << 16);
+        let cluster = back.cluster.unwrap();
+        assert_eq!(cluster.heartbeat_ms, 50);
+        assert_eq!(cluster.election_timeout_min_ms, 400);
+        assert_eq!(cluster.produce_timeout_ms, 5000);
+        assert_eq!(cluster.peers.len(), 1);
+        assert_eq!(cluster.peers[0].address, "orderer1:7150");
+
+        config.cluster = None;
+        assert!(config.check().unwrap_err().contains("[cluster]"));
     }
 
     #[test]

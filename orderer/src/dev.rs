@@ -7,8 +7,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 
 use crate::config::{
-    BatchSection, ChannelFile, ChannelSection, ConsenterSection, LedgerSection, LogSection,
-    NodeConfig, NodeSection, OrganizationSection,
+    BatchSection, ChannelFile, ConsenterSection, NodeConfig, NodeSection, OrganizationSection,
 };
 use crate::genesis;
 use crate::identity::Signer;
@@ -78,8 +77,8 @@ pub fn prepare_with(
         &genesis::genesis_block(&channel.to_config()?, &client),
     )?;
 
-    let node = NodeConfig {
-        node: NodeSection {
+    let node = NodeConfig::new(
+        NodeSection {
             data_dir: PathBuf::from("."),
             listen,
             identity: PathBuf::from("crypto/orderer"),
@@ -87,15 +86,8 @@ pub fn prepare_with(
             id: 1,
             cluster_listen: None,
         },
-        cluster: None,
-        log: LogSection::default(),
-        ledger: LedgerSection::default(),
-        limits: Default::default(),
-        authentication: Default::default(),
-        channels: vec![ChannelSection {
-            genesis_block: PathBuf::from(format!("genesis/{CHANNEL}.block")),
-        }],
-    };
-    std::fs::write(&layout.config, toml::to_string_pretty(&node)?)?;
+        vec![PathBuf::from(format!("genesis/{CHANNEL}.block"))],
+    );
+    node.write(&layout.config)?;
     Ok(layout)
 }

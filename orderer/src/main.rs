@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
-use ordo_orderer::config::{ChannelFile, NodeConfig};
+use ordo_orderer::config::{ChannelFile, ClusterSection, NodeConfig, NodeSection, PeerSection};
 use ordo_orderer::identity::Signer;
 use ordo_orderer::node::Node;
 use ordo_orderer::{dev, genesis};
@@ -53,6 +53,11 @@ enum Command {
         #[command(subcommand)]
         action: AdminAction,
     },
+    /// Write a node config (the file `start` reads) from flags; to stdout without --out.
+    ///
+    /// Paths are written as given: a relative one is taken from the folder of the config file.
+    /// Keys not given keep their defaults (README.md, "Configuration").
+    Config(Box<ConfigArgs>),
     /// Generate an Ed25519 identity folder (key.pem, key.pub, mspid).
     Keygen {
         #[arg(long)]
@@ -84,6 +89,119 @@ enum AdminAction {
     },
     /// Show each channel's leader, members and commit point as this node sees them.
     Status,
+}
+
+#[derive(Args)]
+struct ConfigArgs {
+    /// The file to write; without it, the config goes to stdout.
+    #[arg(long, short)]
+    out: Option<PathBuf>,
+    /// node.data_dir: where logs and ledgers live.
+    #[arg(long)]
+    data_dir: PathBuf,
+    /// node.listen: client gRPC address.
+    #[arg(long)]
+    listen: SocketAddr,
+    /// node.identity: identity folder of this node.
+    #[arg(long)]
+    identity: PathBuf,
+    /// node.consensus.
+    #[arg(long, default_value = "solo", value_parser = ["solo", "raft"])]
+    consensus: String,
+    /// node.id: this node's id in the cluster.
+    #[arg(long, default_value_t = 1)]
+    id: u64,
+    /// node.cluster_listen: cluster gRPC address (raft).
+    #[arg(long)]
+    cluster_listen: Option<SocketAddr>,
+    /// An initial member of the cluster (raft), ID=HOST:PORT of its cluster service; repeatable.
+    #[arg(long, value_name = "ID=HOST:PORT", value_parser = parse_peer)]
+    peer: Vec<PeerSection>,
+    /// The genesis block of a channel to serve; repeatable.
+    #[arg(long, value_name = "FILE")]
+    genesis: Vec<PathBuf>,
+    /// cluster.heartbeat_ms (raft).
+    #[arg(long)]
+    heartbeat_ms: Option<u64>,
+    /// cluster.election_timeout_min_ms (raft).
+    #[arg(long)]
+    election_timeout_min_ms: Option<u64>,
+    /// cluster.election_timeout_max_ms (raft).
+    #[arg(long)]
+    election_timeout_max_ms: Option<u64>,
+    /// cluster.produce_timeout_ms (raft).
+    #[arg(long)]
+    produce_timeout_ms: Option<u64>,
+    /// log.segment_bytes.
+    #[arg(long)]
+    segment_bytes: Option<u64>,
+}
+
+fn parse_peer(text: &str) -> Result<PeerSection, String> {
+    let (id, address) = text
+        .split_once('=')
+        .ok_or_else(|| format!("{text:?} is not ID=HOST:PORT"))?;
+    let id = id
+        .parse()
+        .map_err(|_| format!("{id:?} in {text:?} is not a node id"))?;
+    if address.is_empty() {
+        return Err(format!("{text:?} has no address"));
+    }
+    Ok(PeerSection {
+        id,
+        address: address.into(),
+    })
+}
+
+impl ConfigArgs {
+    fn into_config(self) -> anyhow::Result<NodeConfig> {
+        let raft = self.consensus == "raft";
+        let mut config = NodeConfig::new(
+            NodeSection {
+                data_dir: self.data_dir,
+                listen: self.listen,
+                identity: self.identity,
+                consensus: self.consensus,
+                id: self.id,
+                cluster_listen: self.cluster_listen,
+            },
+            self.genesis,
+        );
+        if let Some(segment_bytes) = self.segment_bytes {
+            config.log.segment_bytes = segment_bytes;
+        }
+        let timings = [
+            self.heartbeat_ms,
+            self.election_timeout_min_ms,
+            self.election_timeout_max_ms,
+            self.produce_timeout_ms,
+        ];
+        if raft {
+            let defaults = ClusterSection::default();
+            config.cluster = Some(ClusterSection {
+                peers: self.peer,
+                heartbeat_ms: self.heartbeat_ms.unwrap_or(defaults.heartbeat_ms),
+                election_timeout_min_ms: self
+                    .election_timeout_min_ms
+                    .unwrap_or(defaults.election_timeout_min_ms),
+                election_timeout_max_ms: self
+                    .election_timeout_max_ms
+                    .unwrap_or(defaults.election_timeout_max_ms),
+                produce_timeout_ms: self
+                    .produce_timeout_ms
+                    .unwrap_or(defaults.produce_timeout_ms),
+            });
+        } else if config.node.cluster_listen.is_some()
+            || !self.peer.is_empty()
+            || timings.iter().any(Option::is_some)
+        {
+            anyhow::bail!(
+                "--cluster-listen, --peer and the cluster timings are for --consensus raft"
+            );
+        }
+        config.check().map_err(anyhow::Error::msg)?;
+        Ok(config)
+    }
 }
 
 #[derive(Args)]
@@ -151,6 +269,18 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Some(Command::Admin { cluster, action }) => admin(&cluster, action),
+        Some(Command::Config(args)) => {
+            let out = args.out.clone();
+            let config = args.into_config()?;
+            match out {
+                Some(out) => {
+                    config.write(&out)?;
+                    println!("wrote the node config to {}", out.display());
+                }
+                None => print!("{}", config.to_toml()?),
+            }
+            Ok(())
+        }
         Some(Command::Keygen { mspid, out }) => {
             if out.join("key.pem").exists() {
                 anyhow::bail!("{} already holds a key", out.display());

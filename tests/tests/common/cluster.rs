@@ -40,7 +40,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ordo_orderer::block;
-use ordo_orderer::config::{BatchSection, ChannelFile, ConsenterSection, OrganizationSection};
+use ordo_orderer::config::{
+    BatchSection, ChannelFile, ClusterSection, ConsenterSection, NodeConfig, NodeSection,
+    OrganizationSection, PeerSection,
+};
 use ordo_orderer::dev::CHANNEL;
 use ordo_orderer::genesis;
 use ordo_orderer::identity::Signer;
@@ -403,11 +406,9 @@ impl Cluster {
             let peers: Vec<(NodeId, SocketAddr)> = (1..=spec.bootstrap)
                 .map(|peer| (peer, links[&(node.id, peer)].addr))
                 .collect();
-            std::fs::write(
-                &node.config,
-                node_config(node.id, &peers, &spec.timing, &genesis_path),
-            )
-            .unwrap();
+            node_config(node.id, &peers, &spec.timing, &genesis_path)
+                .write(&node.config)
+                .unwrap();
         }
 
         Cluster {
@@ -723,44 +724,40 @@ impl Drop for Cluster {
     }
 }
 
-/// A node config as an operator would write it (see network/local.sh).
+/// A node's config, as network/local.sh has `orderer config` write it (both serialise a
+/// [`NodeConfig`]): ephemeral client and cluster ports, paths relative to the node's folder
+/// except the shared genesis block.
 fn node_config(
     id: NodeId,
     peers: &[(NodeId, SocketAddr)],
     timing: &Timing,
     genesis: &Path,
-) -> String {
-    let mut text = format!(
-        "[node]\n\
-         id = {id}\n\
-         consensus = \"raft\"\n\
-         data_dir = \"data\"\n\
-         listen = \"127.0.0.1:0\"\n\
-         cluster_listen = \"127.0.0.1:0\"\n\
-         identity = \"identity\"\n\
-         \n\
-         [cluster]\n\
-         heartbeat_ms = {}\n\
-         election_timeout_min_ms = {}\n\
-         election_timeout_max_ms = {}\n\
-         produce_timeout_ms = {}\n",
-        timing.heartbeat_ms,
-        timing.election_timeout_min_ms,
-        timing.election_timeout_max_ms,
-        timing.produce_timeout_ms,
+) -> NodeConfig {
+    let mut config = NodeConfig::new(
+        NodeSection {
+            data_dir: "data".into(),
+            listen: "127.0.0.1:0".parse().unwrap(),
+            identity: "identity".into(),
+            consensus: "raft".into(),
+            id,
+            cluster_listen: Some("127.0.0.1:0".parse().unwrap()),
+        },
+        vec![genesis.to_path_buf()],
     );
-    for (peer, address) in peers {
-        let _ = write!(
-            text,
-            "\n[[cluster.peers]]\nid = {peer}\naddress = \"{address}\"\n"
-        );
-    }
-    let _ = write!(
-        text,
-        "\n[[channel]]\ngenesis_block = \"{}\"\n",
-        genesis.display()
-    );
-    text
+    config.cluster = Some(ClusterSection {
+        peers: peers
+            .iter()
+            .map(|&(id, address)| PeerSection {
+                id,
+                address: address.to_string(),
+            })
+            .collect(),
+        heartbeat_ms: timing.heartbeat_ms,
+        election_timeout_min_ms: timing.election_timeout_min_ms,
+        election_timeout_max_ms: timing.election_timeout_max_ms,
+        produce_timeout_ms: timing.produce_timeout_ms,
+    });
+    config
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -79,7 +79,7 @@ impl Orderer {
         let text = std::fs::read_to_string(&layout.config).unwrap();
         let mut config: NodeConfig = toml::from_str(&text).unwrap();
         edit(&mut config);
-        std::fs::write(&layout.config, toml::to_string_pretty(&config).unwrap()).unwrap();
+        config.write(&layout.config).unwrap();
         let mut orderer = Orderer {
             dir,
             config: layout.config,
