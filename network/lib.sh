@@ -8,10 +8,10 @@ ordo_binaries() {
     bin="$ORDO_BIN"
   else
     bin="$root/target/release"
-    if [ ! -x "$bin/orderer" ] || [ ! -x "$bin/peer-sim" ]; then
-      echo "building release binaries..."
-      (cd "$root" && cargo build --release --bins --quiet)
-    fi
+    # Always through cargo: a no-op when they are current, and never a stale binary that lacks
+    # a subcommand the scripts use.
+    echo "building release binaries (if out of date)..."
+    (cd "$root" && cargo build --release --bins --quiet)
   fi
   [ -x "$bin/orderer" ] && [ -x "$bin/peer-sim" ] || die "no orderer/peer-sim binaries in $bin"
 }
