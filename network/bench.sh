@@ -129,11 +129,13 @@ TOML
   endpoints="127.0.0.1:$port"; deliver="$endpoints"; pids=("$solo_pid"); msp="$dir/crypto/client"
 }
 
-# Cluster status lines look like: "ordo: node 1 Leader, term 3, leader Some(1), voters [1, 2, 3], ...".
+# The leader node ID knows of, from `orderer admin status --json` (empty if none or no answer).
 leader_of() {
   local id=$1
-  "$bin/orderer" admin --cluster "127.0.0.1:$((cluster_base + id))" status 2>/dev/null |
-    sed -n 's/.*leader Some(\([0-9]*\)).*/\1/p' | head -n 1
+  "$bin/orderer" admin --cluster "127.0.0.1:$((cluster_base + id))" status --json 2>/dev/null |
+    python3 -c 'import json, sys
+leader = json.load(sys.stdin)["groups"][0]["leader"]
+print("" if leader is None else leader)' 2>/dev/null
 }
 
 raft_up() {
