@@ -436,20 +436,24 @@ finish_rounds "p3-n1" "p3-n2" "p3-n3"
 # --- convergence and verification -----------------------------------------------------------------
 
 say "== waiting for the nodes to converge, then verifying every chain"
+# verified LINE: LINE is `peer-sim verify --json`'s report of a verified chain (not an error).
+verified() {
+  python3 -c 'import json, sys; sys.exit(0 if json.loads(sys.argv[1]).get("verified") is True else 1)' "$1" 2>/dev/null
+}
 declare -A chain
 converged=""
 t_conv=$(now)
 while [ "$(echo "$(now) - $t_conv < 60" | bc)" = 1 ]; do
   for id in "${nodes[@]}"; do
-    chain[$id]=$("$bin/peer-sim" verify --endpoint "$(endpoint "$id")" --msp "$(msp)" 2>&1 | tail -n 1) || true
+    chain[$id]=$("$bin/peer-sim" verify --json --endpoint "$(endpoint "$id")" --msp "$(msp)" 2>&1 | tail -n 1) || true
   done
-  if [[ ${chain[1]} == verified* ]] && [ "${chain[1]}" = "${chain[2]}" ] && [ "${chain[2]}" = "${chain[3]}" ]; then
+  if verified "${chain[1]}" && [ "${chain[1]}" = "${chain[2]}" ] && [ "${chain[2]}" = "${chain[3]}" ]; then
     converged=$(since "$t_conv")
     break
   fi
   # A verification failure is final: report it rather than wait.
   for id in "${nodes[@]}"; do
-    if [[ ${chain[$id]} != verified* ]] && [[ ${chain[$id]} != *connect* ]]; then break 2; fi
+    if ! verified "${chain[$id]}" && [[ ${chain[$id]} != *connect* ]]; then break 2; fi
   done
   sleep 1
 done
@@ -460,7 +464,7 @@ else
   say "all nodes hold the same verified chain (converged after ${converged}s)"
   # Every acknowledged transaction of a successful round is in the chain (plus the genesis
   # config envelope); more is possible when a failed round had some envelopes ordered.
-  envelopes=$(sed -n 's/.*(\([0-9]*\) envelopes).*/\1/p' <<<"${chain[1]}")
+  envelopes=$(python3 -c 'import json, sys; print(json.loads(sys.argv[1])["envelopes"])' "${chain[1]}")
   if [ "$envelopes" -lt $((acked_total + 1)) ]; then
     failures+=("the chain holds $envelopes envelopes, fewer than the $acked_total acknowledged + genesis")
   fi
