@@ -176,8 +176,11 @@ bench() {
   cat "$suite/$label.out"
 }
 
-# Delivered tx/s of a finished run.
-tps_of() { awk '/^throughput:/ { print int($2) }' "$suite/$1.out"; }
+# Delivered tx/s of a finished run, from the JSON report peer-sim bench names on its "report:" line.
+tps_of() {
+  python3 -c 'import json, sys; print(round(json.load(open(sys.argv[1]))["tx_per_s"]))' \
+    "$(sed -n 's/^report: *//p' "$suite/$1.out" | tail -n 1)"
+}
 
 # The offered rate at PERCENT of SATURATION tx/s (at least 10 tx/s, at most the cap).
 rate_at() {

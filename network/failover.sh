@@ -143,9 +143,15 @@ for round in $(seq 1 "$rounds"); do
   lead_ts=$(sed 's/\x1b\[[0-9;]*m//g' "$net/logs/node$new_leader.log" | grep " leading " | tail -n 1 | awk '{ print $1 }')
   to_leader=$(printf '%.0f' "$(echo "($(date -d "$lead_ts" +%s.%N) - $killed_at) * 1000" | bc)")
   wait "$bench_pid" || { cat "$out/$label.out" "$out/$label.err" >&2; die "round $round: the load failed"; }
-  gap_line=$(grep "^block gap:" "$out/$label.out" || true)
-  gap=$(echo "$gap_line" | sed -n 's/.*longest \([0-9]*\) ms.*/\1/p')
-  gap_from=$(echo "$gap_line" | sed -n 's/.*from \([0-9.]*\)s.*/\1/p')
+  # The longest block gap (ms, and seconds into the run), from the JSON report peer-sim bench
+  # names on its "report:" line; empty if it saw none.
+  gaps=$(python3 -c 'import json, sys
+r = json.load(open(sys.argv[1]))
+g, f = r["longest_block_gap_ms"], r["longest_block_gap_from_s"]
+print("" if g is None else "%.0f" % g, "" if f is None else "%.2f" % f)' \
+    "$(sed -n 's/^report: *//p' "$out/$label.out" | tail -n 1)" || true)
+  gap=${gaps% *}
+  gap_from=${gaps#* }
   printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$round" "$leader" "$new_leader" "$to_leader" \
     "$gap" "$gap_from" "$term_before" "$term_after" >>"$out/rounds.tsv"
   log "round $round: killed $leader; node $new_leader leads after $to_leader ms (term $term_before -> $term_after); longest block gap $gap ms (from ${gap_from}s)"
