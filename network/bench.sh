@@ -121,11 +121,13 @@ solo_up() {
   endpoints="127.0.0.1:$port"; deliver="$endpoints"; pids=("$solo_pid"); msp="$dir/crypto/client"
 }
 
-# Cluster status lines look like: "ordo: node 1 Leader, term 3, leader Some(1), voters [1, 2, 3], ...".
+# The leader node ID knows of, from `orderer admin status --json` (empty if none or no answer).
 leader_of() {
   local id=$1
-  "$bin/orderer" admin --cluster "127.0.0.1:$((cluster_base + id))" status 2>/dev/null |
-    sed -n 's/.*leader Some(\([0-9]*\)).*/\1/p' | head -n 1
+  "$bin/orderer" admin --cluster "127.0.0.1:$((cluster_base + id))" status --json 2>/dev/null |
+    python3 -c 'import json, sys
+leader = json.load(sys.stdin)["groups"][0]["leader"]
+print("" if leader is None else leader)' 2>/dev/null
 }
 
 raft_up() {
@@ -166,8 +168,11 @@ bench() {
   cat "$suite/$label.out"
 }
 
-# Delivered tx/s of a finished run.
-tps_of() { awk '/^throughput:/ { print int($2) }' "$suite/$1.out"; }
+# Delivered tx/s of a finished run, from the JSON report peer-sim bench names on its "report:" line.
+tps_of() {
+  python3 -c 'import json, sys; print(round(json.load(open(sys.argv[1]))["tx_per_s"]))' \
+    "$(sed -n 's/^report: *//p' "$suite/$1.out" | tail -n 1)"
+}
 
 # The offered rate at PERCENT of SATURATION tx/s (at least 10 tx/s, at most the cap).
 rate_at() {

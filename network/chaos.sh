@@ -94,32 +94,32 @@ client_base="${ORDO_CLIENT_BASE:-7050}"
 cluster_base="${ORDO_CLUSTER_BASE:-7150}"
 endpoint() { echo "127.0.0.1:$((client_base + $1))"; }
 
-# One line of `orderer admin status` as node ID sees it (empty if it does not answer in 3s).
+# `orderer admin status --json` as node ID sees it (empty if it does not answer in 3s).
 status_of() {
   if [ "$mode" = local ]; then
-    timeout 3 "$bin/orderer" admin --cluster "127.0.0.1:$((cluster_base + $1))" status 2>/dev/null | head -n 1 || true
+    timeout 3 "$bin/orderer" admin --cluster "127.0.0.1:$((cluster_base + $1))" status --json 2>/dev/null | head -n 1 || true
   else
-    timeout 3 docker exec "ordo-orderer$1" /usr/local/bin/orderer admin --cluster 127.0.0.1:7150 status 2>/dev/null | head -n 1 || true
+    timeout 3 docker exec "ordo-orderer$1" /usr/local/bin/orderer admin --cluster 127.0.0.1:7150 status --json 2>/dev/null | head -n 1 || true
   fi
 }
 
-# Parses a status line ("ordo: node 1 Leader, term 3, leader Some(1), ..., applied Some(20), ...")
-# into the globals role, term, leader (0 if none) and applied (0 if none); false if unparsable.
+# Reads a status (as status_of prints it) into the globals role (leader, follower, candidate,
+# learner), term, leader (0 if none), applied (0 if none) and quorum (true or false); false if
+# unreadable.
 parse_status() {
-  local re='node [0-9]+ ([A-Za-z]+), term ([0-9]+), leader (Some\(([0-9]+)\)|None),.* applied (Some\(([0-9]+)\)|None)'
-  [[ $1 =~ $re ]] || return 1
-  role=${BASH_REMATCH[1]}
-  term=${BASH_REMATCH[2]}
-  leader=${BASH_REMATCH[4]:-0}
-  applied=${BASH_REMATCH[6]:-0}
+  local fields
+  fields=$(printf '%s' "$1" | python3 -c 'import json, sys
+g = json.load(sys.stdin)["groups"][0]
+print(g["state"], g["term"], g["leader"] or 0, g["applied_index"] or 0, str(g["quorum"]).lower())' \
+    2>/dev/null) || return 1
+  read -r role term leader applied quorum <<<"$fields"
 }
 
-# The node that node ID reports as a Leader of itself (0 if it is not the leader, or leads
+# The node that node ID reports as a leader of itself (0 if it is not the leader, or leads
 # without a quorum: cut off, or thawed and not yet told of the next term).
 leader_seen_by() {
-  local line; line=$(status_of "$1")
-  parse_status "$line" || { echo 0; return; }
-  if [ "$role" = Leader ] && [[ $line != *"quorum false"* ]]; then echo "$1"; else echo 0; fi
+  parse_status "$(status_of "$1")" || { echo 0; return; }
+  if [ "$role" = leader ] && [ "$quorum" = true ]; then echo "$1"; else echo 0; fi
 }
 
 # Waits (up to $1 seconds) for one of the listed nodes to be leader; prints its id or 0.
@@ -436,20 +436,24 @@ finish_rounds "p3-n1" "p3-n2" "p3-n3"
 # --- convergence and verification -----------------------------------------------------------------
 
 say "== waiting for the nodes to converge, then verifying every chain"
+# verified LINE: LINE is `peer-sim verify --json`'s report of a verified chain (not an error).
+verified() {
+  python3 -c 'import json, sys; sys.exit(0 if json.loads(sys.argv[1]).get("verified") is True else 1)' "$1" 2>/dev/null
+}
 declare -A chain
 converged=""
 t_conv=$(now)
 while [ "$(echo "$(now) - $t_conv < 60" | bc)" = 1 ]; do
   for id in "${nodes[@]}"; do
-    chain[$id]=$("$bin/peer-sim" verify --endpoint "$(endpoint "$id")" --msp "$(msp)" 2>&1 | tail -n 1) || true
+    chain[$id]=$("$bin/peer-sim" verify --json --endpoint "$(endpoint "$id")" --msp "$(msp)" 2>&1 | tail -n 1) || true
   done
-  if [[ ${chain[1]} == verified* ]] && [ "${chain[1]}" = "${chain[2]}" ] && [ "${chain[2]}" = "${chain[3]}" ]; then
+  if verified "${chain[1]}" && [ "${chain[1]}" = "${chain[2]}" ] && [ "${chain[2]}" = "${chain[3]}" ]; then
     converged=$(since "$t_conv")
     break
   fi
   # A verification failure is final: report it rather than wait.
   for id in "${nodes[@]}"; do
-    if [[ ${chain[$id]} != verified* ]] && [[ ${chain[$id]} != *connect* ]]; then break 2; fi
+    if ! verified "${chain[$id]}" && [[ ${chain[$id]} != *connect* ]]; then break 2; fi
   done
   sleep 1
 done
@@ -460,7 +464,7 @@ else
   say "all nodes hold the same verified chain (converged after ${converged}s)"
   # Every acknowledged transaction of a successful round is in the chain (plus the genesis
   # config envelope); more is possible when a failed round had some envelopes ordered.
-  envelopes=$(sed -n 's/.*(\([0-9]*\) envelopes).*/\1/p' <<<"${chain[1]}")
+  envelopes=$(python3 -c 'import json, sys; print(json.loads(sys.argv[1])["envelopes"])' "${chain[1]}")
   if [ "$envelopes" -lt $((acked_total + 1)) ]; then
     failures+=("the chain holds $envelopes envelopes, fewer than the $acked_total acknowledged + genesis")
   fi

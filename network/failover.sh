@@ -54,21 +54,29 @@ trap 'cp -r "$net/logs" "$out/" 2>/dev/null; local_sh down >/dev/null 2>&1 || tr
 export RUST_LOG="${FAILOVER_RUST_LOG:-warn,ordo_orderer::raft::election=info}"
 
 
-# status ID: node ID's own status line (empty if it does not answer).
+# status ID: node ID's own status, from `orderer admin status --json`, as the words
+# "STATE TERM LEADER APPLIED QUORUM" (e.g. "leader 3 1 20 true"; LEADER and APPLIED are 0 if
+# none); empty if it does not answer.
 status() {
-  timeout 2 "$bin/orderer" admin --cluster "127.0.0.1:$((cluster_base + $1))" status 2>/dev/null |
-    head -n 1 || true
+  timeout 2 "$bin/orderer" admin --cluster "127.0.0.1:$((cluster_base + $1))" status --json 2>/dev/null |
+    python3 -c 'import json, sys
+g = json.load(sys.stdin)["groups"][0]
+print(g["state"], g["term"], g["leader"] or 0, g["applied_index"] or 0, str(g["quorum"]).lower())' \
+      2>/dev/null || true
 }
+# word N: the Nth word of each input line.
+word() { cut -d' ' -f"$1"; }
+# leads_with_quorum ID: node ID reports itself leader with a quorum.
+leads_with_quorum() { [ "$(status "$1" | word 1,5)" = "leader true" ]; }
 # leader_among IDS...: the first of IDS that reports itself leader with a quorum.
 leader_among() {
   local id
   for id in "$@"; do
-    if status "$id" | grep -q "node $id Leader,.*quorum true"; then echo "$id"; return; fi
+    if leads_with_quorum "$id"; then echo "$id"; return; fi
   done
 }
-field() { sed -n "s/.*$1 \\([0-9]*\\).*/\\1/p"; }
-term_of() { status "$1" | field ", term"; }
-applied_of() { status "$1" | sed -n 's/.*applied Some(\([0-9]*\)).*/\1/p'; }
+term_of() { status "$1" | word 2; }
+applied_of() { status "$1" | word 4; }
 
 # wait_until SECONDS COMMAND...: polls COMMAND every 50 ms, fails the run after SECONDS.
 wait_until() {
@@ -84,11 +92,11 @@ stable_leader() {
   local id line leader="" term="" seen
   for id in "${nodes[@]}"; do
     line=$(status "$id")
-    seen="$(echo "$line" | sed -n 's/.*leader Some(\([0-9]*\)).*/\1/p') $(echo "$line" | field ", term")"
+    seen="$(echo "$line" | word 3) $(echo "$line" | word 2)"
     [ -n "$leader" ] || { leader=${seen% *}; term=${seen#* }; }
-    [ "$seen" = "$leader $term" ] && [ -n "$leader" ] || return 1
+    [ "$seen" = "$leader $term" ] && [ -n "$leader" ] && [ "$leader" != 0 ] || return 1
   done
-  status "$leader" | grep -q "node $leader Leader,.*quorum true" || return 1
+  leads_with_quorum "$leader" || return 1
   echo "$leader"
 }
 has_leader() { stable_leader >/dev/null; }
@@ -96,7 +104,7 @@ has_leader() { stable_leader >/dev/null; }
 caught_up() {
   local leader; leader=$(stable_leader || true)
   [ -n "$leader" ] || return 1
-  status "$1" | grep -q "quorum true" || return 1
+  [ "$(status "$1" | word 5)" = true ] || return 1
   [ "$(applied_of "$1")" = "$(applied_of "$leader")" ]
 }
 
@@ -135,9 +143,15 @@ for round in $(seq 1 "$rounds"); do
   lead_ts=$(sed 's/\x1b\[[0-9;]*m//g' "$net/logs/node$new_leader.log" | grep " leading " | tail -n 1 | awk '{ print $1 }')
   to_leader=$(printf '%.0f' "$(echo "($(date -d "$lead_ts" +%s.%N) - $killed_at) * 1000" | bc)")
   wait "$bench_pid" || { cat "$out/$label.out" "$out/$label.err" >&2; die "round $round: the load failed"; }
-  gap_line=$(grep "^block gap:" "$out/$label.out" || true)
-  gap=$(echo "$gap_line" | sed -n 's/.*longest \([0-9]*\) ms.*/\1/p')
-  gap_from=$(echo "$gap_line" | sed -n 's/.*from \([0-9.]*\)s.*/\1/p')
+  # The longest block gap (ms, and seconds into the run), from the JSON report peer-sim bench
+  # names on its "report:" line; empty if it saw none.
+  gaps=$(python3 -c 'import json, sys
+r = json.load(open(sys.argv[1]))
+g, f = r["longest_block_gap_ms"], r["longest_block_gap_from_s"]
+print("" if g is None else "%.0f" % g, "" if f is None else "%.2f" % f)' \
+    "$(sed -n 's/^report: *//p' "$out/$label.out" | tail -n 1)" || true)
+  gap=${gaps% *}
+  gap_from=${gaps#* }
   printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$round" "$leader" "$new_leader" "$to_leader" \
     "$gap" "$gap_from" "$term_before" "$term_after" >>"$out/rounds.tsv"
   log "round $round: killed $leader; node $new_leader leads after $to_leader ms (term $term_before -> $term_after); longest block gap $gap ms (from ${gap_from}s)"

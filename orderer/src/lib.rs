@@ -8,6 +8,7 @@
 //!   [`policy`] (envelope checks, who may do what), [`entry`] (what a log record means).
 //! - storage: [`ledger`] (block files + index).
 //! - run time: [`channel`] (consumer task), [`broadcast`], [`deliver`], [`server`], [`node`].
+//! - admin: [`status`] (`orderer admin status` as JSON or a table).
 //! - setup: [`config`], [`genesis`], [`dev`], [`identity`], [`envelope`] (client-side building).
 
 pub mod assembler;
@@ -33,5 +34,6 @@ pub mod outbox;
 pub mod policy;
 pub mod raft;
 pub mod server;
+pub mod status;
 pub mod validate;
 pub mod writer;

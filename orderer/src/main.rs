@@ -87,8 +87,12 @@ enum AdminAction {
         #[arg(long)]
         id: u64,
     },
-    /// Show each channel's leader, members and commit point as this node sees them.
-    Status,
+    /// Show each channel's Raft state, leader, members and log indexes as this node sees them.
+    Status {
+        /// Print one line of JSON (for scripts) instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Args)]
@@ -294,6 +298,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 fn admin(cluster: &str, action: AdminAction) -> anyhow::Result<()> {
+    use ordo_orderer::status::StatusView;
     use ordo_proto::ordo::admin_client::AdminClient;
     use ordo_proto::ordo::{MemberChange, StatusRequest};
     let runtime = tokio::runtime::Runtime::new().context("starting the runtime")?;
@@ -306,13 +311,27 @@ fn admin(cluster: &str, action: AdminAction) -> anyhow::Result<()> {
             address,
             channel: String::new(),
         };
+        if let AdminAction::Status { json } = action {
+            let reply = client
+                .status(StatusRequest {})
+                .await
+                .map_err(|e| anyhow::anyhow!("{cluster}: {}", e.message()))?
+                .into_inner();
+            let view = StatusView::from(&reply);
+            if json {
+                println!("{}", view.to_json());
+            } else {
+                print!("{}", view.to_table());
+            }
+            return Ok(());
+        }
         let reply = match action {
             AdminAction::AddLearner { id, address } => {
                 client.add_learner(change(id, address)).await
             }
             AdminAction::Promote { id } => client.promote(change(id, String::new())).await,
             AdminAction::Remove { id } => client.remove(change(id, String::new())).await,
-            AdminAction::Status => client.status(StatusRequest {}).await,
+            AdminAction::Status { .. } => unreachable!("answered above"),
         }
         .map_err(|e| anyhow::anyhow!("{cluster}: {}", e.message()))?
         .into_inner();

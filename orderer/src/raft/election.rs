@@ -109,6 +109,10 @@ impl Times {
 /// What `admin status` reports about the lease.
 pub struct Quorum {
     pub ok: bool,
+    /// As leader: milliseconds since a quorum last acknowledged it, if one has.
+    pub millis_since_quorum_ack: Option<u64>,
+    /// Not leader: milliseconds since it last heard a leader, if it has.
+    pub millis_since_leader_heard: Option<u64>,
     pub detail: String,
 }
 
@@ -181,22 +185,30 @@ impl Election {
                 Some(ms) => format!("quorum acked {ms} ms ago"),
                 None => "no quorum ack yet".to_string(),
             };
-            return Quorum { ok: !lost, detail };
+            return Quorum {
+                ok: !lost,
+                millis_since_quorum_ack: metrics.millis_since_quorum_ack,
+                millis_since_leader_heard: None,
+                detail,
+            };
         }
         let heard = self.times().heard_leader;
+        let quorum = |ok, ms, detail| Quorum {
+            ok,
+            millis_since_quorum_ack: None,
+            millis_since_leader_heard: ms,
+            detail,
+        };
         match heard {
-            Some(at) if at.elapsed() <= self.election_max => Quorum {
-                ok: true,
-                detail: format!("leader heard {} ms ago", at.elapsed().as_millis()),
-            },
-            Some(at) => Quorum {
-                ok: false,
-                detail: format!("no leader heard for {} ms", at.elapsed().as_millis()),
-            },
-            None => Quorum {
-                ok: false,
-                detail: "no leader heard since start".to_string(),
-            },
+            Some(at) => {
+                let ms = at.elapsed().as_millis() as u64;
+                if at.elapsed() <= self.election_max {
+                    quorum(true, Some(ms), format!("leader heard {ms} ms ago"))
+                } else {
+                    quorum(false, Some(ms), format!("no leader heard for {ms} ms"))
+                }
+            }
+            None => quorum(false, None, "no leader heard since start".to_string()),
         }
     }
 

@@ -4,18 +4,19 @@
 use std::collections::{BTreeSet, HashMap};
 use std::fmt::Write as _;
 use std::sync::Arc;
+use std::time::Duration;
 
 use openraft::error::{ClientWriteError, RaftError};
 use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, VoteRequest,
 };
-use openraft::{BasicNode, ChangeMembers};
+use openraft::{BasicNode, ChangeMembers, ServerState};
 use ordo_proto::ordo::admin_client::AdminClient;
 use ordo_proto::ordo::admin_server::Admin;
 use ordo_proto::ordo::cluster_server::Cluster;
 use ordo_proto::ordo::{
-    AdminReply, ForwardRequest, ForwardResponse, MemberChange, PreVoteRequest, PreVoteResponse,
-    RaftMessage, StatusRequest,
+    AdminReply, ForwardRequest, ForwardResponse, GroupStatus, MemberChange, PreVoteRequest,
+    PreVoteResponse, RaftMessage, RaftState, StatusReply, StatusRequest,
 };
 use serde::Serialize;
 use tonic::{Request, Response, Status};
@@ -269,30 +270,54 @@ impl Admin for Groups {
         self.change(Change::Remove, request.into_inner()).await
     }
 
-    async fn status(&self, _: Request<StatusRequest>) -> Result<Response<AdminReply>, Status> {
-        let mut report = String::new();
-        for (channel, group) in self.0.iter() {
+    async fn status(&self, _: Request<StatusRequest>) -> Result<Response<StatusReply>, Status> {
+        let mut channels: Vec<&String> = self.0.keys().collect();
+        channels.sort();
+        let mut groups = Vec::new();
+        for channel in channels {
+            let group = &self.0[channel];
             let m = group.raft().metrics().borrow().clone();
-            let voters: Vec<NodeId> = m.membership_config.membership().voter_ids().collect();
-            let learners: Vec<NodeId> = m.membership_config.membership().learner_ids().collect();
+            let membership = m.membership_config.membership();
             let quorum = group.election().quorum();
             let (won, lost) = group.election().pre_votes();
-            let _ = writeln!(
-                report,
-                "{channel}: node {} {:?}, term {}, leader {:?}, voters {voters:?}, learners {learners:?}, applied {:?}, stored {}, quorum {} ({}), pre-votes won {won} lost {lost}",
-                m.id,
-                m.state,
-                m.current_term,
-                m.current_leader,
-                m.last_applied.map(|l| l.index),
-                codec::split_offset(group.local_end()).0,
-                quorum.ok,
-                quorum.detail,
-            );
+            // Asked of the Raft core, which may be busy or stopped: then it is left unset.
+            let committed = tokio::time::timeout(
+                Duration::from_secs(1),
+                group
+                    .raft()
+                    .with_raft_state(|st| st.committed.map(|l| l.index)),
+            )
+            .await
+            .ok()
+            .and_then(Result::ok)
+            .flatten();
+            let state = match m.state {
+                ServerState::Leader => RaftState::Leader,
+                ServerState::Follower => RaftState::Follower,
+                ServerState::Candidate => RaftState::Candidate,
+                ServerState::Learner => RaftState::Learner,
+                ServerState::Shutdown => RaftState::Shutdown,
+            };
+            groups.push(GroupStatus {
+                channel: channel.clone(),
+                node_id: m.id,
+                state: state as i32,
+                term: m.current_term,
+                leader: m.current_leader,
+                voters: membership.voter_ids().collect(),
+                learners: membership.learner_ids().collect(),
+                last_log_index: m.last_log_index,
+                committed_index: committed,
+                applied_index: m.last_applied.map(|l| l.index),
+                stored_end: codec::split_offset(group.local_end()).0,
+                quorum: quorum.ok,
+                millis_since_quorum_ack: quorum.millis_since_quorum_ack,
+                millis_since_leader_heard: quorum.millis_since_leader_heard,
+                quorum_detail: quorum.detail,
+                pre_votes_won: won,
+                pre_votes_lost: lost,
+            });
         }
-        Ok(Response::new(AdminReply {
-            ok: true,
-            message: report,
-        }))
+        Ok(Response::new(StatusReply { groups }))
     }
 }

@@ -259,7 +259,7 @@ impl Drop for ClusterNode {
     }
 }
 
-/// A node's Raft state as its admin `status` reports it (for the one channel).
+/// A node's Raft state as its admin `Status` call reports it (for the one channel).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RaftStatus {
     /// "Leader", "Follower", "Candidate", "Learner"...
@@ -276,37 +276,26 @@ pub struct RaftStatus {
 }
 
 impl RaftStatus {
-    /// Parses a line such as `ordo: node 1 Leader, term 3, leader Some(1), voters [1, 2, 3],
-    /// learners [], applied Some(5005), stored 5006, quorum true (quorum acked 12 ms ago),
-    /// pre-votes won 1 lost 0`.
-    fn parse(line: &str) -> Option<RaftStatus> {
-        let after = |key: &str| line.split_once(key).map(|(_, rest)| rest);
-        let until = |rest: &str, end: char| rest.split(end).next().unwrap_or("").trim().to_string();
-        let list = |key: &str| -> Option<Vec<NodeId>> {
-            let inner = until(after(key)?, ']');
-            inner
-                .split(',')
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
-                .map(|s| s.parse().ok())
-                .collect()
+    /// The status of the reply's first channel group (the cluster tests run one channel).
+    fn from_reply(reply: &ordo_proto::ordo::StatusReply) -> Option<RaftStatus> {
+        let g = reply.groups.first()?;
+        let state = match ordo_proto::ordo::RaftState::try_from(g.state).ok()? {
+            ordo_proto::ordo::RaftState::Leader => "Leader",
+            ordo_proto::ordo::RaftState::Follower => "Follower",
+            ordo_proto::ordo::RaftState::Candidate => "Candidate",
+            ordo_proto::ordo::RaftState::Learner => "Learner",
+            ordo_proto::ordo::RaftState::Shutdown => "Shutdown",
+            ordo_proto::ordo::RaftState::Unspecified => return None,
         };
-        let node = after(": node ")?;
-        let state = node.split([' ', ',']).nth(1)?.to_string();
-        let leader = until(after(", leader ")?, ',');
-        let (won, lost) = after("pre-votes won ")?.split_once(" lost ")?;
         Some(RaftStatus {
-            state,
-            term: until(after(", term ")?, ',').parse().ok()?,
-            leader: leader
-                .strip_prefix("Some(")
-                .and_then(|s| s.strip_suffix(')'))
-                .and_then(|s| s.parse().ok()),
-            voters: list("voters [")?,
-            learners: list("learners [")?,
-            quorum: until(after(", quorum ")?, ' ').parse().ok()?,
-            pre_votes_won: won.trim().parse().ok()?,
-            pre_votes_lost: lost.trim().parse().ok()?,
+            state: state.to_string(),
+            term: g.term,
+            leader: g.leader,
+            voters: g.voters.clone(),
+            learners: g.learners.clone(),
+            quorum: g.quorum,
+            pre_votes_won: g.pre_votes_won,
+            pre_votes_lost: g.pre_votes_lost,
         })
     }
 }
@@ -562,8 +551,8 @@ impl Cluster {
         let reply = tokio::time::timeout(Duration::from_secs(5), admin.status(StatusRequest {}))
             .await??
             .into_inner();
-        RaftStatus::parse(reply.message.trim())
-            .ok_or_else(|| anyhow::anyhow!("unexpected status: {}", reply.message))
+        RaftStatus::from_reply(&reply)
+            .ok_or_else(|| anyhow::anyhow!("unexpected status: {reply:?}"))
     }
 
     /// Waits until the nodes `among` all follow the same leader (one of them) in the same term,
