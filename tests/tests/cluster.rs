@@ -233,10 +233,11 @@ async fn partitioned_leader_steps_down_orders_nothing_and_disturbs_no_one_after_
     eprintln!("partition: cut-off node {cut}: {lost:?}");
 
     // ... and refuses Broadcast at once, SERVICE_UNAVAILABLE, without waiting for a commit that
-    // cannot come (the bound is far below the produce timeout).
+    // cannot come (the bound is far below the produce timeout, and leaves room for a loaded
+    // machine).
     let cut_client = cluster.client(cut).await;
     let refused = tokio::time::timeout(
-        Duration::from_secs(10),
+        Duration::from_secs(30),
         submit_through(
             std::slice::from_ref(&cut_client),
             &load_of(20),
