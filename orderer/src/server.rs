@@ -55,17 +55,19 @@ impl Channels {
 /// stream broke (the client is gone and there is no one to answer). Logged at debug: a client
 /// can cause it at will.
 pub(crate) fn refusal_of(status: &tonic::Status) -> Option<Rejection> {
-    let rejection = match status.code() {
+    // A status made from a transport error (a reset stream, a broken connection) carries it as
+    // its source; tonic's own decode refusals carry none.
+    let transport = std::error::Error::source(status).is_some();
+    let rejection = match (transport, status.code()) {
         // tonic's answer to a message over the decode limit, before reading its body.
-        tonic::Code::OutOfRange | tonic::Code::ResourceExhausted => Rejection::new(
+        (false, tonic::Code::OutOfRange | tonic::Code::ResourceExhausted) => Rejection::new(
             ordo_proto::common::Status::RequestEntityTooLarge,
             format!("message refused: {}", status.message()),
         ),
         // tonic's answer to bytes that are not a protobuf message or a gRPC frame.
-        tonic::Code::Internal | tonic::Code::InvalidArgument => Rejection::bad_request(format!(
-            "message could not be decoded: {}",
-            status.message()
-        )),
+        (false, tonic::Code::Internal | tonic::Code::InvalidArgument) => Rejection::bad_request(
+            format!("message could not be decoded: {}", status.message()),
+        ),
         _ => {
             tracing::debug!(code = ?status.code(), message = status.message(), "request stream broke");
             return None;

@@ -278,11 +278,7 @@ impl Writer {
                 for (position, waiting) in batch.into_iter().enumerate() {
                     let answer = match &result {
                         Ok(index) => Ok(codec::offset(*index, position)),
-                        // write() only fails with Unavailable; keep its reason as it is.
-                        Err(LogError::Unavailable(reason)) => {
-                            Err(LogError::Unavailable(reason.clone()))
-                        }
-                        Err(e) => Err(LogError::Unavailable(e.to_string())),
+                        Err(reason) => Err(LogError::Unavailable(reason.clone())),
                     };
                     let _ = waiting.reply.send(answer);
                 }
@@ -292,8 +288,8 @@ impl Writer {
     }
 
     /// Writes one entry through the leader: here if this node leads, else forwarded to it.
-    /// Resolves with its Raft index once committed.
-    async fn write(&self, entry: Bytes) -> Result<u64, LogError> {
+    /// Resolves with its Raft index once committed, or fails with the reason it is not.
+    async fn write(&self, entry: Bytes) -> Result<u64, String> {
         let deadline = tokio::time::Instant::now() + self.produce_timeout;
         loop {
             if *self.quorum_lost.borrow() {
@@ -341,10 +337,10 @@ impl Writer {
                 _ = quorum_lost.wait_for(|lost| *lost) => return Err(self.no_quorum()),
             };
             if tokio::time::Instant::now() >= deadline {
-                return Err(LogError::Unavailable(format!(
+                return Err(format!(
                     "channel {}: not committed within {:?}: {error}",
                     self.channel, self.produce_timeout
-                )));
+                ));
             }
             // Retry as soon as this node knows another leader (or none, on its way to the next):
             // after a leader dies that is what the write waits for; a short pause otherwise.
@@ -356,26 +352,26 @@ impl Writer {
         }
     }
 
-    /// The answer of a leader that has lost its quorum.
-    fn no_quorum(&self) -> LogError {
-        LogError::Unavailable(format!(
+    /// Why a leader that has lost its quorum takes no write.
+    fn no_quorum(&self) -> String {
+        format!(
             "channel {}: this node leads but has no quorum: not acknowledged by a majority \
              within its lease of {:?}",
             self.channel, self.attempt_timeout
-        ))
+        )
     }
 
     /// Writes `entry` on this node only (see [`RaftLog::write_forwarded`]).
     async fn write_here(&self, entry: Bytes) -> Result<u64, String> {
         if *self.quorum_lost.borrow() {
-            return Err(self.no_quorum().to_string());
+            return Err(self.no_quorum());
         }
         let mut quorum_lost = self.quorum_lost.clone();
         tokio::select! {
             written = self.raft.client_write(entry) => {
                 written.map(|w| w.log_id.index).map_err(|e| e.to_string())
             }
-            _ = quorum_lost.wait_for(|lost| *lost) => Err(self.no_quorum().to_string()),
+            _ = quorum_lost.wait_for(|lost| *lost) => Err(self.no_quorum()),
         }
     }
 }
