@@ -61,8 +61,9 @@ pub async fn serve(
                 // A message that could not be received ends the stream after the envelopes
                 // before it, with an answer of its own if the client is still there.
                 let mut unreadable = None;
+                // Take what has already arrived, without waiting for more, up to the batch size
+                // and the stream's byte bound.
                 let mut next = Some(message);
-                // Take what has already arrived, without waiting for more.
                 let mut gathered = 0;
                 while let Some(message) = next.take() {
                     match message {
