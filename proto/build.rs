@@ -1,4 +1,6 @@
 //! Compiles the .proto sources with protox (a pure-Rust compiler), so a fresh machine needs no protoc.
+//! The gRPC services are generated only with the `grpc` feature: the pure core uses the messages
+//! and must not pull in tonic and tokio.
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let files = [
@@ -10,8 +12,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     for file in &files {
         println!("cargo:rerun-if-changed={file}");
     }
+    let grpc = std::env::var_os("CARGO_FEATURE_GRPC").is_some();
     let fds = protox::compile(files, ["proto"])?;
     tonic_prost_build::configure()
+        .build_client(grpc)
+        .build_server(grpc)
         // Envelope and block payloads are passed along as received; `Bytes` makes that zero-copy.
         .bytes(".")
         .compile_fds(fds)?;

@@ -19,7 +19,7 @@ use tonic::Streaming;
 
 use crate::channel::Channel;
 use crate::server::{self, Channels, ServiceSettings};
-use crate::validate::{self, Parsed, Rejection};
+use ordo_core::validate::{self, Parsed, Rejection};
 
 /// Envelopes of one stream whose commit is awaited at once (their bytes are bounded too, by
 /// `limits.broadcast_stream_bytes`).

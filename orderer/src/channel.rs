@@ -12,17 +12,17 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use crate::assembler::{Assembler, Batch};
-use crate::block;
 use crate::consensus::OrderedLog;
-use crate::dedup::{self, PastBlock, TxWindow};
-use crate::entry::Entry;
-use crate::identity::Signer;
 use crate::ledger::Ledger;
 use crate::log::LogError;
-use crate::policy::{config_from_block, ChannelPolicy};
-use crate::validate::{self, Parsed, Rejection};
-use crate::writer::{BlockInfo, BlockWriter};
+use ordo_core::assembler::{Assembler, Batch};
+use ordo_core::block;
+use ordo_core::dedup::{self, PastBlock, TxWindow};
+use ordo_core::entry::Entry;
+use ordo_core::identity::Signer;
+use ordo_core::policy::{config_from_block, ChannelPolicy};
+use ordo_core::validate::{self, Parsed, Rejection};
+use ordo_core::writer::{BlockInfo, BlockWriter};
 
 /// How much the consumer reads from the log at a time.
 const FETCH_BYTES: usize = 4 << 20;
@@ -418,7 +418,7 @@ mod tests {
             })
             .unwrap();
         let log = Partition::open(&dir.path().join("log"), PartitionConfig::default()).unwrap();
-        let signer = Signer::load(&dir.path().join("crypto/orderer")).unwrap();
+        let signer = ordo_client::identity_dir::load(&dir.path().join("crypto/orderer")).unwrap();
         let refused = Channel::open(&genesis, ledger, log, signer)
             .err()
             .expect("a refusal");

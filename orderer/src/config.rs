@@ -9,7 +9,7 @@ use anyhow::{anyhow, Context};
 use ordo_proto::ordo::{BatchSize, ChannelConfig, Consenter, Organization};
 use serde::{Deserialize, Serialize};
 
-use crate::policy::validate_config;
+use ordo_core::policy::validate_config;
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -397,7 +397,7 @@ impl ChannelFile {
         let key = |what: &str, hex_key: &str| -> anyhow::Result<bytes::Bytes> {
             let raw = hex::decode(hex_key.trim())
                 .map_err(|e| anyhow!("{what}: key {hex_key:?} is not hex: {e}"))?;
-            crate::identity::parse_public_key(&raw).map_err(|e| anyhow!("{what}: {e}"))?;
+            ordo_core::identity::parse_public_key(&raw).map_err(|e| anyhow!("{what}: {e}"))?;
             Ok(raw.into())
         };
         let keys = |what: String, list: &[String]| -> anyhow::Result<Vec<bytes::Bytes>> {
@@ -446,7 +446,7 @@ mod tests {
 
     #[test]
     fn channel_file_defaults_and_errors() {
-        let key = hex::encode(crate::identity::Signer::generate("O").public_key());
+        let key = hex::encode(ordo_core::identity::Signer::generate("O").public_key());
         let text = format!(
             "channel_id = \"ordo\"\n[[consenters]]\nid = 1\nmspid = \"OrdererMSP\"\npublic_key = \"{key}\"\n"
         );

@@ -19,10 +19,10 @@ use prost::Message;
 use tonic::Streaming;
 
 use crate::channel::Channel;
-use crate::identity::Creator;
 use crate::outbox::Outbox;
 use crate::server::{self, Channels};
-use crate::validate::{self, Rejection};
+use ordo_core::identity::Creator;
+use ordo_core::validate::{self, Rejection};
 
 type Sender = Outbox<DeliverResponse>;
 

@@ -9,8 +9,8 @@ use anyhow::Context;
 use crate::config::{
     BatchSection, ChannelFile, ConsenterSection, NodeConfig, NodeSection, OrganizationSection,
 };
-use crate::genesis;
-use crate::identity::Signer;
+use ordo_core::genesis;
+use ordo_core::identity::Signer;
 
 pub const CHANNEL: &str = "ordo";
 
@@ -46,10 +46,10 @@ pub fn prepare_with(
         return Ok(layout);
     }
     let orderer = Signer::generate("OrdererMSP");
-    orderer.save(&data_dir.join("crypto/orderer"))?;
+    ordo_client::identity_dir::save(&orderer, &data_dir.join("crypto/orderer"))?;
     // One client identity that may write, read and reconfigure: enough for local use.
     let client = Signer::generate("Org1MSP");
-    client.save(&layout.client_identity)?;
+    ordo_client::identity_dir::save(&client, &layout.client_identity)?;
     let client_key = hex::encode(client.public_key());
 
     let channel = ChannelFile {
@@ -72,7 +72,7 @@ pub fn prepare_with(
     };
     std::fs::write(&layout.channel_file, toml::to_string_pretty(&channel)?)?;
     let genesis_path = data_dir.join(format!("genesis/{CHANNEL}.block"));
-    genesis::write(
+    ordo_client::block_file::write(
         &genesis_path,
         &genesis::genesis_block(&channel.to_config()?, &client),
     )?;

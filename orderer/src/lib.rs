@@ -11,29 +11,18 @@
 //! - admin: [`status`] (`orderer admin status` as JSON or a table).
 //! - setup: [`config`], [`genesis`], [`dev`], [`identity`], [`envelope`] (client-side building).
 
-pub mod assembler;
-pub mod block;
 pub mod broadcast;
 pub mod channel;
 pub mod config;
 pub mod connections;
 pub mod consensus;
-pub mod cutter;
-pub mod dedup;
 pub mod deliver;
 pub mod dev;
 pub mod durable;
-pub mod entry;
-pub mod envelope;
-pub mod genesis;
-pub mod identity;
 pub mod ledger;
 pub mod log;
 pub mod node;
 pub mod outbox;
-pub mod policy;
 pub mod raft;
 pub mod server;
 pub mod status;
-pub mod validate;
-pub mod writer;

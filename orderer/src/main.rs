@@ -6,10 +6,11 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
+use ordo_core::genesis;
+use ordo_core::identity::Signer;
 use ordo_orderer::config::{ChannelFile, ClusterSection, NodeConfig, NodeSection, PeerSection};
-use ordo_orderer::identity::Signer;
+use ordo_orderer::dev;
 use ordo_orderer::node::Node;
-use ordo_orderer::{dev, genesis};
 
 /// Ordo, an ordering service for permissioned blockchains (Hyperledger Fabric's AtomicBroadcast).
 ///
@@ -263,8 +264,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             output,
         }) => {
             let config = ChannelFile::load(&channel_config)?.to_config()?;
-            let signer = Signer::load(&signer)?;
-            genesis::write(&output, &genesis::genesis_block(&config, &signer))?;
+            let signer = ordo_client::identity_dir::load(&signer)?;
+            ordo_client::block_file::write(&output, &genesis::genesis_block(&config, &signer))?;
             println!(
                 "wrote the genesis block of channel {} to {}",
                 config.channel_id,
@@ -290,7 +291,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 anyhow::bail!("{} already holds a key", out.display());
             }
             let signer = Signer::generate(mspid);
-            signer.save(&out)?;
+            ordo_client::identity_dir::save(&signer, &out)?;
             println!("{}", hex::encode(signer.public_key()));
             Ok(())
         }

@@ -14,7 +14,6 @@ use crate::channel::{read_genesis, Channel};
 use crate::config::{LimitsSection, NodeConfig};
 use crate::connections;
 use crate::consensus::OrderedLog;
-use crate::identity::Signer;
 use crate::ledger::{Ledger, LedgerConfig, LedgerError};
 use crate::log::{LogError, Partition, PartitionConfig};
 use crate::outbox;
@@ -106,7 +105,7 @@ impl Node {
         let lock = DataDirLock::acquire(data_dir)?;
         // The client and the cluster port each accept up to max_connections.
         raise_descriptor_limit(2 * config.limits.max_connections);
-        let signer = Signer::load(&config.node.identity)?;
+        let signer = ordo_client::identity_dir::load(&config.node.identity)?;
         let raft = config.node.consensus == "raft";
         let clients = ClusterClients::default();
         let cluster = config.cluster.clone();
@@ -129,7 +128,7 @@ impl Node {
         let mut channels = Vec::new();
         for section in &config.channels {
             let genesis = read_genesis(&section.genesis_block)?;
-            let id = crate::policy::config_from_block(&genesis)
+            let id = ordo_core::policy::config_from_block(&genesis)
                 .map_err(|e| anyhow::anyhow!(e))?
                 .channel_id;
             let dir = data_dir.join("channels").join(&id);

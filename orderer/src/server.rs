@@ -16,8 +16,8 @@ use tonic::{Request, Response, Status, Streaming};
 use crate::channel::Channel;
 use crate::connections::{ConnectionInfo, StreamGuard};
 use crate::outbox;
-use crate::validate::Rejection;
 use crate::{broadcast, deliver};
+use ordo_core::validate::Rejection;
 
 /// The channels a node serves, by id.
 #[derive(Clone, Default)]

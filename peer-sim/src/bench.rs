@@ -16,8 +16,8 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, bail, Context};
 use clap::Args;
 use ed25519_dalek::{Signature, VerifyingKey};
-use ordo_orderer::identity::{Creator, Signer};
-use ordo_orderer::policy::config_from_block;
+use ordo_core::identity::{Creator, Signer};
+use ordo_core::policy::config_from_block;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
@@ -121,7 +121,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<Report> {
     if endpoints.is_empty() {
         bail!("no endpoint given");
     }
-    let signer = Signer::load(&args.msp)
+    let signer = ordo_client::identity_dir::load(&args.msp)
         .with_context(|| format!("loading the client identity from {}", args.msp.display()))?;
     let machine = Machine::detect();
 

@@ -4,10 +4,10 @@
 use std::collections::HashSet;
 
 use anyhow::{anyhow, bail};
-use ordo_orderer::block;
-use ordo_orderer::envelope::stored_tx_id;
-use ordo_orderer::identity::Creator;
-use ordo_orderer::policy::config_from_block;
+use ordo_core::block;
+use ordo_core::envelope::stored_tx_id;
+use ordo_core::identity::Creator;
+use ordo_core::policy::config_from_block;
 use ordo_proto::common::Block;
 
 #[derive(Default)]
@@ -56,7 +56,7 @@ impl ChainVerifier {
                 .map(|c| {
                     Ok(Creator {
                         mspid: c.mspid.clone(),
-                        key: ordo_orderer::identity::parse_public_key(&c.public_key)
+                        key: ordo_core::identity::parse_public_key(&c.public_key)
                             .map_err(|e| anyhow!(e))?,
                     })
                 })
@@ -82,7 +82,7 @@ impl ChainVerifier {
                     .filter_map(|c| {
                         Some(Creator {
                             mspid: c.mspid.clone(),
-                            key: ordo_orderer::identity::parse_public_key(&c.public_key).ok()?,
+                            key: ordo_core::identity::parse_public_key(&c.public_key).ok()?,
                         })
                     })
                     .collect();

@@ -4,8 +4,8 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use futures::StreamExt;
-use ordo_orderer::envelope;
-use ordo_orderer::identity::Signer;
+use ordo_core::envelope;
+use ordo_core::identity::Signer;
 use ordo_proto::common::{Block, Status};
 use ordo_proto::orderer::atomic_broadcast_client::AtomicBroadcastClient;
 use ordo_proto::orderer::seek_info::SeekBehavior;

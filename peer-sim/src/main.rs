@@ -15,7 +15,6 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, bail, Context};
 use clap::{Args, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
-use ordo_orderer::identity::Signer;
 use ordo_peer_sim::follow::follow;
 use ordo_peer_sim::{submit, ChainVerifier, Client, Load, Percentiles};
 use ordo_proto::common::Status;
@@ -110,7 +109,7 @@ fn main() -> ExitCode {
 }
 
 async fn connect(target: &Target) -> anyhow::Result<Client> {
-    let signer = Signer::load(&target.msp)
+    let signer = ordo_client::identity_dir::load(&target.msp)
         .with_context(|| format!("loading the client identity from {}", target.msp.display()))?;
     Client::connect(&target.endpoint, &target.channel, signer).await
 }

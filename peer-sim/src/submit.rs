@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use futures::StreamExt;
-use ordo_orderer::envelope;
+use ordo_core::envelope;
 use ordo_proto::common::{HeaderType, Status};
 use rand::RngCore;
 use tokio::sync::{mpsc, Semaphore};

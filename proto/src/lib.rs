@@ -1,4 +1,4 @@
-//! Protobuf messages and gRPC services of Ordo.
+//! Protobuf messages of Ordo, and with the `grpc` feature its gRPC services.
 //!
 //! `common`, `msp` and `orderer` keep Hyperledger Fabric's package names, message names and field
 //! numbers (see shared/FABRIC-WIRE.md), so Fabric's own bindings read and write them. `ordo` holds
@@ -7,17 +7,17 @@
 #![allow(clippy::large_enum_variant, clippy::doc_lazy_continuation)]
 
 pub mod common {
-    tonic::include_proto!("common");
+    include!(concat!(env!("OUT_DIR"), "/common.rs"));
 }
 
 pub mod msp {
-    tonic::include_proto!("msp");
+    include!(concat!(env!("OUT_DIR"), "/msp.rs"));
 }
 
 pub mod orderer {
-    tonic::include_proto!("orderer");
+    include!(concat!(env!("OUT_DIR"), "/orderer.rs"));
 }
 
 pub mod ordo {
-    tonic::include_proto!("ordo");
+    include!(concat!(env!("OUT_DIR"), "/ordo.rs"));
 }

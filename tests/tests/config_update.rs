@@ -6,9 +6,9 @@ mod common;
 use std::sync::Arc;
 
 use common::{test_batch, wait_for_txs, Orderer};
-use ordo_orderer::block::last_config_index;
-use ordo_orderer::envelope::{build, stored_tx_id};
-use ordo_orderer::policy::config_from_block;
+use ordo_core::block::last_config_index;
+use ordo_core::envelope::{build, stored_tx_id};
+use ordo_core::policy::config_from_block;
 use ordo_peer_sim::{submit, Load};
 use ordo_proto::common::{HeaderType, Status};
 use prost::Message;

@@ -104,12 +104,12 @@ async fn deliver_headers_only_keeps_header_and_signatures() {
     let orderer = Orderer::start(test_batch());
     let client = orderer.client().await;
     let info = SeekInfo {
-        start: Some(ordo_orderer::envelope::specified(0)),
-        stop: Some(ordo_orderer::envelope::specified(0)),
+        start: Some(ordo_core::envelope::specified(0)),
+        stop: Some(ordo_core::envelope::specified(0)),
         content_type: SeekContentType::HeaderWithSig as i32,
         ..Default::default()
     };
-    let request = ordo_orderer::envelope::build(
+    let request = ordo_core::envelope::build(
         &orderer.signer(),
         "ordo",
         HeaderType::DeliverSeekInfo,

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use common::{test_batch, wait_for_txs, Orderer};
 use futures::StreamExt;
-use ordo_orderer::envelope;
+use ordo_core::envelope;
 use ordo_peer_sim::{submit, Load};
 use ordo_proto::common::{HeaderType, Status};
 use ordo_proto::orderer::deliver_response;

@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures::StreamExt;
-use ordo_orderer::envelope;
-use ordo_orderer::identity::Signer;
+use ordo_core::envelope;
+use ordo_core::identity::Signer;
 use ordo_proto::common::{Envelope, HeaderType, Status};
 use rand::RngCore;
 use tokio::sync::{mpsc, Semaphore};
@@ -296,7 +296,7 @@ async fn send(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ordo_orderer::envelope::stored_tx_id;
+    use ordo_core::envelope::stored_tx_id;
     use prost::Message;
 
     #[test]
@@ -304,7 +304,7 @@ mod tests {
         let signer = Signer::generate("Org1MSP");
         let prepared = presign(&signer, "ordo", 10, 250, 3);
         assert_eq!(prepared.envelopes.len(), 10);
-        let creator = ordo_orderer::identity::Creator::parse(signer.creator()).unwrap();
+        let creator = ordo_core::identity::Creator::parse(signer.creator()).unwrap();
         for (env, tx_id) in prepared.envelopes.iter().zip(&prepared.tx_ids) {
             assert_eq!(
                 stored_tx_id(&env.encode_to_vec()).as_deref(),

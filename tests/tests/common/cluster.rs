@@ -39,14 +39,14 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ordo_orderer::block;
+use ordo_core::block;
+use ordo_core::genesis;
+use ordo_core::identity::Signer;
 use ordo_orderer::config::{
     BatchSection, ChannelFile, ClusterSection, ConsenterSection, NodeConfig, NodeSection,
     OrganizationSection, PeerSection,
 };
 use ordo_orderer::dev::CHANNEL;
-use ordo_orderer::genesis;
-use ordo_orderer::identity::Signer;
 use ordo_peer_sim::{submit, ChainVerifier, Client, Load, Submitted};
 use ordo_proto::common::{Block, BlockMetadataIndex};
 use tokio::io::copy_bidirectional;
@@ -341,7 +341,7 @@ impl Cluster {
         // One client identity that may write, read and administer the channel.
         let client = Signer::generate("Org1MSP");
         let client_identity = root.join("client");
-        client.save(&client_identity).unwrap();
+        ordo_client::identity_dir::save(&client, &client_identity).unwrap();
         let client_key = hex::encode(client.public_key());
 
         // Every prepared node is a consenter of the channel, so the blocks a node added later
@@ -351,7 +351,7 @@ impl Cluster {
         for &id in &ids {
             let home = root.join(format!("node{id}"));
             let identity = Signer::generate("OrdererMSP");
-            identity.save(&home.join("identity")).unwrap();
+            ordo_client::identity_dir::save(&identity, &home.join("identity")).unwrap();
             consenters.push(ConsenterSection {
                 id,
                 mspid: identity.mspid().into(),
@@ -385,7 +385,7 @@ impl Cluster {
             consenters,
         };
         let genesis_path = root.join("genesis.block");
-        genesis::write(
+        ordo_client::block_file::write(
             &genesis_path,
             &genesis::genesis_block(&channel.to_config().unwrap(), &client),
         )
@@ -525,7 +525,7 @@ impl Cluster {
     }
 
     pub async fn client(&self, id: NodeId) -> Client {
-        let signer = Signer::load(&self.client_identity).unwrap();
+        let signer = ordo_client::identity_dir::load(&self.client_identity).unwrap();
         Client::connect(&self.node(id).endpoint(), CHANNEL, signer)
             .await
             .unwrap_or_else(|e| panic!("connecting to node {id}: {e:#}"))

@@ -12,9 +12,9 @@ use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 use std::time::Duration;
 
+use ordo_core::identity::Signer;
 use ordo_orderer::config::{BatchSection, NodeConfig};
 use ordo_orderer::dev;
-use ordo_orderer::identity::Signer;
 use ordo_peer_sim::Client;
 
 /// Path of a workspace binary, built (once per test process) with the same profile as the tests.
@@ -161,7 +161,7 @@ impl Orderer {
     }
 
     pub fn signer(&self) -> Signer {
-        Signer::load(&self.client_identity).unwrap()
+        ordo_client::identity_dir::load(&self.client_identity).unwrap()
     }
 
     pub async fn client(&self) -> Client {

@@ -1,13 +1,9 @@
 //! Identities: Ed25519 keys wrapped in Fabric's `SerializedIdentity`.
 //!
 //! A creator is `msp.SerializedIdentity { mspid, id_bytes }` where `id_bytes` is the raw 32-byte
-//! Ed25519 public key. On disk, an identity is a folder holding `key.pem` (the private key,
-//! PKCS#8 PEM), `mspid` (one line) and `key.pub` (the public key in hex, for configuration files).
+//! Ed25519 public key. Keys are read and written as PKCS#8 PEM; the identity folder that holds
+//! them on disk is the client crate's (`ordo_client::identity_dir`).
 
-use std::fs;
-use std::path::Path;
-
-use anyhow::{anyhow, Context};
 use bytes::Bytes;
 use ed25519_dalek::pkcs8::{
     spki::der::pem::LineEnding, DecodePrivateKey, EncodePrivateKey, KeypairBytes,
@@ -39,45 +35,28 @@ impl Signer {
         Self::new(mspid, SigningKey::generate(&mut rand::rngs::OsRng))
     }
 
-    /// Loads an identity folder written by [`Signer::save`].
-    pub fn load(dir: &Path) -> anyhow::Result<Self> {
-        let pem = fs::read_to_string(dir.join("key.pem"))
-            .with_context(|| format!("reading {}", dir.join("key.pem").display()))?;
-        let key = SigningKey::from_pkcs8_pem(&pem)
-            .map_err(|e| anyhow!("{}: not an Ed25519 PKCS#8 key: {e}", dir.display()))?;
-        let mspid = fs::read_to_string(dir.join("mspid"))
-            .with_context(|| format!("reading {}", dir.join("mspid").display()))?;
-        let mspid = mspid.trim();
+    /// Reads a PKCS#8 PEM Ed25519 private key (the `key.pem` of an identity folder).
+    pub fn from_key_pem(mspid: impl Into<String>, pem: &str) -> Result<Self, String> {
+        let mspid = mspid.into();
         if mspid.is_empty() {
-            anyhow::bail!("{}: empty mspid", dir.join("mspid").display());
+            return Err("empty mspid".into());
         }
+        let key = SigningKey::from_pkcs8_pem(pem)
+            .map_err(|e| format!("not an Ed25519 PKCS#8 key: {e}"))?;
         Ok(Self::new(mspid, key))
     }
 
-    /// Writes the identity folder; the private key is readable by its owner only.
-    pub fn save(&self, dir: &Path) -> anyhow::Result<()> {
-        fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-        // PKCS#8 v1 (no public key inside): the form OpenSSL and Python's cryptography read.
-        let pem = KeypairBytes {
+    /// The private key as PKCS#8 v1 PEM (no public key inside): the form OpenSSL and Python's
+    /// cryptography read.
+    pub fn key_pem(&self) -> String {
+        KeypairBytes {
             secret_key: self.key.to_bytes(),
             public_key: None,
         }
         .to_pkcs8_pem(LineEnding::LF)
-        .map_err(|e| anyhow!("encoding key: {e}"))?;
-        let key_path = dir.join("key.pem");
-        fs::write(&key_path, pem.as_bytes())
-            .with_context(|| format!("writing {}", key_path.display()))?;
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            fs::set_permissions(&key_path, fs::Permissions::from_mode(0o600))?;
-        }
-        fs::write(dir.join("mspid"), format!("{}\n", self.mspid))?;
-        fs::write(
-            dir.join("key.pub"),
-            format!("{}\n", hex::encode(self.public_key())),
-        )?;
-        Ok(())
+        // Encoding 32 bytes of key into a fixed DER structure has no failure case.
+        .map(|pem| pem.to_string())
+        .unwrap_or_default()
     }
 
     /// The same key under another MSP id (for tests of identity checks).
@@ -170,11 +149,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn save_load_round_trip_and_signatures_verify() {
-        let dir = tempfile::tempdir().unwrap();
+    fn pem_round_trip_and_signatures_verify() {
         let signer = Signer::generate("Org1MSP");
-        signer.save(dir.path()).unwrap();
-        let loaded = Signer::load(dir.path()).unwrap();
+        let loaded = Signer::from_key_pem("Org1MSP", &signer.key_pem()).unwrap();
         assert_eq!(loaded.public_key(), signer.public_key());
         assert_eq!(loaded.creator(), signer.creator());
 

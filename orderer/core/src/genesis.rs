@@ -1,7 +1,6 @@
 //! Genesis blocks: block 0 of a channel, holding its configuration as a signed CONFIG envelope
 //! (the job of Fabric's configtxgen).
 
-use bytes::Bytes;
 use ordo_proto::common::{Block, HeaderType};
 use ordo_proto::ordo::ChannelConfig;
 use prost::Message;
@@ -19,13 +18,4 @@ pub fn genesis_block(config: &ChannelConfig, signer: &Signer) -> Block {
     );
     // Stored in its canonical encoding, as every envelope in a block is.
     writer::genesis_block(envelope.encode_to_vec().into())
-}
-
-pub fn write(path: &std::path::Path, block: &Block) -> anyhow::Result<()> {
-    use anyhow::Context;
-    if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent)?;
-    }
-    std::fs::write(path, Bytes::from(block.encode_to_vec()))
-        .with_context(|| format!("writing {}", path.display()))
 }
