@@ -11,18 +11,14 @@
 //! - admin: [`status`] (`orderer admin status` as JSON or a table).
 //! - setup: [`config`], [`genesis`], [`dev`], [`identity`], [`envelope`] (client-side building).
 
-pub mod broadcast;
 pub mod channel;
 pub mod config;
-pub mod connections;
 pub mod consensus;
-pub mod deliver;
 pub mod dev;
 pub mod durable;
 pub mod ledger;
 pub mod log;
 pub mod node;
-pub mod outbox;
 pub mod raft;
 pub mod server;
 pub mod status;

@@ -12,14 +12,14 @@ use tokio::task::JoinHandle;
 
 use crate::channel::{read_genesis, Channel};
 use crate::config::{LimitsSection, NodeConfig};
-use crate::connections;
 use crate::consensus::OrderedLog;
 use crate::ledger::{Ledger, LedgerConfig, LedgerError};
 use crate::log::{LogError, Partition, PartitionConfig};
-use crate::outbox;
 use crate::raft::network::ClusterClients;
-use crate::raft::service::Groups;
 use crate::raft::{Node as RaftNode, RaftLog, Timing};
+use crate::server::cluster::Groups;
+use crate::server::connections;
+use crate::server::outbox;
 use crate::server::{AtomicBroadcastService, Channels, ServiceSettings};
 
 pub struct Node {

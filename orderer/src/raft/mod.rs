@@ -11,7 +11,6 @@
 pub mod codec;
 pub mod election;
 pub mod network;
-pub mod service;
 pub mod storage;
 
 use std::collections::BTreeMap;

@@ -19,7 +19,7 @@ use prost::Message;
 use tonic::Streaming;
 
 use crate::channel::Channel;
-use crate::outbox::Outbox;
+use crate::server::outbox::Outbox;
 use crate::server::{self, Channels};
 use ordo_core::identity::Creator;
 use ordo_core::validate::{self, Rejection};

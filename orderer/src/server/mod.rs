@@ -1,5 +1,11 @@
 //! The client-facing gRPC service, Fabric's `orderer.AtomicBroadcast`, over the node's channels.
 
+pub mod broadcast;
+pub mod cluster;
+pub mod connections;
+pub mod deliver;
+pub mod outbox;
+
 use std::collections::HashMap;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -14,9 +20,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::channel::Channel;
-use crate::connections::{ConnectionInfo, StreamGuard};
-use crate::outbox;
-use crate::{broadcast, deliver};
+use connections::{ConnectionInfo, StreamGuard};
 use ordo_core::validate::Rejection;
 
 /// The channels a node serves, by id.

@@ -21,8 +21,8 @@ use ordo_proto::ordo::{
 use serde::Serialize;
 use tonic::{Request, Response, Status};
 
-use super::{codec, NodeId, RaftLog, TypeConfig};
 use crate::consensus::OrderedLog;
+use crate::raft::{codec, NodeId, RaftLog, TypeConfig};
 
 /// The Raft groups of this node, by channel.
 #[derive(Clone)]
