@@ -22,3 +22,4 @@ pub mod node;
 pub mod raft;
 pub mod server;
 pub mod status;
+pub mod store;

@@ -1,25 +1,24 @@
 //! A Kafka-like partition log: an append-only sequence of opaque records,
-//! each identified by a dense `u64` offset, stored in a directory of segment
-//! files.
+//! each identified by a dense `u64` offset.
 //!
 //! The log knows nothing of what it stores: payloads go in and come out as
-//! bytes. Layers, bottom up:
+//! bytes. Its files are a [`crate::store`] (framed, checksummed, rolled,
+//! indexed, recovered), shared with the ledger. Layers, bottom up:
 //!
-//! * `record`: the framed, CRC32C-checked on-disk record format;
-//! * `segment`: one `<base offset>.log` file with its sparse `.index`;
-//! * [`SegmentStore`]: the ordered segments of one partition directory, with
-//!   crash recovery, rolling and truncation; synchronous, single writer,
-//!   concurrent readers through [`StoreReader`];
+//! * `record`: what a record (offset, timestamp, payload) is in a store entry;
+//! * [`SegmentStore`]: one partition directory's records; synchronous, single
+//!   writer, concurrent readers through [`StoreReader`], and truncation of a
+//!   suffix for a replicated log;
 //! * [`Partition`]: the solo (unreplicated) partition, which group-commits
 //!   produces on a dedicated writer thread and exposes only durable records.
 //!
-//! A replicated mode can later drive a [`SegmentStore`] directly: appends take
-//! explicit offsets and [`SegmentStore::truncate_from`] removes a suffix.
+//! Kept here rather than in the store, because the ledger has no use for
+//! them: group commit (many appends, one fsync) and the high watermark that
+//! hides records not yet durable.
 
 mod record;
 
 mod partition;
-mod segment;
 mod store;
 
 pub use partition::Partition;

@@ -100,10 +100,7 @@ impl Partition {
         }
         // Reject here what the store would reject, so one bad request cannot
         // fail the other requests of its group.
-        if payloads
-            .iter()
-            .any(|p| record::frame_len_for(p.len()).is_none())
-        {
+        if !payloads.iter().all(|p| record::fits(p.len())) {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
                 "record payload exceeds 4 GiB",

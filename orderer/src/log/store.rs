@@ -1,28 +1,21 @@
-//! `SegmentStore`: the ordered segments of one partition directory.
-//!
-//! The store is synchronous and owns no threads. Exactly one owner appends,
-//! syncs and truncates (`&mut self`); any number of [`StoreReader`]s read
-//! concurrently from other threads. Readers see only fully written records:
-//! `next_offset` is published after a record's bytes are in its segment.
-//!
-//! Durability rules that recovery relies on:
-//! * a segment is fsynced (log and index) before the next one is created, so
-//!   every segment but the last is complete on disk and is trusted at open;
-//! * only the last segment can have a torn tail, and it is scanned at open;
-//! * a torn tail is cut off only once it is known to be one (nothing whole
-//!   and valid follows the bad frame), and only after a copy of it is durable
-//!   in a quarantine file beside the segment; anything else wrong with the
-//!   last segment fails the open and leaves every file as it was.
+//! `SegmentStore`: a partition's records in a [`Store`] (offsets are entry numbers, see
+//! `record`), with the store's errors told in the log's terms. Recovery, rolling, the sparse
+//! index and truncation are the store's; what stays here is what a record is.
 
-use std::fs;
-use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::Arc;
 
 use super::record::{self, Record};
-use super::segment::{self, sync_dir, Segment};
 use super::LogError;
+use crate::store::{Entry, Names, Reader, Store, StoreConfig, StoreError};
+
+/// File names of a partition: `00000000000000001234.log` with its `.index`.
+const NAMES: Names = Names {
+    prefix: "",
+    data_suffix: ".log",
+    index_suffix: ".index",
+    noun: "record",
+};
 
 /// Sizing of a partition's files.
 #[derive(Clone, Debug)]
@@ -43,114 +36,59 @@ impl Default for PartitionConfig {
     }
 }
 
-/// State shared between the store's owner and its readers.
-struct Shared {
-    segments: RwLock<Vec<Arc<Segment>>>,
-    start_offset: AtomicU64,
-    /// One past the last appended record.
-    next_offset: AtomicU64,
+impl From<StoreError> for LogError {
+    fn from(error: StoreError) -> LogError {
+        match error {
+            StoreError::Io(e) => LogError::Io(e),
+            StoreError::Corrupt {
+                number,
+                path,
+                position,
+                reason,
+            } => LogError::Corrupt {
+                offset: number,
+                path,
+                reason: format!("at byte {position}: {reason}"),
+            },
+            StoreError::OutOfRange {
+                requested,
+                start,
+                end,
+            } => LogError::OutOfRange {
+                requested,
+                start,
+                end,
+            },
+        }
+    }
 }
 
-impl Shared {
-    // Writers only swap whole `Arc`s in and out of the list, so a panic
-    // while holding the lock cannot leave it inconsistent: ignore poisoning.
-    fn segments(&self) -> RwLockReadGuard<'_, Vec<Arc<Segment>>> {
-        self.segments.read().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    fn segments_mut(&self) -> RwLockWriteGuard<'_, Vec<Arc<Segment>>> {
-        self.segments
-            .write()
-            .unwrap_or_else(PoisonError::into_inner)
-    }
-}
-
-/// The segments of one partition directory.
+/// The segments of one partition directory. Synchronous, one owner appends, syncs and
+/// truncates; [`StoreReader`]s read from other threads.
 pub struct SegmentStore {
-    dir: PathBuf,
-    config: PartitionConfig,
+    store: Store,
     reader: StoreReader,
-    /// The last segment, the only one appended to.
-    active: Arc<Segment>,
-    /// The active segment has appends not yet fsynced.
-    unsynced_data: bool,
-    /// A segment file was created since the directory was last fsynced.
-    unsynced_dir: bool,
-    /// Reused encoding buffer.
-    scratch: Vec<u8>,
 }
 
 impl SegmentStore {
-    /// Opens (creating if needed) the partition in `dir` and recovers it:
-    /// the last segment is scanned and a torn tail cut off (kept in a
-    /// quarantine file); earlier segments are trusted, apart from a check
-    /// that each ends where the next begins. Damage that is not a torn tail
-    /// fails with [`LogError::Corrupt`], naming the file, record offset and
-    /// byte, and changes nothing on disk.
+    /// Opens (creating if needed) the partition in `dir` and recovers it (see `store`): a torn
+    /// tail of the last segment is cut off, kept in a quarantine file; damage that is not a torn
+    /// tail fails with [`LogError::Corrupt`], naming the file, record offset and byte, and
+    /// changes nothing on disk.
     pub fn open(dir: &Path, config: PartitionConfig) -> Result<SegmentStore, LogError> {
-        fs::create_dir_all(dir)?;
-        let mut bases = Vec::new();
-        for entry in fs::read_dir(dir)? {
-            let name = entry?.file_name();
-            if let Some(base) = name.to_str().and_then(segment::parse_log_file_name) {
-                bases.push(base);
-            }
-        }
-        bases.sort_unstable();
-
-        let interval = config.index_interval_bytes;
-        let mut segments = Vec::with_capacity(bases.len().max(1));
-        let next_offset = match bases.split_last() {
-            None => {
-                segments.push(Arc::new(Segment::create(dir, 0)?));
-                sync_dir(dir)?;
-                0
-            }
-            Some((&last, sealed)) => {
-                for (i, &base) in sealed.iter().enumerate() {
-                    let segment = Segment::open_sealed(dir, base, interval)?;
-                    // A missing or overlapping segment would otherwise only show when a
-                    // read reaches it; checking the ends costs a short scan per segment.
-                    let end = segment.end_offset()?;
-                    let next_base = bases[i + 1];
-                    if end != next_base {
-                        return Err(LogError::Corrupt {
-                            offset: end.min(next_base),
-                            path: segment.log_path().display().to_string(),
-                            reason: format!(
-                                "the segment ends at offset {end} but the next segment file, {}, \
-                                 starts at offset {next_base}; nothing was changed on disk",
-                                segment::log_file_name(next_base)
-                            ),
-                        });
-                    }
-                    segments.push(Arc::new(segment));
-                }
-                let (active, records) = Segment::open_active(dir, last, interval)?;
-                segments.push(Arc::new(active));
-                last + records
-            }
-        };
-        let start_offset = segments.first().map_or(0, |s| s.base_offset());
-        let active = segments
-            .last()
-            .cloned()
-            .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "partition has no segment"))?;
-        Ok(SegmentStore {
-            dir: dir.to_path_buf(),
-            config,
-            reader: StoreReader {
-                shared: Arc::new(Shared {
-                    segments: RwLock::new(segments),
-                    start_offset: AtomicU64::new(start_offset),
-                    next_offset: AtomicU64::new(next_offset),
-                }),
+        let store = Store::open(
+            dir,
+            StoreConfig {
+                names: NAMES,
+                segment_bytes: config.segment_bytes,
+                index_interval_bytes: config.index_interval_bytes,
             },
-            active,
-            unsynced_data: false,
-            unsynced_dir: false,
-            scratch: Vec::new(),
-        })
+        )?;
+        let reader = StoreReader {
+            reader: store.reader(),
+            dir: Arc::new(dir.to_path_buf()),
+        };
+        Ok(SegmentStore { store, reader })
     }
 
     /// Appends one record. `offset` must be [`Self::next_offset`]: offsets
@@ -162,107 +100,23 @@ impl SegmentStore {
         timestamp_ms: i64,
         payload: &[u8],
     ) -> Result<(), LogError> {
-        let next = self.next_offset();
-        if offset != next {
-            return Err(LogError::OutOfRange {
-                requested: offset,
-                start: self.start_offset(),
-                end: next,
-            });
-        }
-        let frame_len = record::frame_len_for(payload.len()).ok_or_else(|| {
-            io::Error::new(io::ErrorKind::InvalidInput, "record payload exceeds 4 GiB")
-        })? as u64;
-        if self.should_roll(offset, frame_len) {
-            self.roll()?;
-        }
-        let relative_offset = u32::try_from(offset - self.active.base_offset())
-            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "relative offset overflow"))?;
-
-        self.scratch.clear();
-        record::encode(&mut self.scratch, offset, timestamp_ms, payload);
-        self.unsynced_data = true;
-        let appended = self.active.append(
-            &self.scratch,
-            relative_offset,
-            self.config.index_interval_bytes,
-        );
-        // Don't keep a huge buffer around after one huge record.
-        if self.scratch.capacity() > 8 << 20 {
-            self.scratch = Vec::new();
-        }
-        appended?;
-        self.reader
-            .shared
-            .next_offset
-            .store(offset + 1, Ordering::Release);
-        Ok(())
+        let timestamp = timestamp_ms.to_be_bytes();
+        Ok(self
+            .store
+            .append(offset, &record::body(&timestamp, payload))?)
     }
 
-    /// Makes every appended record durable: fsyncs the active segment, and
-    /// the directory if a segment file was created since the last sync.
+    /// Makes every appended record durable.
     pub fn sync(&mut self) -> Result<(), LogError> {
-        if self.unsynced_data {
-            self.active.sync(false)?;
-            self.unsynced_data = false;
-        }
-        if self.unsynced_dir {
-            sync_dir(&self.dir)?;
-            self.unsynced_dir = false;
-        }
-        Ok(())
+        Ok(self.store.sync()?)
     }
 
-    /// Removes every record at or after `offset`, deleting whole segments as
-    /// needed, so that the next append is at `offset`. Durable on return.
-    ///
-    /// Readers racing with a truncation may still return records read just
-    /// before it; callers only truncate what readers have not been allowed to
-    /// see (uncommitted records).
+    /// Removes every record at or after `offset`, so that the next append is
+    /// at `offset`. Durable on return. Callers only truncate what readers
+    /// have not been allowed to see (uncommitted records): readers racing
+    /// with it may still return records read just before.
     pub fn truncate_from(&mut self, offset: u64) -> Result<(), LogError> {
-        let (start, next) = (self.start_offset(), self.next_offset());
-        if offset < start || offset > next {
-            return Err(LogError::OutOfRange {
-                requested: offset,
-                start,
-                end: next,
-            });
-        }
-        if offset == next {
-            return Ok(());
-        }
-        // Find the cut before changing anything, so a corrupt segment leaves
-        // the store untouched.
-        let (keep, target) = {
-            let segments = self.reader.shared.segments();
-            let keep = segments
-                .partition_point(|s| s.base_offset() <= offset)
-                .max(1);
-            (keep, Arc::clone(&segments[keep - 1]))
-        };
-        let position = target.position_of(offset)?;
-
-        // Publish the new end first so readers stop short of the cut.
-        self.reader
-            .shared
-            .next_offset
-            .store(offset, Ordering::Release);
-        let removed: Vec<_> = self.reader.shared.segments_mut().drain(keep..).collect();
-        // Newest first, so a crash part-way leaves a gap-free prefix.
-        for segment in removed.iter().rev() {
-            segment.delete()?;
-        }
-        target.truncate_to(position)?;
-        // The target may become sealed later without being rewritten, so its
-        // index must be durable too.
-        target.sync(true)?;
-        if !removed.is_empty() {
-            sync_dir(&self.dir)?;
-        }
-        self.active = target;
-        self.unsynced_data = false;
-        self.unsynced_dir = false;
-        Ok(())
+        Ok(self.store.truncate_from(offset)?)
     }
 
     /// Records from `from` up to about `max_bytes` (see [`StoreReader::read`]).
@@ -272,58 +126,35 @@ impl SegmentStore {
 
     /// Offset of the oldest record kept.
     pub fn start_offset(&self) -> u64 {
-        self.reader.start_offset()
+        self.store.start_number()
     }
 
     /// One past the last appended record: the offset the next append takes.
     pub fn next_offset(&self) -> u64 {
-        self.reader.next_offset()
+        self.store.next_number()
     }
 
     /// A cheap, cloneable handle for reading from other threads.
     pub fn reader(&self) -> StoreReader {
         self.reader.clone()
     }
-
-    fn should_roll(&self, offset: u64, frame_len: u64) -> bool {
-        let size = self.active.size();
-        if size == 0 {
-            return false;
-        }
-        let end = size + frame_len;
-        // Index entries hold u32 positions and relative offsets.
-        end > self.config.segment_bytes
-            || end > u64::from(u32::MAX)
-            || offset - self.active.base_offset() > u64::from(u32::MAX)
-    }
-
-    /// Seals the active segment and starts a new one at `next_offset`.
-    fn roll(&mut self) -> Result<(), LogError> {
-        // Recovery only scans the last segment, so a segment must be fully
-        // durable before another follows it.
-        self.active.sync(true)?;
-        self.unsynced_data = false;
-        let segment = Arc::new(Segment::create(&self.dir, self.next_offset())?);
-        self.unsynced_dir = true;
-        self.reader.shared.segments_mut().push(Arc::clone(&segment));
-        self.active = segment;
-        Ok(())
-    }
 }
 
 /// Read access to a [`SegmentStore`] from any thread.
 #[derive(Clone)]
 pub struct StoreReader {
-    shared: Arc<Shared>,
+    reader: Reader,
+    /// For naming the partition when a record does not decode.
+    dir: Arc<PathBuf>,
 }
 
 impl StoreReader {
     pub fn start_offset(&self) -> u64 {
-        self.shared.start_offset.load(Ordering::Acquire)
+        self.reader.start_number()
     }
 
     pub fn next_offset(&self) -> u64 {
-        self.shared.next_offset.load(Ordering::Acquire)
+        self.reader.next_number()
     }
 
     /// Records from `from` to the end, up to about `max_bytes` of encoded
@@ -341,62 +172,28 @@ impl StoreReader {
         end: u64,
         max_bytes: usize,
     ) -> Result<Vec<Record>, LogError> {
-        let start = self.start_offset();
-        let end = end.min(self.next_offset());
-        if from < start || from > end {
-            return Err(LogError::OutOfRange {
-                requested: from,
-                start,
-                end,
-            });
-        }
-        if from == end {
-            return Ok(Vec::new());
-        }
-        // Take the segments we need and drop the lock before any I/O.
-        let segments: Vec<Arc<Segment>> = {
-            let all = self.shared.segments();
-            let first = all
-                .partition_point(|s| s.base_offset() <= from)
-                .saturating_sub(1);
-            all[first..].to_vec()
-        };
+        let entries = self.reader.read_range(from, end, max_bytes)?;
+        entries.into_iter().map(|e| self.decode(e)).collect()
+    }
 
-        let mut out = Vec::new();
-        let mut used = 0;
-        for (i, segment) in segments.iter().enumerate() {
-            let read = segment.read(from, end, max_bytes, &mut used, &mut out)?;
-            if read.budget_exhausted || read.next_offset >= end {
-                break;
-            }
-            // The segment ended before `end`: the next one must continue
-            // exactly there, or records are missing.
-            if segments
-                .get(i + 1)
-                .is_some_and(|next| next.base_offset() == read.next_offset)
-            {
-                continue;
-            }
-            if self.next_offset() < end {
-                // Truncated under us: stopping short is correct.
-                break;
-            }
-            return Err(LogError::Corrupt {
-                offset: read.next_offset,
-                path: segment.log_path().display().to_string(),
-                reason: "records are missing at the end of the segment".to_string(),
-            });
-        }
-        Ok(out)
+    fn decode(&self, entry: Entry) -> Result<Record, LogError> {
+        let offset = entry.number;
+        record::decode(entry).map_err(|reason| LogError::Corrupt {
+            offset,
+            path: self.dir.display().to_string(),
+            reason,
+        })
     }
 }
 
 #[cfg(test)]
 mod tests {
+    // Recovery, rolling, truncation and concurrent reads are the store's, and tested there;
+    // these check that records go through it whole and that its errors keep their facts.
     use super::*;
-    use std::io::Write;
+    use std::fs;
 
-    fn small_config() -> PartitionConfig {
+    fn config() -> PartitionConfig {
         PartitionConfig {
             segment_bytes: 1024,
             index_interval_bytes: 128,
@@ -411,7 +208,7 @@ mod tests {
         for _ in 0..count {
             let offset = store.next_offset();
             store
-                .append(offset, offset as i64, &payload(offset))
+                .append(offset, -(offset as i64), &payload(offset))
                 .expect("append");
         }
         store.sync().expect("sync");
@@ -421,469 +218,77 @@ mod tests {
         for (i, record) in records.iter().enumerate() {
             let offset = from + i as u64;
             assert_eq!(record.offset, offset);
-            assert_eq!(record.timestamp_ms, offset as i64);
+            assert_eq!(record.timestamp_ms, -(offset as i64));
             assert_eq!(record.payload[..], payload(offset)[..], "offset {offset}");
         }
     }
 
-    fn segment_files(dir: &Path) -> Vec<PathBuf> {
-        let mut files: Vec<_> = fs::read_dir(dir)
-            .expect("read_dir")
-            .map(|e| e.expect("entry").path())
-            .filter(|p| p.extension().is_some_and(|e| e == "log"))
-            .collect();
-        files.sort();
-        files
-    }
-
     #[test]
-    fn empty_directory_opens_empty() {
+    fn records_survive_rolls_truncation_and_reopen() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let store = SegmentStore::open(&dir.path().join("p0"), small_config()).expect("open");
-        assert_eq!((store.start_offset(), store.next_offset()), (0, 0));
-        assert!(store.read(0, 1024).expect("read").is_empty());
-        assert!(matches!(
-            store.read(1, 1024),
-            Err(LogError::OutOfRange { requested: 1, .. })
-        ));
-    }
-
-    #[test]
-    fn append_and_read_across_segment_rolls() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let mut store = SegmentStore::open(dir.path(), small_config()).expect("open");
-        fill(&mut store, 300);
-        assert!(segment_files(dir.path()).len() > 5, "segments rolled");
-        assert_eq!(store.next_offset(), 300);
-
-        let all = store.read(0, usize::MAX).expect("read all");
-        assert_eq!(all.len(), 300);
-        assert_records(&all, 0);
-        for from in [1, 17, 99, 150, 298, 299] {
-            let records = store.read(from, usize::MAX).expect("read");
-            assert_eq!(records.len(), (300 - from) as usize);
-            assert_records(&records, from);
-        }
-        assert!(store.read(300, 10).expect("read at end").is_empty());
-        assert!(matches!(
-            store.append(301, 0, b"gap"),
-            Err(LogError::OutOfRange {
-                requested: 301,
-                end: 300,
-                ..
-            })
-        ));
-
-        // Everything survives a reopen, and appends continue.
-        drop(store);
-        let mut store = SegmentStore::open(dir.path(), small_config()).expect("reopen");
-        assert_eq!(store.next_offset(), 300);
-        fill(&mut store, 10);
-        let records = store.read(250, usize::MAX).expect("read");
-        assert_eq!(records.len(), 60);
-        assert_records(&records, 250);
-    }
-
-    #[test]
-    fn max_bytes_is_honoured_with_at_least_one_record() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let mut store = SegmentStore::open(dir.path(), small_config()).expect("open");
-        fill(&mut store, 100);
-        // Each frame is 24 bytes of overhead plus a payload of at least 12.
-        let records = store.read(10, 200).expect("read");
-        assert!(
-            !records.is_empty() && records.len() < 10,
-            "{}",
-            records.len()
+        let mut store = SegmentStore::open(dir.path(), config()).expect("open");
+        fill(&mut store, 200);
+        assert_records(&store.read(0, usize::MAX).expect("read"), 0);
+        let reader = store.reader();
+        assert_records(&reader.read_range(50, 60, usize::MAX).expect("read"), 50);
+        assert_eq!(
+            reader.read_range(50, 60, usize::MAX).expect("read").len(),
+            10
         );
-        let bytes: usize = records
-            .iter()
-            .map(|r| r.payload.len() + record::FRAME_OVERHEAD)
-            .sum();
-        assert!(bytes <= 200);
-        assert_records(&records, 10);
-
-        let one = store.read(42, 1).expect("read");
-        assert_eq!(one.len(), 1);
-        assert_records(&one, 42);
-
-        // A record larger than the budget and the segment size is served alone.
-        let big = vec![7u8; 5000];
-        store.append(100, 0, &big).expect("append big");
-        store.append(101, 0, b"after").expect("append");
-        store.sync().expect("sync");
-        let records = store.read(100, 10).expect("read");
-        assert_eq!(records.len(), 1);
-        assert_eq!(records[0].payload.len(), 5000);
-        // Budget boundaries never skip a record when crossing segments.
-        let mut from = 0;
-        while from < store.next_offset() {
-            let records = store.read(from, 300).expect("read");
-            assert_eq!(records[0].offset, from);
-            from += records.len() as u64;
-        }
-    }
-
-    /// Every file in `dir`, by name, with its bytes.
-    fn snapshot(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
-        let mut files: Vec<_> = fs::read_dir(dir)
-            .expect("read_dir")
-            .map(|e| e.expect("entry").path())
-            .map(|p| {
-                let bytes = fs::read(&p).expect("read");
-                (p, bytes)
-            })
-            .collect();
-        files.sort();
-        files
-    }
-
-    fn quarantine_files(dir: &Path) -> Vec<PathBuf> {
-        let mut files: Vec<_> = fs::read_dir(dir)
-            .expect("read_dir")
-            .map(|e| e.expect("entry").path())
-            .filter(|p| p.to_string_lossy().contains(".torn-"))
-            .collect();
-        files.sort();
-        files
-    }
-
-    /// A store of at least 60 records over several segments, with at least
-    /// 10 in the last, dropped; returns the last segment's base offset and
-    /// file, and the number of records.
-    fn closed_store(dir: &Path) -> (u64, PathBuf, u64) {
-        let mut store = SegmentStore::open(dir, small_config()).expect("open");
-        fill(&mut store, 60);
-        while store.next_offset() - store.active.base_offset() < 10 {
-            fill(&mut store, 1);
-        }
-        let (base, count) = (store.active.base_offset(), store.next_offset());
-        drop(store);
-        (base, segment_files(dir).pop().expect("a segment"), count)
-    }
-
-    /// Reopens a store whose last segment had a torn tail from byte `cut_at`
-    /// on, and checks every record before it survived and the quarantine
-    /// file holds exactly the cut bytes.
-    fn assert_torn_tail_recovered(dir: &Path, base: u64, cut_at: u64, records: u64, cut: &[u8]) {
-        let mut store = SegmentStore::open(dir, small_config()).expect("reopen");
-        assert_eq!(store.next_offset(), records);
-        let all = store.read(0, usize::MAX).expect("read");
-        assert_eq!(all.len() as u64, records);
-        assert_records(&all, 0);
-        let last = segment_files(dir).pop().expect("a segment");
-        assert_eq!(fs::metadata(&last).expect("metadata").len(), cut_at);
-        let quarantine = dir.join(segment::quarantine_name(base, cut_at));
-        assert_eq!(quarantine_files(dir), vec![quarantine.clone()]);
-        assert_eq!(fs::read(&quarantine).expect("quarantine"), cut);
-
-        // Appending goes on from there, and a clean reopen cuts nothing more.
+        store.truncate_from(120).expect("truncate");
         fill(&mut store, 5);
         drop(store);
-        let store = SegmentStore::open(dir, small_config()).expect("reopen again");
-        assert_eq!(store.next_offset(), records + 5);
+
+        let store = SegmentStore::open(dir.path(), config()).expect("reopen");
+        assert_eq!((store.start_offset(), store.next_offset()), (0, 125));
         assert_records(&store.read(0, usize::MAX).expect("read"), 0);
-        assert_eq!(quarantine_files(dir).len(), 1);
-    }
-
-    #[test]
-    fn write_cut_short_is_a_torn_tail_and_is_quarantined() {
-        // Cut inside the last frame's payload, and inside its length field.
-        for keep in [None, Some(2)] {
-            let dir = tempfile::tempdir().expect("tempdir");
-            let (base, last, count) = closed_store(dir.path());
-            let store = SegmentStore::open(dir.path(), small_config()).expect("open");
-            let last_start = store.active.position_of(count - 1).expect("position");
-            drop(store);
-            let bytes = fs::read(&last).expect("read");
-            let end = keep.map_or(bytes.len() - 5, |k| last_start as usize + k);
-            let file = fs::OpenOptions::new()
-                .write(true)
-                .open(&last)
-                .expect("open");
-            file.set_len(end as u64).expect("cut");
-            assert_torn_tail_recovered(
-                dir.path(),
-                base,
-                last_start,
-                count - 1,
-                &bytes[last_start as usize..end],
-            );
-        }
-    }
-
-    #[test]
-    fn zero_filled_tail_is_a_torn_tail() {
-        // Zeros after the last record (a preallocated or extended file).
-        let dir = tempfile::tempdir().expect("tempdir");
-        let (base, last, count) = closed_store(dir.path());
-        let clean_len = fs::metadata(&last).expect("metadata").len();
-        let mut file = fs::OpenOptions::new()
-            .append(true)
-            .open(&last)
-            .expect("open");
-        file.write_all(&[0; 4096]).expect("write");
-        drop(file);
-        assert_torn_tail_recovered(dir.path(), base, clean_len, count, &[0; 4096]);
-
-        // Zeros over the last two records, the file length unchanged: their
-        // write reached the file size but not the data blocks.
-        let dir = tempfile::tempdir().expect("tempdir");
-        let (base, last, count) = closed_store(dir.path());
-        let store = SegmentStore::open(dir.path(), small_config()).expect("open");
-        let from = store.active.position_of(count - 2).expect("position");
-        drop(store);
-        let mut bytes = fs::read(&last).expect("read");
-        bytes[from as usize..].fill(0);
-        fs::write(&last, &bytes).expect("write");
-        assert_torn_tail_recovered(dir.path(), base, from, count - 2, &bytes[from as usize..]);
-    }
-
-    #[test]
-    fn random_garbage_tail_is_a_torn_tail() {
-        // Deciding slides over every byte of the tail; this keeps that cheap
-        // for a tail with no frame in it.
-        let dir = tempfile::tempdir().expect("tempdir");
-        let (base, last, count) = closed_store(dir.path());
-        let clean_len = fs::metadata(&last).expect("metadata").len();
-        let mut state = 0x9e37_79b9_7f4a_7c15u64;
-        let garbage: Vec<u8> = (0..(4 << 20))
-            .map(|_| {
-                // xorshift64: deterministic bytes without a dependency.
-                state ^= state << 13;
-                state ^= state >> 7;
-                state ^= state << 17;
-                state as u8
+        assert!(matches!(
+            store.read(126, 1),
+            Err(LogError::OutOfRange {
+                requested: 126,
+                start: 0,
+                end: 125
             })
-            .collect();
-        let mut file = fs::OpenOptions::new()
-            .append(true)
-            .open(&last)
-            .expect("open");
-        file.write_all(&garbage).expect("write");
-        drop(file);
-        assert_torn_tail_recovered(dir.path(), base, clean_len, count, &garbage);
+        ));
     }
 
     #[test]
-    fn a_second_tear_at_the_same_byte_keeps_the_first_quarantine_file() {
+    fn max_bytes_counts_whole_record_frames() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let (base, last, count) = closed_store(dir.path());
-        let clean_len = fs::metadata(&last).expect("metadata").len();
-        for garbage in [[0u8, 0], [0, 1]] {
-            let mut file = fs::OpenOptions::new()
-                .append(true)
-                .open(&last)
-                .expect("open");
-            file.write_all(&garbage).expect("write");
-            drop(file);
-            let store = SegmentStore::open(dir.path(), small_config()).expect("reopen");
-            assert_eq!(store.next_offset(), count);
-        }
-        let first = dir.path().join(segment::quarantine_name(base, clean_len));
-        let second = PathBuf::from(format!("{}.1", first.display()));
-        assert_eq!(
-            quarantine_files(dir.path()),
-            vec![first.clone(), second.clone()]
-        );
-        assert_eq!(fs::read(&first).expect("read"), [0, 0]);
-        assert_eq!(fs::read(&second).expect("read"), [0, 1]);
+        let mut store = SegmentStore::open(dir.path(), config()).expect("open");
+        fill(&mut store, 20);
+        let budget = record::frame_len(payload(0).len()) + record::frame_len(payload(1).len());
+        assert_eq!(store.read(0, budget).expect("read").len(), 2);
+        assert_eq!(store.read(0, budget - 1).expect("read").len(), 1);
     }
 
     #[test]
-    fn mid_segment_corruption_refuses_to_open_and_changes_nothing() {
+    fn corruption_names_offset_file_and_byte() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let (base, last, count) = closed_store(dir.path());
-        let store = SegmentStore::open(dir.path(), small_config()).expect("open");
-        // A record in the middle of the last segment, with whole records after it.
-        let victim = base + (count - base) / 2;
-        assert!(victim + 2 < count, "records follow the victim");
-        let position = store.active.position_of(victim).expect("position");
+        let mut store = SegmentStore::open(dir.path(), config()).expect("open");
+        fill(&mut store, 10);
         drop(store);
-        let clean = fs::read(&last).expect("read");
+        let segment = dir.path().join(NAMES.data_file(0));
+        let mut bytes = fs::read(&segment).expect("read");
+        let second = record::frame_len(payload(0).len());
+        bytes[second + 20] ^= 0x01;
+        fs::write(&segment, &bytes).expect("write");
 
-        // One flipped bit in the length, checksum, offset, timestamp and payload.
-        for field_byte in [3, 6, 15, 20, record::FRAME_OVERHEAD + 3] {
-            let mut bytes = clean.clone();
-            bytes[position as usize + field_byte] ^= 0x01;
-            fs::write(&last, &bytes).expect("write");
-            let before = snapshot(dir.path());
-
-            let err = SegmentStore::open(dir.path(), small_config())
-                .err()
-                .expect("corruption refuses to open");
-            match &err {
-                LogError::Corrupt { offset, path, .. } => {
-                    assert_eq!(*offset, victim, "{err}");
-                    assert_eq!(path, &last.display().to_string(), "{err}");
-                }
-                other => panic!("expected Corrupt, got {other}"),
-            }
-            let message = err.to_string();
-            assert!(
-                message.contains(&format!("at byte {position}")),
-                "{message}"
-            );
-            assert!(message.contains("nothing was changed"), "{message}");
-            assert_eq!(
-                snapshot(dir.path()),
-                before,
-                "byte {field_byte}: files changed"
-            );
-        }
-
-        // The same without the (derived) index file: it is not left behind.
-        fs::remove_file(last.with_extension("index")).expect("remove index");
-        let before = snapshot(dir.path());
-        assert!(SegmentStore::open(dir.path(), small_config()).is_err());
-        assert_eq!(
-            snapshot(dir.path()),
-            before,
-            "files changed without an index"
-        );
-
-        // Nothing was lost, so repairing the byte is enough.
-        fs::write(&last, &clean).expect("repair");
-        let store = SegmentStore::open(dir.path(), small_config()).expect("reopen");
-        assert_eq!(store.next_offset(), count);
-        assert_records(&store.read(0, usize::MAX).expect("read"), 0);
-        assert!(quarantine_files(dir.path()).is_empty());
-    }
-
-    #[test]
-    fn flipped_byte_in_the_last_record_is_a_torn_tail() {
-        // Nothing follows it, so it cannot be told from a write that did not
-        // complete: it is cut, but kept in the quarantine file.
-        let dir = tempfile::tempdir().expect("tempdir");
-        let (base, last, count) = closed_store(dir.path());
-        let store = SegmentStore::open(dir.path(), small_config()).expect("open");
-        let position = store.active.position_of(count - 1).expect("position");
-        drop(store);
-        let mut bytes = fs::read(&last).expect("read");
-        bytes[position as usize + record::FRAME_OVERHEAD + 3] ^= 0x01;
-        fs::write(&last, &bytes).expect("write");
-        let cut = &bytes[position as usize..];
-        assert_torn_tail_recovered(dir.path(), base, position, count - 1, cut);
-    }
-
-    #[test]
-    fn out_of_sequence_offset_is_corruption() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let mut store = SegmentStore::open(dir.path(), small_config()).expect("open");
-        fill(&mut store, 3);
-        drop(store);
-        // A well-formed frame carrying the wrong offset: whole and checksummed,
-        // so not the remains of a torn write.
-        let last = segment_files(dir.path()).pop().expect("a segment");
-        let clean_len = fs::metadata(&last).expect("metadata").len();
-        let mut frame = Vec::new();
-        record::encode(&mut frame, 7, 0, b"stray");
-        let mut file = fs::OpenOptions::new()
-            .append(true)
-            .open(&last)
-            .expect("open");
-        file.write_all(&frame).expect("write");
-        drop(file);
-        let before = snapshot(dir.path());
-        let err = SegmentStore::open(dir.path(), small_config())
+        let err = SegmentStore::open(dir.path(), config())
             .err()
             .expect("refuses");
-        assert!(matches!(err, LogError::Corrupt { offset: 3, .. }), "{err}");
-        assert!(
-            err.to_string().contains(&format!("at byte {clean_len}")),
-            "{err}"
-        );
-        assert_eq!(snapshot(dir.path()), before);
-    }
-
-    #[test]
-    fn missing_segment_refuses_to_open() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let mut store = SegmentStore::open(dir.path(), small_config()).expect("open");
-        fill(&mut store, 200);
-        drop(store);
-        let files = segment_files(dir.path());
-        assert!(files.len() > 4, "segments rolled");
-        fs::remove_file(&files[2]).expect("remove a segment");
-        let before = snapshot(dir.path());
-        let err = SegmentStore::open(dir.path(), small_config())
-            .err()
-            .expect("a gap refuses to open");
         match &err {
-            LogError::Corrupt { path, reason, .. } => {
-                assert_eq!(path, &files[1].display().to_string(), "{err}");
-                let next = files[3].file_name().expect("name").to_string_lossy();
-                assert!(reason.contains(&*next), "{err}");
+            LogError::Corrupt {
+                offset,
+                path,
+                reason,
+            } => {
+                assert_eq!(*offset, 1);
+                assert_eq!(path, &segment.display().to_string());
+                assert!(reason.starts_with(&format!("at byte {second}: ")), "{err}");
+                assert!(reason.contains("nothing was changed on disk"), "{err}");
             }
             other => panic!("expected Corrupt, got {other}"),
         }
-        assert_eq!(snapshot(dir.path()), before);
-    }
-
-    #[test]
-    fn truncate_from_across_segment_boundary() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let mut store = SegmentStore::open(dir.path(), small_config()).expect("open");
-        fill(&mut store, 200);
-        let segments_before = segment_files(dir.path()).len();
-        // Cut in the middle of an early segment, dropping several whole ones.
-        store.truncate_from(45).expect("truncate");
-        assert_eq!(store.next_offset(), 45);
-        assert!(segment_files(dir.path()).len() < segments_before);
-        assert_records(&store.read(0, usize::MAX).expect("read"), 0);
-        assert_eq!(store.read(0, usize::MAX).expect("read").len(), 45);
-        assert!(store.read(46, 100).is_err());
-
-        fill(&mut store, 100);
-        let records = store.read(0, usize::MAX).expect("read");
-        assert_eq!(records.len(), 145);
-        assert_records(&records, 0);
-
-        // Cutting exactly at a segment's base keeps no stray records.
-        let base = store.reader.shared.segments()[2].base_offset();
-        store.truncate_from(base).expect("truncate at base");
-        fill(&mut store, 3);
-        assert_records(&store.read(0, usize::MAX).expect("read"), 0);
-        assert_eq!(store.next_offset(), base + 3);
-
-        drop(store);
-        let store = SegmentStore::open(dir.path(), small_config()).expect("reopen");
-        assert_eq!(store.next_offset(), base + 3);
-        assert_records(&store.read(0, usize::MAX).expect("read"), 0);
-    }
-
-    #[test]
-    fn truncate_everything_and_bounds() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let mut store = SegmentStore::open(dir.path(), small_config()).expect("open");
-        fill(&mut store, 80);
-        assert!(store.truncate_from(81).is_err());
-        store.truncate_from(80).expect("no-op");
-        store.truncate_from(0).expect("truncate all");
-        assert_eq!(store.next_offset(), 0);
-        assert_eq!(segment_files(dir.path()).len(), 1);
-        fill(&mut store, 2);
-        assert_records(&store.read(0, usize::MAX).expect("read"), 0);
-    }
-
-    #[test]
-    fn readers_on_other_threads_see_consistent_prefixes() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let mut store = SegmentStore::open(dir.path(), small_config()).expect("open");
-        let reader = store.reader();
-        let handle = std::thread::spawn(move || {
-            let mut seen = 0;
-            while seen < 500 {
-                let records = reader.read(seen, 512).expect("concurrent read");
-                assert_records(&records, seen);
-                seen += records.len() as u64;
-            }
-        });
-        for offset in 0..500 {
-            store
-                .append(offset, offset as i64, &payload(offset))
-                .expect("append");
-        }
-        handle.join().expect("reader thread");
     }
 }

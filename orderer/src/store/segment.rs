@@ -1,23 +1,20 @@
-//! One segment of a partition: a `.log` file of record frames and its sparse
-//! `.index`.
+//! One segment of a store: a data file of frames and its sparse index, and the recovery scan
+//! that decides what a bad frame in it is.
 //!
-//! Files are named after the segment's base offset (the offset of its first
-//! record), zero-padded to 20 digits so that names sort like offsets:
-//! `00000000000000001234.log` and `00000000000000001234.index`.
+//! Files are named after the segment's base number (the number of its first entry), zero-padded
+//! to 20 digits so that names sort like numbers: `00000000000000001234.log` and
+//! `00000000000000001234.index` (with the store's prefix and suffixes).
 //!
-//! The index holds an entry roughly every `index_interval_bytes` of log: each
-//! entry is `[relative offset u32 BE][file position u32 BE]`, where the
-//! relative offset is the record's offset minus the base offset. Finding a
-//! record is a binary search of the (in-memory) index followed by a short
-//! forward scan. The index is a derived cache: the active segment's index is
-//! rebuilt on recovery, and a sealed segment's is rebuilt if it is missing or
-//! malformed.
+//! The index holds an entry roughly every `index_interval_bytes` of data: each entry is
+//! `[relative number u32 BE][file position u32 BE]`, where the relative number is the entry's
+//! number minus the base. Finding an entry is a binary search of the (in-memory) index followed
+//! by a short forward scan. The index is a derived cache: the active segment's index is rebuilt
+//! on recovery, and a sealed segment's is rebuilt if it is missing or malformed.
 //!
-//! Concurrency: one writer (the owner of the `SegmentStore`) appends and
-//! truncates; any number of readers read through an `Arc<Segment>`. Reads use
-//! positional I/O (`read_at`), so they share no file cursor with the writer,
-//! and they never look past `size`, which is only advanced after the bytes
-//! below it are written.
+//! Concurrency: one writer (the owner of the `Store`) appends and truncates; any number of
+//! readers read through an `Arc<Segment>`. Reads use positional I/O (`read_at`), so they share
+//! no file cursor with the writer, and they never look past `size`, which is only advanced after
+//! the bytes below it are written.
 
 use std::fs::{self, File, OpenOptions};
 use std::io;
@@ -28,64 +25,68 @@ use std::sync::{PoisonError, RwLock};
 
 use bytes::Bytes;
 
-use super::record::{self, Record, FRAME_OVERHEAD, LENGTH_FIELD_LEN};
-use super::LogError;
+use super::frame::{self, Entry, FRAME_OVERHEAD, LENGTH_FIELD_LEN};
+use super::{Names, StoreError};
 use crate::durable;
 
 const INDEX_ENTRY_LEN: usize = 8;
 /// Read size when scanning a whole segment (recovery, index rebuilds, seeks).
 const SCAN_CHUNK: usize = 1 << 20;
-/// Bounds on the read size used to serve a `read`, which otherwise follows
-/// the caller's byte budget.
+/// Bounds on the read size used to serve a `read`, which otherwise follows the caller's byte
+/// budget.
 const MIN_READ_CHUNK: usize = 16 << 10;
 const MAX_READ_CHUNK: usize = 4 << 20;
 
-/// Name of the log file of the segment starting at `base_offset`.
-pub(super) fn log_file_name(base_offset: u64) -> String {
-    format!("{base_offset:020}.log")
-}
+impl Names {
+    /// Name of the data file of the segment starting at `base`.
+    pub fn data_file(&self, base: u64) -> String {
+        format!("{}{base:020}{}", self.prefix, self.data_suffix)
+    }
 
-fn index_file_name(base_offset: u64) -> String {
-    format!("{base_offset:020}.index")
-}
+    fn index_file(&self, base: u64) -> String {
+        format!("{}{base:020}{}", self.prefix, self.index_suffix)
+    }
 
-/// Name of the file that keeps the torn tail cut off the segment starting at
-/// `base_offset`, from byte `position` on: `00000000000000001234.log.torn-5678`.
-/// (If that name is taken, `.1`, `.2`, ... is appended.) The store ignores
-/// these files; they are there for an operator to inspect or delete.
-pub(super) fn quarantine_name(base_offset: u64, position: u64) -> String {
-    format!("{}.torn-{position}", log_file_name(base_offset))
+    /// Name of the file that keeps the torn tail cut off the segment starting at `base`, from
+    /// byte `position` on: `00000000000000001234.log.torn-5678`. (If that name is taken, `.1`,
+    /// `.2`, ... is appended.) The store ignores these files; they are there for an operator to
+    /// inspect or delete.
+    pub fn quarantine_file(&self, base: u64, position: u64) -> String {
+        format!("{}.torn-{position}", self.data_file(base))
+    }
+
+    /// The base number encoded in a data file name, if `name` is one.
+    pub(super) fn parse_data_file(&self, name: &str) -> Option<u64> {
+        let digits = name
+            .strip_prefix(self.prefix)?
+            .strip_suffix(self.data_suffix)?;
+        if digits.len() != 20 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        digits.parse().ok()
+    }
 }
 
 pub(super) use crate::durable::sync_dir;
 
-/// The base offset encoded in a segment log file name, if `name` is one.
-pub(super) fn parse_log_file_name(name: &str) -> Option<u64> {
-    let digits = name.strip_suffix(".log")?;
-    if digits.len() != 20 || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    digits.parse().ok()
-}
-
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct IndexEntry {
-    relative_offset: u32,
+    relative: u32,
     position: u32,
 }
 
 impl IndexEntry {
     fn encode(self) -> [u8; INDEX_ENTRY_LEN] {
         let mut out = [0; INDEX_ENTRY_LEN];
-        out[..4].copy_from_slice(&self.relative_offset.to_be_bytes());
+        out[..4].copy_from_slice(&self.relative.to_be_bytes());
         out[4..].copy_from_slice(&self.position.to_be_bytes());
         out
     }
 
     fn decode(bytes: &[u8]) -> IndexEntry {
         IndexEntry {
-            relative_offset: u32::from_be_bytes(record::array(&bytes[..4])),
-            position: u32::from_be_bytes(record::array(&bytes[4..8])),
+            relative: u32::from_be_bytes(frame::array(&bytes[..4])),
+            position: u32::from_be_bytes(frame::array(&bytes[4..8])),
         }
     }
 }
@@ -98,46 +99,51 @@ fn needs_index_entry(position: u64, last_indexed: u64, interval: u32) -> bool {
 
 /// Where a read stopped within one segment.
 pub(super) struct SegmentRead {
-    /// The offset the next record after those returned would have.
-    pub next_offset: u64,
+    /// The number the next entry after those returned would have.
+    pub next_number: u64,
     /// True if the byte budget stopped the read (the caller must not go on
-    /// to the next segment, or it would skip a record).
+    /// to the next segment, or it would skip an entry).
     pub budget_exhausted: bool,
 }
 
 /// A whole frame with a matching checksum found by [`Segment::find_frame`].
 struct FoundFrame {
     position: u64,
-    offset: u64,
+    number: u64,
 }
 
 /// What a full scan of a segment found.
 struct Scan {
     entries: Vec<IndexEntry>,
-    records: u64,
+    count: u64,
     /// Position and description of the first torn or corrupt frame.
     bad: Option<(u64, String)>,
 }
 
 pub(super) struct Segment {
-    base_offset: u64,
-    log_path: PathBuf,
+    names: Names,
+    base: u64,
+    data_path: PathBuf,
     index_path: PathBuf,
-    log: File,
+    data: File,
     index_file: File,
-    /// Bytes of `log` holding complete records. Stored with `Release` only
+    /// Bytes of `data` holding complete frames. Stored with `Release` only
     /// after those bytes are written, so a reader loading it with `Acquire`
     /// never sees a partial frame.
     size: AtomicU64,
     index: RwLock<Vec<IndexEntry>>,
+    /// The index file did not exist before this segment was opened (opening
+    /// creates it): a refusal removes it again, to leave the directory as it
+    /// found it.
+    index_created: bool,
 }
 
 impl Segment {
     /// Creates an empty segment, replacing any leftover files of that name
     /// (they can only be the remains of a truncated-away segment).
-    pub(super) fn create(dir: &Path, base_offset: u64) -> io::Result<Segment> {
-        let log_path = dir.join(log_file_name(base_offset));
-        let index_path = dir.join(index_file_name(base_offset));
+    pub(super) fn create(dir: &Path, names: Names, base: u64) -> io::Result<Segment> {
+        let data_path = dir.join(names.data_file(base));
+        let index_path = dir.join(names.index_file(base));
         let open = |path: &Path| {
             OpenOptions::new()
                 .read(true)
@@ -147,73 +153,78 @@ impl Segment {
                 .open(path)
         };
         Ok(Segment {
-            base_offset,
-            log: open(&log_path)?,
+            names,
+            base,
+            data: open(&data_path)?,
             index_file: open(&index_path)?,
-            log_path,
+            data_path,
             index_path,
             size: AtomicU64::new(0),
             index: RwLock::new(Vec::new()),
+            index_created: false,
         })
     }
 
     /// Opens an existing segment. Its index is not loaded yet: call
-    /// [`Segment::load_index`] (sealed) or [`Segment::recover`] (active).
-    fn open(dir: &Path, base_offset: u64) -> io::Result<Segment> {
-        let log_path = dir.join(log_file_name(base_offset));
-        let index_path = dir.join(index_file_name(base_offset));
-        let log = OpenOptions::new().read(true).write(true).open(&log_path)?;
+    /// [`Segment::open_sealed`] or [`Segment::open_active`].
+    fn open(dir: &Path, names: Names, base: u64) -> io::Result<Segment> {
+        let data_path = dir.join(names.data_file(base));
+        let index_path = dir.join(names.index_file(base));
+        let index_created = !index_path.exists();
+        let data = OpenOptions::new().read(true).write(true).open(&data_path)?;
         let index_file = OpenOptions::new()
             .read(true)
             .write(true)
             .create(true)
             .truncate(false)
             .open(&index_path)?;
-        let size = log.metadata()?.len();
+        let size = data.metadata()?.len();
         Ok(Segment {
-            base_offset,
-            log_path,
+            names,
+            base,
+            data_path,
             index_path,
-            log,
+            data,
             index_file,
             size: AtomicU64::new(size),
             index: RwLock::new(Vec::new()),
+            index_created,
         })
     }
 
-    /// Opens a sealed segment, trusting its records. Its index is loaded from
-    /// disk, or rebuilt by a scan if the file is malformed.
+    /// Opens a sealed segment (one that another follows), trusting its
+    /// frames. Its index is loaded from disk, or rebuilt by a scan if the
+    /// file is missing or malformed; a bad frame found by that scan cannot be
+    /// a torn write (the segment was fsynced before the next was created), so
+    /// it fails the open and no file is changed.
     pub(super) fn open_sealed(
         dir: &Path,
-        base_offset: u64,
+        names: Names,
+        base: u64,
         interval: u32,
-    ) -> Result<Self, LogError> {
-        let had_index = dir.join(index_file_name(base_offset)).exists();
-        let segment = Segment::open(dir, base_offset)?;
-        let parsed = if had_index {
-            parse_index(&fs::read(&segment.index_path)?, segment.size())
-        } else {
+    ) -> Result<Self, StoreError> {
+        let segment = Segment::open(dir, names, base)?;
+        let parsed = if segment.index_created {
             Err("the index file is missing".to_string())
+        } else {
+            parse_index(&fs::read(&segment.index_path)?, segment.size())
         };
         match parsed {
             Ok(entries) => *segment.index_mut() = entries,
             Err(reason) => {
+                let scan = segment.scan(interval)?;
+                if let Some((position, bad)) = scan.bad {
+                    return Err(segment.refuse(
+                        base + scan.count,
+                        position,
+                        format!("{bad}; {}", sealed_damage()),
+                    ));
+                }
                 tracing::warn!(
                     path = %segment.index_path.display(),
                     %reason,
-                    "rebuilding malformed segment index"
+                    "rebuilt a malformed segment index"
                 );
-                let scan = segment.scan(interval)?;
-                if let Some((position, reason)) = &scan.bad {
-                    // Sealed records are not cut at open; reads that reach
-                    // this point will report the corruption.
-                    tracing::warn!(
-                        path = %segment.log_path.display(),
-                        position,
-                        %reason,
-                        "corrupt record in sealed segment"
-                    );
-                }
                 segment.write_index(&scan.entries)?;
                 segment.index_file.sync_data()?;
                 *segment.index_mut() = scan.entries;
@@ -222,85 +233,100 @@ impl Segment {
         Ok(segment)
     }
 
-    /// Opens the active (last) segment: scans every record and rewrites the
-    /// index from the scan. Returns the segment and the number of records it
+    /// Opens the active (last) segment: scans every frame and rewrites the
+    /// index from the scan. Returns the segment and the number of entries it
     /// holds.
     ///
     /// A bad frame is only cut off if it is a torn tail (the remains of a
     /// last write that did not complete): nothing whole and valid follows it.
     /// The cut bytes are first kept in a quarantine file beside the segment
-    /// (see [`quarantine_name`]). A bad frame followed by a valid one is
-    /// damage to acknowledged data: the open fails with
-    /// [`LogError::Corrupt`] and no file is changed.
+    /// (see [`Names::quarantine_file`]). A bad frame followed by a valid one
+    /// is damage to acknowledged data: the open fails with
+    /// [`StoreError::Corrupt`] and no file is changed.
     pub(super) fn open_active(
         dir: &Path,
-        base_offset: u64,
+        names: Names,
+        base: u64,
         interval: u32,
-    ) -> Result<(Self, u64), LogError> {
-        // Opening creates a missing index file; a refusal removes it again,
-        // so that it leaves the directory as it found it.
-        let had_index = dir.join(index_file_name(base_offset)).exists();
-        let segment = Segment::open(dir, base_offset)?;
+    ) -> Result<(Self, u64), StoreError> {
+        let segment = Segment::open(dir, names, base)?;
         let scan = segment.scan(interval)?;
         if let Some((position, reason)) = &scan.bad {
             let position = *position;
-            let offset = base_offset + scan.records;
-            if let Some(found) = segment.find_frame(position, offset)? {
+            let number = base + scan.count;
+            let noun = names.noun;
+            if let Some(found) = segment.find_frame(position, number)? {
                 let after = if found.position == position {
-                    "the frame there is whole and its checksum matches".to_string()
+                    format!(
+                        "the frame there is whole and its checksum matches (it holds {noun} {})",
+                        found.number
+                    )
                 } else {
                     format!(
-                        "a whole, valid record (offset {}) follows at byte {}",
-                        found.offset, found.position
+                        "a whole, valid frame ({noun} {}) follows at byte {}",
+                        found.number, found.position
                     )
                 };
-                if !had_index {
-                    fs::remove_file(&segment.index_path)?;
-                }
-                return Err(segment.corrupt(
-                    offset,
+                return Err(segment.refuse(
+                    number,
+                    position,
                     format!(
-                        "{reason} (at byte {position}); {after}, so this is damage, not a torn \
-                         write; nothing was changed on disk"
+                        "{reason}; {after}, so this is damage, not a torn write; nothing was \
+                         changed on disk"
                     ),
                 ));
             }
             let cut_bytes = segment.size() - position;
             let quarantine = segment.quarantine_tail(dir, position)?;
             tracing::warn!(
-                path = %segment.log_path.display(),
-                offset,
+                path = %segment.data_path.display(),
+                number,
                 position,
                 cut_bytes,
                 quarantine = %quarantine.display(),
                 %reason,
-                "cutting the torn tail of the partition log; the cut bytes are kept in the \
-                 quarantine file"
+                "cutting a torn tail; the cut bytes are kept in the quarantine file"
             );
-            segment.log.set_len(position)?;
+            segment.data.set_len(position)?;
             segment.size.store(position, Ordering::Release);
         }
         // What survived may have been written but never fsynced before a
-        // process crash; it is about to be served as committed.
-        segment.log.sync_data()?;
+        // process crash; it is about to be served as durable.
+        segment.data.sync_data()?;
         segment.write_index(&scan.entries)?;
         *segment.index_mut() = scan.entries;
-        Ok((segment, scan.records))
+        Ok((segment, scan.count))
+    }
+
+    /// The refusal to open for damage at byte `position` (entry `number`),
+    /// after removing an index file the open created.
+    pub(super) fn refuse(&self, number: u64, position: u64, reason: String) -> StoreError {
+        if self.index_created {
+            if let Err(e) = fs::remove_file(&self.index_path) {
+                return e.into();
+            }
+        }
+        StoreError::Corrupt {
+            number,
+            path: self.data_path.display().to_string(),
+            position,
+            reason,
+        }
     }
 
     /// The first whole frame with a matching checksum at or after byte
-    /// `from`, where a bad frame for record `expected` was found.
+    /// `from`, where a bad frame for entry `expected` was found.
     ///
-    /// A frame at `from` itself counts whatever offset it carries (its
+    /// A frame at `from` itself counts whatever number it carries (its
     /// checksum matched, so it is not a torn write). Past `from` the slide
-    /// goes byte by byte, and a candidate must carry an offset that a later
-    /// record of this segment could have; that cheap check comes before the
+    /// goes byte by byte, and a candidate must carry a number that a later
+    /// entry of this segment could have; that cheap check comes before the
     /// checksum, so random bytes are rejected without hashing and the slide
     /// stays about linear in the bytes left.
-    fn find_frame(&self, from: u64, expected: u64) -> Result<Option<FoundFrame>, LogError> {
+    fn find_frame(&self, from: u64, expected: u64) -> Result<Option<FoundFrame>, StoreError> {
         let size = self.size();
         let overhead = FRAME_OVERHEAD as u64;
-        // Every record takes at least `overhead` bytes.
+        // Every entry takes at least `overhead` bytes.
         let plausible = expected..=expected.saturating_add((size - from) / overhead);
         let mut window = from;
         while window + overhead <= size {
@@ -309,26 +335,28 @@ impl Segment {
             // starting inside it has its whole header in `buf`.
             let read_end = (window_end + overhead).min(size);
             let mut buf = vec![0; (read_end - window) as usize];
-            self.log.read_exact_at(&mut buf, window)?;
+            self.data.read_exact_at(&mut buf, window)?;
             for i in 0..(window_end - window) as usize {
                 let Some(header) = buf.get(i..i + FRAME_OVERHEAD) else {
                     break;
                 };
+                let header: [u8; FRAME_OVERHEAD] = frame::array(header);
                 let position = window + i as u64;
-                let Ok(frame_len) = record::frame_len(record::array(&header[..LENGTH_FIELD_LEN]))
+                let Ok(frame_len) = frame::frame_len(frame::array(&header[..LENGTH_FIELD_LEN]))
                 else {
                     continue;
                 };
                 if position + frame_len as u64 > size {
                     continue;
                 }
-                let offset = u64::from_be_bytes(record::array(&header[8..16]));
-                if position != from && !plausible.contains(&offset) {
+                let number = frame::announced_number(&header);
+                if position != from && !plausible.contains(&number) {
                     continue;
                 }
-                let stored_crc = u32::from_be_bytes(record::array(&header[4..8]));
-                if self.crc_of(position + 8, position + frame_len as u64)? == stored_crc {
-                    return Ok(Some(FoundFrame { position, offset }));
+                if self.crc_of(position + 8, position + frame_len as u64)?
+                    == frame::stored_crc(&header)
+                {
+                    return Ok(Some(FoundFrame { position, number }));
                 }
             }
             window = window_end;
@@ -336,7 +364,7 @@ impl Segment {
         Ok(None)
     }
 
-    /// CRC32C of the log bytes in `start..end`, read in bounded chunks (a
+    /// CRC32C of the data bytes in `start..end`, read in bounded chunks (a
     /// candidate frame found by [`Self::find_frame`] may announce gigabytes).
     fn crc_of(&self, start: u64, end: u64) -> io::Result<u32> {
         let mut crc = 0;
@@ -344,48 +372,44 @@ impl Segment {
         let mut buf = vec![0; SCAN_CHUNK.min((end - start) as usize)];
         while at < end {
             let n = SCAN_CHUNK.min((end - at) as usize);
-            self.log.read_exact_at(&mut buf[..n], at)?;
+            self.data.read_exact_at(&mut buf[..n], at)?;
             crc = crc32c::crc32c_append(crc, &buf[..n]);
             at += n as u64;
         }
         Ok(crc)
     }
 
-    /// Copies the log bytes from `from` to the end into a new quarantine
+    /// Copies the data bytes from `from` to the end into a new quarantine
     /// file in `dir` and makes it durable, so that cutting them off destroys
     /// nothing. Returns the quarantine file's path.
     fn quarantine_tail(&self, dir: &Path, from: u64) -> io::Result<PathBuf> {
-        let name = quarantine_name(self.base_offset, from);
-        durable::keep_tail(dir, &name, &self.log, from, self.size())
+        let name = self.names.quarantine_file(self.base, from);
+        durable::keep_tail(dir, &name, &self.data, from, self.size())
     }
 
-    pub(super) fn base_offset(&self) -> u64 {
-        self.base_offset
+    pub(super) fn base(&self) -> u64 {
+        self.base
     }
 
-    /// Bytes of complete records in the log file.
+    /// Bytes of complete frames in the data file.
     pub(super) fn size(&self) -> u64 {
         self.size.load(Ordering::Acquire)
     }
 
-    pub(super) fn log_path(&self) -> &Path {
-        &self.log_path
+    /// What one entry is called in messages.
+    pub(super) fn noun(&self) -> &'static str {
+        self.names.noun
     }
 
-    /// Appends one encoded frame whose record is `relative_offset` past the
+    /// Appends one encoded frame whose entry is `relative` past the
     /// base. The caller guarantees the frame starts below 4 GiB.
-    pub(super) fn append(
-        &self,
-        frame: &[u8],
-        relative_offset: u32,
-        interval: u32,
-    ) -> io::Result<()> {
+    pub(super) fn append(&self, frame: &[u8], relative: u32, interval: u32) -> io::Result<()> {
         let position = self.size();
-        self.log.write_all_at(frame, position)?;
+        self.data.write_all_at(frame, position)?;
         let last_indexed = self.index().last().map_or(0, |e| u64::from(e.position));
         if needs_index_entry(position, last_indexed, interval) {
             let entry = IndexEntry {
-                relative_offset,
+                relative,
                 position: u32::try_from(position).map_err(|_| {
                     io::Error::new(io::ErrorKind::InvalidInput, "segment position past 4 GiB")
                 })?,
@@ -400,9 +424,9 @@ impl Segment {
         Ok(())
     }
 
-    /// Flushes the log file (and optionally the index) to stable storage.
+    /// Flushes the data file (and optionally the index) to stable storage.
     pub(super) fn sync(&self, include_index: bool) -> io::Result<()> {
-        self.log.sync_data()?;
+        self.data.sync_data()?;
         if include_index {
             self.index_file.sync_data()?;
         }
@@ -418,22 +442,22 @@ impl Segment {
         self.index_file
             .set_len((index.len() * INDEX_ENTRY_LEN) as u64)?;
         drop(index);
-        self.log.set_len(position)
+        self.data.set_len(position)
     }
 
     /// Removes both files. Readers holding the segment keep their open
     /// handles, which stay readable on Unix.
     pub(super) fn delete(&self) -> io::Result<()> {
-        fs::remove_file(&self.log_path)?;
+        fs::remove_file(&self.data_path)?;
         match fs::remove_file(&self.index_path) {
             Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
             _ => Ok(()),
         }
     }
 
-    /// Byte position where the record `offset` starts, or the segment's end
-    /// if `offset` is one past its last record.
-    pub(super) fn position_of(&self, offset: u64) -> Result<u64, LogError> {
+    /// Byte position where the entry `offset` starts, or the segment's end
+    /// if `offset` is one past its last entry.
+    pub(super) fn position_of(&self, offset: u64) -> Result<u64, StoreError> {
         let (position, mut expected) = self.seek(offset);
         let mut cursor = Cursor::new(self, position, self.size(), SCAN_CHUNK);
         while expected < offset {
@@ -441,9 +465,11 @@ impl Segment {
             match cursor.next(expected) {
                 Ok(Some(_)) => expected += 1,
                 Ok(None) => {
-                    return Err(
-                        self.corrupt(expected, format!("segment ends before offset {offset}"))
-                    )
+                    return Err(self.corrupt(
+                        expected,
+                        cursor.position,
+                        format!("the segment ends before {} {offset}", self.names.noun),
+                    ))
                 }
                 Err(e) => return Err(self.scan_error(e, expected, frame_start)),
             }
@@ -451,9 +477,9 @@ impl Segment {
         Ok(cursor.position)
     }
 
-    /// The offset one past the segment's last record, found by reading
+    /// The number one past the segment's last entry, found by reading
     /// forward from the last index entry (a short scan).
-    pub(super) fn end_offset(&self) -> Result<u64, LogError> {
+    pub(super) fn end_number(&self) -> Result<u64, StoreError> {
         let (position, mut expected) = self.seek(u64::MAX);
         let mut cursor = Cursor::new(self, position, self.size(), SCAN_CHUNK);
         loop {
@@ -466,18 +492,18 @@ impl Segment {
         }
     }
 
-    /// Appends to `out` this segment's records in `from..end`, stopping once
+    /// Appends to `out` this segment's entries in `from..end`, stopping once
     /// `*used` (encoded bytes returned so far) would pass `max_bytes`; the
-    /// first record of a read is always returned whatever its size.
+    /// first entry of a read is always returned whatever its size.
     pub(super) fn read(
         &self,
         from: u64,
         end: u64,
         max_bytes: usize,
         used: &mut usize,
-        out: &mut Vec<Record>,
-    ) -> Result<SegmentRead, LogError> {
-        let from = from.max(self.base_offset);
+        out: &mut Vec<Entry>,
+    ) -> Result<SegmentRead, StoreError> {
+        let from = from.max(self.base);
         let (position, mut expected) = self.seek(from);
         let chunk = max_bytes
             .saturating_sub(*used)
@@ -486,63 +512,63 @@ impl Segment {
         while expected < end {
             if !out.is_empty() && *used >= max_bytes {
                 return Ok(SegmentRead {
-                    next_offset: expected,
+                    next_number: expected,
                     budget_exhausted: true,
                 });
             }
             let frame_start = cursor.position;
-            let (record, frame_len) = match cursor.next(expected) {
+            let (entry, frame_len) = match cursor.next(expected) {
                 Ok(Some(found)) => found,
                 Ok(None) => break,
                 Err(e) => return Err(self.scan_error(e, expected, frame_start)),
             };
-            if record.offset < from {
+            if entry.number < from {
                 expected += 1;
                 continue;
             }
             if !out.is_empty() && *used + frame_len > max_bytes {
                 return Ok(SegmentRead {
-                    next_offset: expected,
+                    next_number: expected,
                     budget_exhausted: true,
                 });
             }
             expected += 1;
             *used += frame_len;
-            out.push(record);
+            out.push(entry);
         }
         Ok(SegmentRead {
-            next_offset: expected,
+            next_number: expected,
             budget_exhausted: false,
         })
     }
 
-    /// The indexed position at or before `offset`, with the offset of the
-    /// record found there.
+    /// The indexed position at or before `offset`, with the number of the
+    /// entry found there.
     fn seek(&self, offset: u64) -> (u64, u64) {
-        let relative = offset.saturating_sub(self.base_offset);
+        let relative = offset.saturating_sub(self.base);
         let index = self.index();
-        let i = index.partition_point(|e| u64::from(e.relative_offset) <= relative);
+        let i = index.partition_point(|e| u64::from(e.relative) <= relative);
         match i.checked_sub(1).map(|i| index[i]) {
             Some(entry) => (
                 u64::from(entry.position),
-                self.base_offset + u64::from(entry.relative_offset),
+                self.base + u64::from(entry.relative),
             ),
-            None => (0, self.base_offset),
+            None => (0, self.base),
         }
     }
 
     /// Reads every frame from the start, building a fresh index.
-    fn scan(&self, interval: u32) -> Result<Scan, LogError> {
+    fn scan(&self, interval: u32) -> Result<Scan, StoreError> {
         let mut cursor = Cursor::new(self, 0, self.size(), SCAN_CHUNK);
         let mut scan = Scan {
             entries: Vec::new(),
-            records: 0,
+            count: 0,
             bad: None,
         };
         let mut last_indexed = 0;
         loop {
             let position = cursor.position;
-            match cursor.next(self.base_offset + scan.records) {
+            match cursor.next(self.base + scan.count) {
                 Ok(Some(_)) => {}
                 Ok(None) => return Ok(scan),
                 Err(ScanError::Bad(reason)) => {
@@ -552,11 +578,10 @@ impl Segment {
                 Err(ScanError::Io(e)) => return Err(e.into()),
             }
             if needs_index_entry(position, last_indexed, interval) {
-                match (u32::try_from(scan.records), u32::try_from(position)) {
-                    (Ok(relative_offset), Ok(position)) => scan.entries.push(IndexEntry {
-                        relative_offset,
-                        position,
-                    }),
+                match (u32::try_from(scan.count), u32::try_from(position)) {
+                    (Ok(relative), Ok(position)) => {
+                        scan.entries.push(IndexEntry { relative, position })
+                    }
                     _ => {
                         scan.bad = Some((position, "segment exceeds 4 GiB".to_string()));
                         return Ok(scan);
@@ -564,7 +589,7 @@ impl Segment {
                 }
                 last_indexed = position;
             }
-            scan.records += 1;
+            scan.count += 1;
         }
     }
 
@@ -585,25 +610,30 @@ impl Segment {
         self.index.write().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn corrupt(&self, offset: u64, reason: String) -> LogError {
-        LogError::Corrupt {
-            offset,
-            path: self.log_path.display().to_string(),
+    pub(super) fn corrupt(&self, number: u64, position: u64, reason: String) -> StoreError {
+        StoreError::Corrupt {
+            number,
+            path: self.data_path.display().to_string(),
+            position,
             reason,
         }
     }
 
-    fn scan_error(&self, error: ScanError, offset: u64, position: u64) -> LogError {
+    fn scan_error(&self, error: ScanError, number: u64, position: u64) -> StoreError {
         match error {
             ScanError::Io(e) => e.into(),
-            ScanError::Bad(reason) => {
-                self.corrupt(offset, format!("{reason} (at byte {position})"))
-            }
+            ScanError::Bad(reason) => self.corrupt(number, position, reason),
         }
     }
 }
 
-/// Checks an index file read from disk against the log it indexes.
+/// Why a bad frame in a sealed segment fails an open.
+pub(super) fn sealed_damage() -> &'static str {
+    "the segment is sealed (a later one follows it), so this is damage, not a torn write; \
+     nothing was changed on disk"
+}
+
+/// Checks an index file read from disk against the data file it indexes.
 fn parse_index(bytes: &[u8], log_size: u64) -> Result<Vec<IndexEntry>, String> {
     let chunks = bytes.chunks_exact(INDEX_ENTRY_LEN);
     if !chunks.remainder().is_empty() {
@@ -615,7 +645,7 @@ fn parse_index(bytes: &[u8], log_size: u64) -> Result<Vec<IndexEntry>, String> {
     let entries: Vec<IndexEntry> = chunks.map(IndexEntry::decode).collect();
     let increasing = entries
         .windows(2)
-        .all(|w| w[0].relative_offset < w[1].relative_offset && w[0].position < w[1].position);
+        .all(|w| w[0].relative < w[1].relative && w[0].position < w[1].position);
     if !increasing {
         return Err("entries are not strictly increasing".to_string());
     }
@@ -635,7 +665,7 @@ enum ScanError {
 }
 
 /// Walks the frames of a segment from a known frame boundary, reading the
-/// file in chunks so that small records cost no syscall each.
+/// file in chunks so that small entries cost no syscall each.
 struct Cursor<'a> {
     segment: &'a Segment,
     /// File position of the next frame.
@@ -660,9 +690,9 @@ impl<'a> Cursor<'a> {
         }
     }
 
-    /// The next record (with its frame length), which must carry offset
+    /// The next entry (with its frame length), which must carry number
     /// `expected`; `None` at the end of the readable bytes.
-    fn next(&mut self, expected: u64) -> Result<Option<(Record, usize)>, ScanError> {
+    fn next(&mut self, expected: u64) -> Result<Option<(Entry, usize)>, ScanError> {
         if self.position >= self.limit {
             return Ok(None);
         }
@@ -675,7 +705,7 @@ impl<'a> Cursor<'a> {
         let Some(prefix) = self.fill(LENGTH_FIELD_LEN)? else {
             return Ok(None);
         };
-        let frame_len = record::frame_len(record::array(&prefix)).map_err(ScanError::Bad)?;
+        let frame_len = frame::frame_len(frame::array(&prefix)).map_err(ScanError::Bad)?;
         if frame_len as u64 > remaining {
             return Err(ScanError::Bad(format!(
                 "frame of {frame_len} bytes runs past the end of the segment ({remaining} bytes left)"
@@ -684,15 +714,16 @@ impl<'a> Cursor<'a> {
         let Some(frame) = self.fill(frame_len)? else {
             return Ok(None);
         };
-        let record = record::decode(frame).map_err(ScanError::Bad)?;
-        if record.offset != expected {
+        let entry = frame::decode(frame).map_err(ScanError::Bad)?;
+        if entry.number != expected {
+            let noun = self.segment.names.noun;
             return Err(ScanError::Bad(format!(
-                "found offset {} where {expected} was expected",
-                record.offset
+                "the frame holds {noun} {} where {noun} {expected} was due",
+                entry.number
             )));
         }
         self.position += frame_len as u64;
-        Ok(Some((record, frame_len)))
+        Ok(Some((entry, frame_len)))
     }
 
     /// The `n` bytes at `position` (the caller checked they are below
@@ -705,7 +736,7 @@ impl<'a> Cursor<'a> {
         }
         let available = usize::try_from(self.limit - self.position).unwrap_or(usize::MAX);
         let mut data = vec![0; n.max(self.chunk).min(available)];
-        match self.segment.log.read_exact_at(&mut data, self.position) {
+        match self.segment.data.read_exact_at(&mut data, self.position) {
             Ok(()) => {}
             Err(e)
                 if e.kind() == io::ErrorKind::UnexpectedEof
@@ -725,14 +756,21 @@ impl<'a> Cursor<'a> {
 mod tests {
     use super::*;
 
+    const NAMES: Names = Names {
+        prefix: "",
+        data_suffix: ".log",
+        index_suffix: ".index",
+        noun: "record",
+    };
+
     fn append(segment: &Segment, offset: u64, payload: &[u8], interval: u32) {
         let mut frame = Vec::new();
-        record::encode(&mut frame, offset, 0, payload);
-        let relative = u32::try_from(offset - segment.base_offset()).expect("small");
+        frame::encode(&mut frame, offset, &[payload]);
+        let relative = u32::try_from(offset - segment.base()).expect("small");
         segment.append(&frame, relative, interval).expect("append");
     }
 
-    fn read_all(segment: &Segment, from: u64) -> Vec<Record> {
+    fn read_all(segment: &Segment, from: u64) -> Vec<Entry> {
         let mut out = Vec::new();
         let mut used = 0;
         segment
@@ -743,16 +781,27 @@ mod tests {
 
     #[test]
     fn file_names_round_trip() {
-        assert_eq!(log_file_name(1234), "00000000000000001234.log");
-        assert_eq!(parse_log_file_name("00000000000000001234.log"), Some(1234));
-        assert_eq!(parse_log_file_name("1234.log"), None);
-        assert_eq!(parse_log_file_name("00000000000000001234.index"), None);
+        assert_eq!(NAMES.data_file(1234), "00000000000000001234.log");
+        assert_eq!(
+            NAMES.parse_data_file("00000000000000001234.log"),
+            Some(1234)
+        );
+        assert_eq!(NAMES.parse_data_file("1234.log"), None);
+        assert_eq!(NAMES.parse_data_file("00000000000000001234.index"), None);
+        let blocks = Names {
+            prefix: "blocks_",
+            data_suffix: ".dat",
+            ..NAMES
+        };
+        assert_eq!(blocks.data_file(7), "blocks_00000000000000000007.dat");
+        assert_eq!(blocks.parse_data_file(&blocks.data_file(7)), Some(7));
+        assert_eq!(blocks.parse_data_file("00000000000000000007.dat"), None);
     }
 
     #[test]
     fn sparse_index_finds_every_offset() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let segment = Segment::create(dir.path(), 100).expect("create");
+        let segment = Segment::create(dir.path(), NAMES, 100).expect("create");
         for i in 0..200u64 {
             append(&segment, 100 + i, &[i as u8; 50], 256);
         }
@@ -761,8 +810,8 @@ mod tests {
         for i in 0..200u64 {
             let records = read_all(&segment, 100 + i);
             assert_eq!(records.len(), (200 - i) as usize);
-            assert_eq!(records[0].offset, 100 + i);
-            assert_eq!(records[0].payload[..], [i as u8; 50]);
+            assert_eq!(records[0].number, 100 + i);
+            assert_eq!(records[0].body[..], [i as u8; 50]);
         }
         assert_eq!(segment.position_of(300).expect("end"), segment.size());
     }
@@ -770,54 +819,54 @@ mod tests {
     #[test]
     fn reopened_sealed_segment_uses_or_rebuilds_its_index() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let segment = Segment::create(dir.path(), 0).expect("create");
+        let segment = Segment::create(dir.path(), NAMES, 0).expect("create");
         for i in 0..100u64 {
             append(&segment, i, b"0123456789", 100);
         }
         let expected = segment.index().clone();
         drop(segment);
 
-        let reopened = Segment::open_sealed(dir.path(), 0, 100).expect("open");
+        let reopened = Segment::open_sealed(dir.path(), NAMES, 0, 100).expect("open");
         assert_eq!(*reopened.index(), expected);
         drop(reopened);
 
         // A malformed index (odd length) is rebuilt from the log.
-        let index_path = dir.path().join(index_file_name(0));
+        let index_path = dir.path().join(NAMES.index_file(0));
         fs::write(&index_path, [1, 2, 3]).expect("write");
-        let reopened = Segment::open_sealed(dir.path(), 0, 100).expect("open");
+        let reopened = Segment::open_sealed(dir.path(), NAMES, 0, 100).expect("open");
         assert_eq!(*reopened.index(), expected);
-        assert_eq!(read_all(&reopened, 57)[0].offset, 57);
+        assert_eq!(read_all(&reopened, 57)[0].number, 57);
     }
 
     #[test]
     fn truncate_drops_records_and_index_entries() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let segment = Segment::create(dir.path(), 0).expect("create");
+        let segment = Segment::create(dir.path(), NAMES, 0).expect("create");
         for i in 0..50u64 {
             append(&segment, i, b"abcdefghij", 64);
         }
         let position = segment.position_of(20).expect("position");
         segment.truncate_to(position).expect("truncate");
         assert_eq!(read_all(&segment, 0).len(), 20);
-        assert!(segment.index().iter().all(|e| e.relative_offset < 20));
+        assert!(segment.index().iter().all(|e| e.relative < 20));
         append(&segment, 20, b"new", 64);
         let records = read_all(&segment, 19);
         assert_eq!(records.len(), 2);
-        assert_eq!(&records[1].payload[..], b"new");
+        assert_eq!(&records[1].body[..], b"new");
     }
 
     #[test]
     fn sealed_corruption_is_reported_not_skipped() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let segment = Segment::create(dir.path(), 0).expect("create");
+        let segment = Segment::create(dir.path(), NAMES, 0).expect("create");
         for i in 0..10u64 {
             append(&segment, i, b"abcdefghij", 4096);
         }
         let position = segment.position_of(5).expect("position");
         // Flip a payload byte of record 5.
         segment
-            .log
-            .write_all_at(&[0xff], position + record::FRAME_OVERHEAD as u64)
+            .data
+            .write_all_at(&[0xff], position + FRAME_OVERHEAD as u64)
             .expect("write");
         let mut out = Vec::new();
         let mut used = 0;
@@ -825,6 +874,9 @@ mod tests {
             .read(0, u64::MAX, usize::MAX, &mut used, &mut out)
             .err()
             .expect("corruption detected");
-        assert!(matches!(err, LogError::Corrupt { offset: 5, .. }), "{err}");
+        assert!(
+            matches!(err, StoreError::Corrupt { number: 5, .. }),
+            "{err}"
+        );
     }
 }
