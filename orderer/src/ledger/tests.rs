@@ -6,9 +6,22 @@ use bytes::Bytes;
 use ordo_proto::common::{Block, BlockData, BlockHeader, BlockMetadata};
 use prost::Message;
 
-use super::format::{block_file_name, encode_frame, FRAME_HEADER_LEN, INDEX_ENTRY_LEN, INDEX_FILE};
-use super::recovery::quarantine_name;
-use super::{Ledger, LedgerConfig, LedgerError};
+use super::{Ledger, LedgerConfig, LedgerError, NAMES};
+use crate::store::{self, FRAME_OVERHEAD};
+
+const FRAME_HEADER_LEN: u64 = FRAME_OVERHEAD as u64;
+
+/// The block file whose first block is `base`.
+fn block_file_name(base: u64) -> String {
+    NAMES.data_file(base)
+}
+
+/// The store frame holding `bytes` as block `number`.
+fn encode_frame(number: u64, bytes: &[u8]) -> Vec<u8> {
+    let mut frame = Vec::new();
+    store::encode(&mut frame, number, &[bytes]);
+    frame
+}
 
 fn block(number: u64, payload_len: usize) -> Block {
     // Vary the payload by block number so reading back the wrong block cannot pass.
@@ -32,7 +45,7 @@ fn block(number: u64, payload_len: usize) -> Block {
 
 fn small_files() -> LedgerConfig {
     // Room for about two 100-byte-payload blocks per file.
-    LedgerConfig { file_bytes: 300 }
+    LedgerConfig { file_bytes: 320 }
 }
 
 fn append_blocks(ledger: &Ledger, range: std::ops::Range<u64>) {
@@ -55,17 +68,37 @@ fn assert_blocks(ledger: &Ledger, count: u64) {
     assert_eq!(ledger.block_bytes(count).expect("read past end"), None);
 }
 
-fn block_file_count(dir: &Path) -> usize {
-    fs::read_dir(dir)
+/// The block files in `dir`, in block order.
+fn block_files(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut files: Vec<_> = fs::read_dir(dir)
         .expect("read dir")
-        .filter(|e| {
-            e.as_ref()
-                .expect("dir entry")
-                .file_name()
-                .to_string_lossy()
-                .starts_with("blocks_")
+        .map(|e| e.expect("dir entry").path())
+        .filter(|p| {
+            let name = p.file_name().expect("name").to_string_lossy();
+            name.starts_with("blocks_") && name.ends_with(".dat")
         })
-        .count()
+        .collect();
+    files.sort();
+    files
+}
+
+fn block_file_count(dir: &Path) -> usize {
+    block_files(dir).len()
+}
+
+/// The sparse index files in `dir`, in block order.
+fn index_files(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut files: Vec<_> = block_files(dir)
+        .iter()
+        .map(|p| p.with_extension("index"))
+        .collect();
+    files.retain(|p| p.exists());
+    files
+}
+
+/// A ledger with an index entry every 64 bytes, so that small test blocks get entries.
+fn open_densely_indexed(dir: &Path, config: LedgerConfig) -> Ledger {
+    Ledger::open_indexed(dir, config, 64).expect("open")
 }
 
 fn file_len(path: &Path) -> u64 {
@@ -124,7 +157,7 @@ fn assert_refused_unchanged(dir: &Path, config: LedgerConfig, path: &Path, offse
 
 /// Checks the quarantine file for a tail cut from `offset` of block file 0 holds `cut`.
 fn assert_quarantined(dir: &Path, offset: u64, cut: &[u8]) {
-    let quarantine = dir.join(quarantine_name(0, offset));
+    let quarantine = dir.join(NAMES.quarantine_file(0, offset));
     assert_eq!(quarantine_files(dir), vec![quarantine.clone()]);
     assert_eq!(fs::read(&quarantine).expect("read quarantine"), cut);
 }
@@ -154,13 +187,13 @@ fn append_and_read_across_file_rolls_then_reopen() {
         assert_eq!(ledger.last_block().expect("last"), Some(block(9, 100)));
     }
     assert!(block_file_count(dir.path()) >= 4, "block files should roll");
-    for n in 0..block_file_count(dir.path()) as u32 {
-        assert!(file_len(&dir.path().join(block_file_name(n))) <= 300);
+    for path in block_files(dir.path()) {
+        assert!(file_len(&path) <= 320);
     }
     assert_eq!(
-        file_len(&dir.path().join(INDEX_FILE)),
-        10 * INDEX_ENTRY_LEN,
-        "index holds one entry per block"
+        index_files(dir.path()).len(),
+        block_file_count(dir.path()),
+        "every block file has its index"
     );
 
     let ledger = Ledger::open(dir.path(), small_files()).expect("reopen");
@@ -229,7 +262,6 @@ fn torn_tail_recovered_and_appending_continues() {
             frame_start,
             &raw[frame_start as usize..(frame_start + left) as usize],
         );
-        assert_eq!(file_len(&dir.path().join(INDEX_FILE)), 4 * INDEX_ENTRY_LEN);
 
         append_blocks(&ledger, 4..6);
         assert_blocks(&ledger, 6);
@@ -316,7 +348,9 @@ fn mid_file_corruption_refuses_to_open_and_changes_nothing() {
     // flipped bit in the length, the checksum, the block header and the payload.
     for without_index in [false, true] {
         if without_index {
-            fs::remove_file(dir.path().join(INDEX_FILE)).expect("remove index");
+            for index in index_files(dir.path()) {
+                fs::remove_file(index).expect("remove index");
+            }
         }
         for at in [3, 6, 10, 60] {
             let mut raw = clean.clone();
@@ -349,31 +383,44 @@ fn mid_file_corruption_refuses_to_open_and_changes_nothing() {
 #[test]
 fn lost_index_entries_rebuilt_from_block_files() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let ledger = Ledger::open(dir.path(), small_files()).expect("open");
+    let ledger = open_densely_indexed(dir.path(), small_files());
     append_blocks(&ledger, 0..10);
     drop(ledger);
-    let index = dir.path().join(INDEX_FILE);
+    let indexes = index_files(dir.path());
+    assert_eq!(indexes.len(), block_file_count(dir.path()));
+    let clean: Vec<Vec<u8>> = indexes.iter().map(|p| fs::read(p).expect("read")).collect();
+    assert!(
+        clean.iter().all(|raw| !raw.is_empty()),
+        "every file is indexed"
+    );
 
-    // Lost entries plus a torn entry.
-    set_file_len(&index, 3 * INDEX_ENTRY_LEN + 5);
-    let ledger = Ledger::open(dir.path(), small_files()).expect("reopen");
+    // A torn entry in every index: each is rebuilt from its block file.
+    for index in &indexes {
+        set_file_len(index, 5);
+    }
+    let ledger = open_densely_indexed(dir.path(), small_files());
     assert_blocks(&ledger, 10);
-    assert_eq!(file_len(&index), 10 * INDEX_ENTRY_LEN);
+    let rebuilt: Vec<Vec<u8>> = indexes.iter().map(|p| fs::read(p).expect("read")).collect();
+    assert_eq!(rebuilt, clean);
     drop(ledger);
 
     // No index at all.
-    fs::remove_file(&index).expect("remove index");
-    let ledger = Ledger::open(dir.path(), small_files()).expect("reopen without index");
+    for index in &indexes {
+        fs::remove_file(index).expect("remove index");
+    }
+    let ledger = open_densely_indexed(dir.path(), small_files());
     assert_blocks(&ledger, 10);
     append_blocks(&ledger, 10..12);
     assert_blocks(&ledger, 12);
     drop(ledger);
 
     // Garbage where entries should be (what an unsynced index can hold after power loss).
-    let mut raw = fs::read(&index).expect("read index");
-    raw[4 * INDEX_ENTRY_LEN as usize..].fill(0);
-    fs::write(&index, raw).expect("write index");
-    let ledger = Ledger::open(dir.path(), small_files()).expect("reopen with zeroed index");
+    for index in index_files(dir.path()) {
+        let mut raw = fs::read(&index).expect("read index");
+        raw.extend_from_slice(&[0; 16]);
+        fs::write(&index, raw).expect("write index");
+    }
+    let ledger = open_densely_indexed(dir.path(), small_files());
     assert_blocks(&ledger, 12);
 }
 
@@ -413,8 +460,7 @@ fn frame_with_wrong_block_number_refuses_to_open() {
     let good_len = file_len(&path);
     let mut raw = fs::read(&path).expect("read block file");
     for n in [7, 3] {
-        let bytes = block(n, 100).encode_to_vec();
-        raw.extend_from_slice(&encode_frame(&bytes, bytes.len() as u32));
+        raw.extend_from_slice(&encode_frame(n, &block(n, 100).encode_to_vec()));
     }
     fs::write(&path, &raw).expect("write block file");
 
@@ -430,10 +476,12 @@ fn corruption_in_earlier_file_refuses_to_open() {
     drop(ledger);
     assert!(block_file_count(dir.path()) >= 4);
 
-    // Lose the index, so recovery must scan from the start, and damage block file 1's first
-    // frame. Whatever follows in that file, block file 2 shows this is not a torn tail.
-    fs::remove_file(dir.path().join(INDEX_FILE)).expect("remove index");
-    let path = dir.path().join(block_file_name(1));
+    // Lose the indexes, so recovery must scan the sealed files, and damage the second block
+    // file's first frame. Whatever follows in that file, the third shows this is not a torn tail.
+    for index in index_files(dir.path()) {
+        fs::remove_file(index).expect("remove index");
+    }
+    let path = block_files(dir.path())[1].clone();
     let mut raw = fs::read(&path).expect("read block file");
     raw[FRAME_HEADER_LEN as usize + 20] ^= 0xff;
     fs::write(&path, &raw).expect("write block file");
@@ -448,7 +496,7 @@ fn missing_block_file_refuses_to_open() {
     let ledger = Ledger::open(dir.path(), small_files()).expect("open");
     append_blocks(&ledger, 0..10);
     drop(ledger);
-    fs::remove_file(dir.path().join(block_file_name(1))).expect("remove block file");
+    fs::remove_file(&block_files(dir.path())[1]).expect("remove block file");
     match Ledger::open(dir.path(), small_files()) {
         Err(LedgerError::Corrupt(_)) => {}
         Err(other) => panic!("expected Corrupt, got {other:?}"),
@@ -459,17 +507,18 @@ fn missing_block_file_refuses_to_open() {
 #[test]
 fn read_detects_corruption_in_an_old_file() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let ledger = Ledger::open(dir.path(), small_files()).expect("open");
+    let ledger = open_densely_indexed(dir.path(), small_files());
     append_blocks(&ledger, 0..10);
     drop(ledger);
 
-    // Recovery only re-verifies the last file, so this opens; the read must still catch it.
+    // Recovery reads a sealed file only from its last index entry on (to check where it ends),
+    // so damage before that opens; the read must still catch it.
     let path = dir.path().join(block_file_name(0));
     let mut raw = fs::read(&path).expect("read block file");
     raw[FRAME_HEADER_LEN as usize + 20] ^= 0xff;
     fs::write(&path, &raw).expect("write block file");
 
-    let ledger = Ledger::open(dir.path(), small_files()).expect("reopen");
+    let ledger = open_densely_indexed(dir.path(), small_files());
     assert_eq!(ledger.height(), 10);
     assert!(matches!(ledger.block(0), Err(LedgerError::Corrupt(_))));
     assert_eq!(ledger.block(9).expect("read"), Some(block(9, 100)));

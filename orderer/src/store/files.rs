@@ -73,52 +73,31 @@ impl Store {
         }
         bases.sort_unstable();
 
-        let interval = config.index_interval_bytes;
         let mut segments = Vec::with_capacity(bases.len().max(1));
-        let next_number = match bases.split_last() {
+        let next_number = match bases.last() {
             None => {
                 segments.push(Arc::new(Segment::create(dir, names, 0)?));
                 sync_dir(dir)?;
                 0
             }
-            Some((&last, sealed)) => {
-                for (i, &base) in sealed.iter().enumerate() {
-                    let segment = Segment::open_sealed(dir, names, base, interval)?;
-                    // A missing or overlapping segment would otherwise only show when a
-                    // read reaches it; checking the ends costs a short scan per segment.
-                    let end = match segment.end_number() {
-                        Ok(end) => end,
-                        Err(StoreError::Corrupt {
-                            number,
-                            position,
-                            reason,
-                            ..
-                        }) => {
-                            return Err(segment.refuse(
-                                number,
-                                position,
-                                format!("{reason}; {}", segment::sealed_damage()),
-                            ))
+            Some(&last) => {
+                let mut rebuilt = Vec::new();
+                let opened = open_segments(dir, &config, &bases, &mut segments, &mut rebuilt);
+                let count = match opened {
+                    Ok(count) => count,
+                    Err(e) => {
+                        // A refusal leaves the directory as it was, so index files this open
+                        // created for earlier segments go again.
+                        for segment in &segments {
+                            segment.remove_created_index()?;
                         }
-                        Err(e) => return Err(e),
-                    };
-                    let next_base = bases[i + 1];
-                    if end != next_base {
-                        return Err(segment.refuse(
-                            end.min(next_base),
-                            segment.size(),
-                            format!(
-                                "the segment ends at {noun} {end} but the next segment file, {}, \
-                                 starts at {noun} {next_base}; nothing was changed on disk",
-                                names.data_file(next_base),
-                                noun = names.noun,
-                            ),
-                        ));
+                        return Err(e);
                     }
-                    segments.push(Arc::new(segment));
+                };
+                // Only now that the open succeeded are rebuilt indexes written.
+                for segment in rebuilt {
+                    segment.write_rebuilt_index()?;
                 }
-                let (active, count) = Segment::open_active(dir, names, last, interval)?;
-                segments.push(Arc::new(active));
                 last + count
             }
         };
@@ -299,6 +278,65 @@ impl Store {
         self.active = segment;
         Ok(())
     }
+}
+
+/// Opens the segments starting at `bases` (sorted, at least one) into `segments`: the sealed
+/// ones trusted but checked to end where the next begins, the last one recovered. Sealed
+/// segments whose index was rebuilt go into `rebuilt` too. Returns the number of entries in the
+/// last segment.
+fn open_segments(
+    dir: &Path,
+    config: &StoreConfig,
+    bases: &[u64],
+    segments: &mut Vec<Arc<Segment>>,
+    rebuilt: &mut Vec<Arc<Segment>>,
+) -> Result<u64, StoreError> {
+    let (names, interval) = (config.names, config.index_interval_bytes);
+    let Some((&last, sealed)) = bases.split_last() else {
+        return Ok(0);
+    };
+    for (i, &base) in sealed.iter().enumerate() {
+        let (segment, index_rebuilt) = Segment::open_sealed(dir, names, base, interval)?;
+        let segment = Arc::new(segment);
+        segments.push(Arc::clone(&segment));
+        if index_rebuilt {
+            rebuilt.push(Arc::clone(&segment));
+        }
+        // A missing or overlapping segment would otherwise only show when a read reaches it;
+        // checking the ends costs a short scan per segment.
+        let end = match segment.end_number() {
+            Ok(end) => end,
+            Err(StoreError::Corrupt {
+                number,
+                position,
+                reason,
+                ..
+            }) => {
+                return Err(segment.refuse(
+                    number,
+                    position,
+                    format!("{reason}; {}", segment::sealed_damage()),
+                ))
+            }
+            Err(e) => return Err(e),
+        };
+        let next_base = bases[i + 1];
+        if end != next_base {
+            return Err(segment.refuse(
+                end.min(next_base),
+                segment.size(),
+                format!(
+                    "the segment ends at {noun} {end} but the next segment file, {}, starts at \
+                     {noun} {next_base}; nothing was changed on disk",
+                    names.data_file(next_base),
+                    noun = names.noun,
+                ),
+            ));
+        }
+    }
+    let (active, count) = Segment::open_active(dir, names, last, interval)?;
+    segments.push(Arc::new(active));
+    Ok(count)
 }
 
 /// Read access to a [`Store`] from any thread.

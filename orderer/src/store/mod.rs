@@ -29,7 +29,7 @@ mod frame;
 mod segment;
 
 pub use files::{Reader, Store};
-pub use frame::{frame_len_for, Entry, FRAME_OVERHEAD};
+pub use frame::{encode, frame_len_for, Entry, FRAME_OVERHEAD};
 
 /// How a store's files are named, and what its entries are called in messages.
 #[derive(Clone, Copy, Debug)]

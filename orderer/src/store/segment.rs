@@ -194,15 +194,17 @@ impl Segment {
 
     /// Opens a sealed segment (one that another follows), trusting its
     /// frames. Its index is loaded from disk, or rebuilt by a scan if the
-    /// file is missing or malformed; a bad frame found by that scan cannot be
-    /// a torn write (the segment was fsynced before the next was created), so
-    /// it fails the open and no file is changed.
+    /// file is missing or malformed (the `bool` says so: the caller writes it
+    /// with [`Self::write_rebuilt_index`] once the whole open succeeded); a
+    /// bad frame found by that scan cannot be a torn write (the segment was
+    /// fsynced before the next was created), so it fails the open and no
+    /// file is changed.
     pub(super) fn open_sealed(
         dir: &Path,
         names: Names,
         base: u64,
         interval: u32,
-    ) -> Result<Self, StoreError> {
+    ) -> Result<(Self, bool), StoreError> {
         let segment = Segment::open(dir, names, base)?;
         let parsed = if segment.index_created {
             Err("the index file is missing".to_string())
@@ -210,7 +212,10 @@ impl Segment {
             parse_index(&fs::read(&segment.index_path)?, segment.size())
         };
         match parsed {
-            Ok(entries) => *segment.index_mut() = entries,
+            Ok(entries) => {
+                *segment.index_mut() = entries;
+                Ok((segment, false))
+            }
             Err(reason) => {
                 let scan = segment.scan(interval)?;
                 if let Some((position, bad)) = scan.bad {
@@ -223,14 +228,19 @@ impl Segment {
                 tracing::warn!(
                     path = %segment.index_path.display(),
                     %reason,
-                    "rebuilt a malformed segment index"
+                    "rebuilding a malformed segment index"
                 );
-                segment.write_index(&scan.entries)?;
-                segment.index_file.sync_data()?;
                 *segment.index_mut() = scan.entries;
+                Ok((segment, true))
             }
         }
-        Ok(segment)
+    }
+
+    /// Writes and syncs the index rebuilt by [`Self::open_sealed`].
+    pub(super) fn write_rebuilt_index(&self) -> io::Result<()> {
+        let entries = self.index().clone();
+        self.write_index(&entries)?;
+        self.index_file.sync_data()
     }
 
     /// Opens the active (last) segment: scans every frame and rewrites the
@@ -301,16 +311,27 @@ impl Segment {
     /// The refusal to open for damage at byte `position` (entry `number`),
     /// after removing an index file the open created.
     pub(super) fn refuse(&self, number: u64, position: u64, reason: String) -> StoreError {
-        if self.index_created {
-            if let Err(e) = fs::remove_file(&self.index_path) {
-                return e.into();
-            }
+        if let Err(e) = self.remove_created_index() {
+            return e.into();
         }
         StoreError::Corrupt {
             number,
             path: self.data_path.display().to_string(),
             position,
             reason,
+        }
+    }
+
+    /// Removes the index file if this open created it: part of leaving the
+    /// directory as it was when an open is refused.
+    pub(super) fn remove_created_index(&self) -> io::Result<()> {
+        if !self.index_created {
+            return Ok(());
+        }
+        match fs::remove_file(&self.index_path) {
+            // Already removed, by the refusal itself.
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            removed => removed,
         }
     }
 
@@ -826,15 +847,22 @@ mod tests {
         let expected = segment.index().clone();
         drop(segment);
 
-        let reopened = Segment::open_sealed(dir.path(), NAMES, 0, 100).expect("open");
+        let (reopened, rebuilt) = Segment::open_sealed(dir.path(), NAMES, 0, 100).expect("open");
+        assert!(!rebuilt);
         assert_eq!(*reopened.index(), expected);
         drop(reopened);
 
         // A malformed index (odd length) is rebuilt from the log.
         let index_path = dir.path().join(NAMES.index_file(0));
         fs::write(&index_path, [1, 2, 3]).expect("write");
-        let reopened = Segment::open_sealed(dir.path(), NAMES, 0, 100).expect("open");
+        let (reopened, rebuilt) = Segment::open_sealed(dir.path(), NAMES, 0, 100).expect("open");
+        assert!(rebuilt);
         assert_eq!(*reopened.index(), expected);
+        reopened.write_rebuilt_index().expect("write index");
+        assert_eq!(
+            fs::read(&index_path).expect("read").len(),
+            expected.len() * 8
+        );
         assert_eq!(read_all(&reopened, 57)[0].number, 57);
     }
 
