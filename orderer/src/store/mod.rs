@@ -7,7 +7,8 @@
 //!
 //! * `frame`: the on-disk frame (length, CRC32C, entry number, body);
 //! * `segment`: one data file of frames, named after its first entry's number, with its sparse
-//!   `.index`, and the recovery scan of that file;
+//!   `.index` and the scan that reads it back; `segment::recovery` decides what a bad frame found
+//!   at open is (torn tail or damage);
 //! * `files` ([`Store`], [`Reader`]): the ordered segments of one directory: open and recover,
 //!   append, sync, roll, truncate; one writer, concurrent readers.
 //!

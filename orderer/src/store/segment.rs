@@ -1,5 +1,5 @@
-//! One segment of a store: a data file of frames and its sparse index, and the recovery scan
-//! that decides what a bad frame in it is.
+//! One segment of a store: a data file of frames, its sparse index, and the scan that reads it
+//! back (what a bad frame found at open is, torn tail or damage, is decided in `recovery`).
 //!
 //! Files are named after the segment's base number (the number of its first entry), zero-padded
 //! to 20 digits so that names sort like numbers: `00000000000000001234.log` and
@@ -25,9 +25,8 @@ use std::sync::{PoisonError, RwLock};
 
 use bytes::Bytes;
 
-use super::frame::{self, Entry, FRAME_OVERHEAD, LENGTH_FIELD_LEN};
+use super::frame::{self, Entry, LENGTH_FIELD_LEN};
 use super::{Names, StoreError};
-use crate::durable;
 
 const INDEX_ENTRY_LEN: usize = 8;
 /// Read size when scanning a whole segment (recovery, index rebuilds, seeks).
@@ -68,6 +67,9 @@ impl Names {
 }
 
 pub(super) use crate::durable::sync_dir;
+pub(super) use recovery::sealed_damage;
+
+mod recovery;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct IndexEntry {
@@ -104,12 +106,6 @@ pub(super) struct SegmentRead {
     /// True if the byte budget stopped the read (the caller must not go on
     /// to the next segment, or it would skip an entry).
     pub budget_exhausted: bool,
-}
-
-/// A whole frame with a matching checksum found by [`Segment::find_frame`].
-struct FoundFrame {
-    position: u64,
-    number: u64,
 }
 
 /// What a full scan of a segment found.
@@ -241,171 +237,6 @@ impl Segment {
         let entries = self.index().clone();
         self.write_index(&entries)?;
         self.index_file.sync_data()
-    }
-
-    /// Opens the active (last) segment: scans every frame and rewrites the
-    /// index from the scan. Returns the segment and the number of entries it
-    /// holds.
-    ///
-    /// A bad frame is only cut off if it is a torn tail (the remains of a
-    /// last write that did not complete): nothing whole and valid follows it.
-    /// The cut bytes are first kept in a quarantine file beside the segment
-    /// (see [`Names::quarantine_file`]). A bad frame followed by a valid one
-    /// is damage to acknowledged data: the open fails with
-    /// [`StoreError::Corrupt`] and no file is changed.
-    pub(super) fn open_active(
-        dir: &Path,
-        names: Names,
-        base: u64,
-        interval: u32,
-    ) -> Result<(Self, u64), StoreError> {
-        let segment = Segment::open(dir, names, base)?;
-        let scan = segment.scan(interval)?;
-        if let Some((position, reason)) = &scan.bad {
-            let position = *position;
-            let number = base + scan.count;
-            let noun = names.noun;
-            if let Some(found) = segment.find_frame(position, number)? {
-                let after = if found.position == position {
-                    format!(
-                        "the frame there is whole and its checksum matches (it holds {noun} {})",
-                        found.number
-                    )
-                } else {
-                    format!(
-                        "a whole, valid frame ({noun} {}) follows at byte {}",
-                        found.number, found.position
-                    )
-                };
-                return Err(segment.refuse(
-                    number,
-                    position,
-                    format!(
-                        "{reason}; {after}, so this is damage, not a torn write; nothing was \
-                         changed on disk"
-                    ),
-                ));
-            }
-            let cut_bytes = segment.size() - position;
-            let quarantine = segment.quarantine_tail(dir, position)?;
-            tracing::warn!(
-                path = %segment.data_path.display(),
-                number,
-                position,
-                cut_bytes,
-                quarantine = %quarantine.display(),
-                %reason,
-                "cutting a torn tail; the cut bytes are kept in the quarantine file"
-            );
-            segment.data.set_len(position)?;
-            segment.size.store(position, Ordering::Release);
-        }
-        // What survived may have been written but never fsynced before a
-        // process crash; it is about to be served as durable.
-        segment.data.sync_data()?;
-        segment.write_index(&scan.entries)?;
-        *segment.index_mut() = scan.entries;
-        Ok((segment, scan.count))
-    }
-
-    /// The refusal to open for damage at byte `position` (entry `number`),
-    /// after removing an index file the open created.
-    pub(super) fn refuse(&self, number: u64, position: u64, reason: String) -> StoreError {
-        if let Err(e) = self.remove_created_index() {
-            return e.into();
-        }
-        StoreError::Corrupt {
-            number,
-            path: self.data_path.display().to_string(),
-            position,
-            reason,
-        }
-    }
-
-    /// Removes the index file if this open created it: part of leaving the
-    /// directory as it was when an open is refused.
-    pub(super) fn remove_created_index(&self) -> io::Result<()> {
-        if !self.index_created {
-            return Ok(());
-        }
-        match fs::remove_file(&self.index_path) {
-            // Already removed, by the refusal itself.
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-            removed => removed,
-        }
-    }
-
-    /// The first whole frame with a matching checksum at or after byte
-    /// `from`, where a bad frame for entry `expected` was found.
-    ///
-    /// A frame at `from` itself counts whatever number it carries (its
-    /// checksum matched, so it is not a torn write). Past `from` the slide
-    /// goes byte by byte, and a candidate must carry a number that a later
-    /// entry of this segment could have; that cheap check comes before the
-    /// checksum, so random bytes are rejected without hashing and the slide
-    /// stays about linear in the bytes left.
-    fn find_frame(&self, from: u64, expected: u64) -> Result<Option<FoundFrame>, StoreError> {
-        let size = self.size();
-        let overhead = FRAME_OVERHEAD as u64;
-        // Every entry takes at least `overhead` bytes.
-        let plausible = expected..=expected.saturating_add((size - from) / overhead);
-        let mut window = from;
-        while window + overhead <= size {
-            let window_end = (window + SCAN_CHUNK as u64).min(size);
-            // Take a header's worth past the window, so every candidate
-            // starting inside it has its whole header in `buf`.
-            let read_end = (window_end + overhead).min(size);
-            let mut buf = vec![0; (read_end - window) as usize];
-            self.data.read_exact_at(&mut buf, window)?;
-            for i in 0..(window_end - window) as usize {
-                let Some(header) = buf.get(i..i + FRAME_OVERHEAD) else {
-                    break;
-                };
-                let header: [u8; FRAME_OVERHEAD] = frame::array(header);
-                let position = window + i as u64;
-                let Ok(frame_len) = frame::frame_len(frame::array(&header[..LENGTH_FIELD_LEN]))
-                else {
-                    continue;
-                };
-                if position + frame_len as u64 > size {
-                    continue;
-                }
-                let number = frame::announced_number(&header);
-                if position != from && !plausible.contains(&number) {
-                    continue;
-                }
-                if self.crc_of(position + 8, position + frame_len as u64)?
-                    == frame::stored_crc(&header)
-                {
-                    return Ok(Some(FoundFrame { position, number }));
-                }
-            }
-            window = window_end;
-        }
-        Ok(None)
-    }
-
-    /// CRC32C of the data bytes in `start..end`, read in bounded chunks (a
-    /// candidate frame found by [`Self::find_frame`] may announce gigabytes).
-    fn crc_of(&self, start: u64, end: u64) -> io::Result<u32> {
-        let mut crc = 0;
-        let mut at = start;
-        let mut buf = vec![0; SCAN_CHUNK.min((end - start) as usize)];
-        while at < end {
-            let n = SCAN_CHUNK.min((end - at) as usize);
-            self.data.read_exact_at(&mut buf[..n], at)?;
-            crc = crc32c::crc32c_append(crc, &buf[..n]);
-            at += n as u64;
-        }
-        Ok(crc)
-    }
-
-    /// Copies the data bytes from `from` to the end into a new quarantine
-    /// file in `dir` and makes it durable, so that cutting them off destroys
-    /// nothing. Returns the quarantine file's path.
-    fn quarantine_tail(&self, dir: &Path, from: u64) -> io::Result<PathBuf> {
-        let name = self.names.quarantine_file(self.base, from);
-        durable::keep_tail(dir, &name, &self.data, from, self.size())
     }
 
     pub(super) fn base(&self) -> u64 {
@@ -648,12 +479,6 @@ impl Segment {
     }
 }
 
-/// Why a bad frame in a sealed segment fails an open.
-pub(super) fn sealed_damage() -> &'static str {
-    "the segment is sealed (a later one follows it), so this is damage, not a torn write; \
-     nothing was changed on disk"
-}
-
 /// Checks an index file read from disk against the data file it indexes.
 fn parse_index(bytes: &[u8], log_size: u64) -> Result<Vec<IndexEntry>, String> {
     let chunks = bytes.chunks_exact(INDEX_ENTRY_LEN);
@@ -776,6 +601,7 @@ impl<'a> Cursor<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::FRAME_OVERHEAD;
 
     const NAMES: Names = Names {
         prefix: "",
