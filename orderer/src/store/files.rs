@@ -124,14 +124,14 @@ impl Store {
     }
 
     /// Appends one entry, whose body is the concatenation of `body`'s parts.
-    /// `offset` must be [`Self::next_number`]: numbers are explicit so that
+    /// `number` must be [`Self::next_number`]: numbers are explicit so that
     /// a replicated log can use its own indexes. Not durable until
     /// [`Self::sync`].
-    pub fn append(&mut self, offset: u64, body: &[&[u8]]) -> Result<(), StoreError> {
+    pub fn append(&mut self, number: u64, body: &[&[u8]]) -> Result<(), StoreError> {
         let next = self.next_number();
-        if offset != next {
+        if number != next {
             return Err(StoreError::OutOfRange {
-                requested: offset,
+                requested: number,
                 start: self.start_number(),
                 end: next,
             });
@@ -140,20 +140,18 @@ impl Store {
         let frame_len = frame::frame_len_for(body_len)
             .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "entry exceeds 4 GiB"))?
             as u64;
-        if self.should_roll(offset, frame_len) {
+        if self.should_roll(number, frame_len) {
             self.roll()?;
         }
-        let relative_offset = u32::try_from(offset - self.active.base())
-            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "relative offset overflow"))?;
+        let relative = u32::try_from(number - self.active.base())
+            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "relative number overflow"))?;
 
         self.scratch.clear();
-        frame::encode(&mut self.scratch, offset, body);
+        frame::encode(&mut self.scratch, number, body);
         self.unsynced_data = true;
-        let appended = self.active.append(
-            &self.scratch,
-            relative_offset,
-            self.config.index_interval_bytes,
-        );
+        let appended =
+            self.active
+                .append(&self.scratch, relative, self.config.index_interval_bytes);
         // Don't keep a huge buffer around after one huge entry.
         if self.scratch.capacity() > 8 << 20 {
             self.scratch = Vec::new();
@@ -162,7 +160,7 @@ impl Store {
         self.reader
             .shared
             .next_number
-            .store(offset + 1, Ordering::Release);
+            .store(number + 1, Ordering::Release);
         Ok(())
     }
 
@@ -180,38 +178,38 @@ impl Store {
         Ok(())
     }
 
-    /// Removes every entry at or after `offset`, deleting whole segments as
-    /// needed, so that the next append is at `offset`. Durable on return.
+    /// Removes every entry at or after `number`, deleting whole segments as
+    /// needed, so that the next append is at `number`. Durable on return.
     ///
     /// Readers racing with a truncation may still return entries read just
     /// before it; callers only truncate what readers have not been allowed to
     /// see (uncommitted entries).
-    pub fn truncate_from(&mut self, offset: u64) -> Result<(), StoreError> {
+    pub fn truncate_from(&mut self, number: u64) -> Result<(), StoreError> {
         let (start, next) = (self.start_number(), self.next_number());
-        if offset < start || offset > next {
+        if number < start || number > next {
             return Err(StoreError::OutOfRange {
-                requested: offset,
+                requested: number,
                 start,
                 end: next,
             });
         }
-        if offset == next {
+        if number == next {
             return Ok(());
         }
         // Find the cut before changing anything, so a corrupt segment leaves
         // the store untouched.
         let (keep, target) = {
             let segments = self.reader.shared.segments();
-            let keep = segments.partition_point(|s| s.base() <= offset).max(1);
+            let keep = segments.partition_point(|s| s.base() <= number).max(1);
             (keep, Arc::clone(&segments[keep - 1]))
         };
-        let position = target.position_of(offset)?;
+        let position = target.position_of(number)?;
 
         // Publish the new end first so readers stop short of the cut.
         self.reader
             .shared
             .next_number
-            .store(offset, Ordering::Release);
+            .store(number, Ordering::Release);
         let removed: Vec<_> = self.reader.shared.segments_mut().drain(keep..).collect();
         // Newest first, so a crash part-way leaves a gap-free prefix.
         for segment in removed.iter().rev() {
@@ -250,7 +248,7 @@ impl Store {
         self.reader.clone()
     }
 
-    fn should_roll(&self, offset: u64, frame_len: u64) -> bool {
+    fn should_roll(&self, number: u64, frame_len: u64) -> bool {
         let size = self.active.size();
         if size == 0 {
             return false;
@@ -259,7 +257,7 @@ impl Store {
         // Index entries hold u32 positions and relative numbers.
         end > self.config.segment_bytes
             || end > u64::from(u32::MAX)
-            || offset - self.active.base() > u64::from(u32::MAX)
+            || number - self.active.base() > u64::from(u32::MAX)
     }
 
     /// Seals the active segment and starts a new one at `next_number`.
@@ -854,6 +852,68 @@ mod tests {
             other => panic!("expected Corrupt, got {other}"),
         }
         assert_eq!(snapshot(dir.path()), before);
+    }
+
+    #[test]
+    fn bad_frame_in_a_sealed_segment_refuses_to_open_and_changes_nothing() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut store = Store::open(dir.path(), small_config()).expect("open");
+        fill(&mut store, 200);
+        drop(store);
+        let files = segment_files(dir.path());
+        assert!(files.len() > 4, "segments rolled");
+        let sealed = &files[1];
+        let clean = fs::read(sealed).expect("read");
+        let refused = |at: u64| {
+            let before = snapshot(dir.path());
+            let err = Store::open(dir.path(), small_config())
+                .err()
+                .expect("refuses");
+            match &err {
+                StoreError::Corrupt {
+                    path,
+                    position,
+                    reason,
+                    ..
+                } => {
+                    assert_eq!(path, &sealed.display().to_string(), "{err}");
+                    assert_eq!(*position, at, "{err}");
+                    assert!(reason.contains("the segment is sealed"), "{err}");
+                    assert!(reason.contains("nothing was changed on disk"), "{err}");
+                }
+                other => panic!("expected Corrupt, got {other}"),
+            }
+            assert_eq!(snapshot(dir.path()), before, "files changed: {err}");
+        };
+
+        // In its last frame, past its last index entry: found by the check of where it ends.
+        let last_start = {
+            let store = Store::open(dir.path(), small_config()).expect("open");
+            let segments = store.reader.shared.segments();
+            let next_base = segments[2].base();
+            segments[1].position_of(next_base - 1).expect("position")
+        };
+        let mut bytes = clean.clone();
+        let end = bytes.len();
+        bytes[end - 3] ^= 0x01;
+        fs::write(sealed, &bytes).expect("write");
+        refused(last_start);
+
+        // Anywhere, once the indexes are lost: found by the scan that rebuilds them, which then
+        // neither writes them nor leaves new index files behind.
+        let mut bytes = clean.clone();
+        bytes[frame::FRAME_OVERHEAD + 2] ^= 0x01;
+        fs::write(sealed, &bytes).expect("write");
+        for file in &files {
+            fs::remove_file(file.with_extension("index")).expect("remove index");
+        }
+        refused(0);
+
+        // Repaired, it opens with every record, and the indexes are back.
+        fs::write(sealed, &clean).expect("repair");
+        let store = Store::open(dir.path(), small_config()).expect("reopen");
+        assert_records(&store.read(0, usize::MAX).expect("read"), 0);
+        assert!(files.iter().all(|f| f.with_extension("index").exists()));
     }
 
     #[test]

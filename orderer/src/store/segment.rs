@@ -93,8 +93,8 @@ impl IndexEntry {
     }
 }
 
-/// Whether a record starting at `position` gets an index entry, given the
-/// position of the last indexed record (the segment start counts as indexed).
+/// Whether an entry starting at `position` gets an index entry, given the
+/// position of the last indexed entry (the segment start counts as indexed).
 fn needs_index_entry(position: u64, last_indexed: u64, interval: u32) -> bool {
     position > 0 && position - last_indexed >= u64::from(interval)
 }
@@ -307,12 +307,12 @@ impl Segment {
         }
     }
 
-    /// Byte position where the entry `offset` starts, or the segment's end
-    /// if `offset` is one past its last entry.
-    pub(super) fn position_of(&self, offset: u64) -> Result<u64, StoreError> {
-        let (position, mut expected) = self.seek(offset);
+    /// Byte position where the entry `number` starts, or the segment's end
+    /// if `number` is one past its last entry.
+    pub(super) fn position_of(&self, number: u64) -> Result<u64, StoreError> {
+        let (position, mut expected) = self.seek(number);
         let mut cursor = Cursor::new(self, position, self.size(), SCAN_CHUNK);
-        while expected < offset {
+        while expected < number {
             let frame_start = cursor.position;
             match cursor.next(expected) {
                 Ok(Some(_)) => expected += 1,
@@ -320,7 +320,7 @@ impl Segment {
                     return Err(self.corrupt(
                         expected,
                         cursor.position,
-                        format!("the segment ends before {} {offset}", self.names.noun),
+                        format!("the segment ends before {} {number}", self.names.noun),
                     ))
                 }
                 Err(e) => return Err(self.scan_error(e, expected, frame_start)),
@@ -394,10 +394,10 @@ impl Segment {
         })
     }
 
-    /// The indexed position at or before `offset`, with the number of the
+    /// The indexed position at or before `number`, with the number of the
     /// entry found there.
-    fn seek(&self, offset: u64) -> (u64, u64) {
-        let relative = offset.saturating_sub(self.base);
+    fn seek(&self, number: u64) -> (u64, u64) {
+        let relative = number.saturating_sub(self.base);
         let index = self.index();
         let i = index.partition_point(|e| u64::from(e.relative) <= relative);
         match i.checked_sub(1).map(|i| index[i]) {
@@ -499,7 +499,7 @@ fn parse_index(bytes: &[u8], log_size: u64) -> Result<Vec<IndexEntry>, String> {
         .last()
         .is_some_and(|e| u64::from(e.position) >= log_size)
     {
-        return Err("an entry points past the end of the log".to_string());
+        return Err("an entry points past the end of the data file".to_string());
     }
     Ok(entries)
 }
