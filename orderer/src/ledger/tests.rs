@@ -345,7 +345,7 @@ fn mid_file_corruption_refuses_to_open_and_changes_nothing() {
     let victim_start = genesis_len + 2 * frame_len;
 
     // Block 3 of 6, with the index and without it (recovery then scans from block 0): one
-    // flipped bit in the length, the checksum, the block header and the payload.
+    // flipped bit in the length, the checksum, the frame's block number and the block bytes.
     for without_index in [false, true] {
         if without_index {
             for index in index_files(dir.path()) {

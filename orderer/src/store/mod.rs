@@ -20,7 +20,13 @@
 //!   frame there with nothing whole and valid after it. Its bytes are first copied, durably, to
 //!   `<file>.torn-<byte>` beside it, then cut off;
 //! * a bad frame followed by a whole, valid one is damage to acknowledged data: the open fails
-//!   with [`StoreError::Corrupt`], naming the file and byte, and no file is changed.
+//!   with [`StoreError::Corrupt`], naming the file and byte, and no file is changed (an index
+//!   the open rebuilt is written only once the whole open succeeded).
+//!
+//! Cost: the last segment is read whole at open; a sealed one only from its last index entry on
+//! (to check it ends where the next begins), or whole if its index must be rebuilt, so restart
+//! time does not grow with the data kept. Damage elsewhere in a sealed segment shows on the read
+//! that reaches it, as [`StoreError::Corrupt`], never as a skipped entry.
 //!
 //! What stays with the users: when to fsync (the log group-commits, the ledger syncs each block),
 //! what a reader may see (the log's high watermark, the ledger's height), and what an entry holds.
