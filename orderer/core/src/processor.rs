@@ -378,3 +378,246 @@ fn authorize(
     check_tx_id(parsed)?;
     Ok(Entry::encode_envelope(envelope, config))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::envelope::build;
+    use crate::identity::Signer;
+    use crate::policy::tests::config;
+
+    struct Fixture {
+        admin: Signer,
+        writer: Signer,
+        policy: Arc<ChannelPolicy>,
+    }
+
+    fn fixture() -> Fixture {
+        let admin = Signer::generate("Org1MSP");
+        let writer = Signer::generate("Org1MSP");
+        let orderer = Signer::generate("OrdererMSP");
+        let policy = Arc::new(ChannelPolicy::new(config(&admin, &writer, &orderer)).unwrap());
+        Fixture {
+            admin,
+            writer,
+            policy,
+        }
+    }
+
+    fn tx(signer: &Signer) -> Envelope {
+        build(
+            signer,
+            "ch",
+            HeaderType::EndorserTransaction,
+            Bytes::from_static(b"tx"),
+        )
+    }
+
+    fn resigned(signer: &Signer, envelope: &Envelope, edit: impl FnOnce(&mut Headers)) -> Envelope {
+        use ordo_proto::common::{ChannelHeader, Header, Payload, SignatureHeader};
+        use prost::Message;
+        let mut headers = Headers::decode(envelope.payload.clone()).unwrap();
+        edit(&mut headers);
+        let payload = Payload {
+            header: Some(Header {
+                channel_header: ChannelHeader {
+                    r#type: headers.header_type,
+                    channel_id: headers.channel_id,
+                    tx_id: headers.tx_id,
+                    timestamp: headers.timestamp,
+                    ..Default::default()
+                }
+                .encode_to_vec()
+                .into(),
+                signature_header: SignatureHeader {
+                    creator: headers.creator,
+                    nonce: headers.nonce,
+                }
+                .encode_to_vec()
+                .into(),
+            }),
+            data: headers.data,
+        }
+        .encode_to_vec();
+        let signature = signer.sign(&payload);
+        Envelope {
+            payload: payload.into(),
+            signature: Bytes::copy_from_slice(&signature),
+        }
+    }
+
+    /// Admits `batch` on a node that serves channel "ch" under `f.policy`.
+    fn admit(f: &Fixture, batch: &[Envelope]) -> Vec<Result<Admitted<()>, Rejection>> {
+        admit_on(f, batch, true)
+    }
+
+    fn admit_on(
+        f: &Fixture,
+        batch: &[Envelope],
+        healthy: bool,
+    ) -> Vec<Result<Admitted<()>, Rejection>> {
+        let mut processor = Processor::new(Duration::from_secs(15 * 60));
+        processor.admit(SystemTime::now(), batch, |id| {
+            (id == "ch").then(|| ChannelView {
+                handle: (),
+                policy: f.policy.clone(),
+                healthy,
+            })
+        })
+    }
+
+    fn status_of(f: &Fixture, envelope: Envelope) -> Status {
+        match admit(f, &[envelope]).pop().unwrap() {
+            Ok(_) => Status::Success,
+            Err(r) => r.status,
+        }
+    }
+
+    #[test]
+    fn a_good_envelope_becomes_its_record() {
+        let f = fixture();
+        let env = tx(&f.writer);
+        let admitted = admit(&f, std::slice::from_ref(&env))
+            .pop()
+            .unwrap()
+            .unwrap();
+        assert_eq!(admitted.record, Entry::encode_envelope(&env, false));
+        assert_eq!(admitted.config_sequence, 0);
+    }
+
+    #[test]
+    fn each_failure_has_its_status() {
+        let f = fixture();
+        let env = tx(&f.writer);
+        let garbage = Envelope {
+            payload: Bytes::from_static(b"\xff\xff\xff"),
+            signature: Bytes::from_static(b"s"),
+        };
+        assert_eq!(status_of(&f, garbage), Status::BadRequest);
+        let unsigned = Envelope {
+            signature: Bytes::new(),
+            ..env.clone()
+        };
+        assert_eq!(status_of(&f, unsigned), Status::BadRequest);
+        let bad_creator = resigned(&f.writer, &env, |h| h.creator = Bytes::from_static(b"\xff"));
+        assert_eq!(status_of(&f, bad_creator), Status::BadRequest);
+        let undated = resigned(&f.writer, &env, |h| h.timestamp = None);
+        assert_eq!(status_of(&f, undated), Status::BadRequest);
+        let elsewhere = resigned(&f.writer, &env, |h| h.channel_id = "other".into());
+        assert_eq!(status_of(&f, elsewhere), Status::NotFound);
+        assert_eq!(
+            admit_on(&f, std::slice::from_ref(&env), false)[0]
+                .as_ref()
+                .unwrap_err()
+                .status,
+            Status::ServiceUnavailable
+        );
+        let large = resigned(&f.writer, &env, |h| h.data = vec![0; 2000].into());
+        assert_eq!(status_of(&f, large), Status::RequestEntityTooLarge);
+        let mut forged = env.clone();
+        let mut sig = forged.signature.to_vec();
+        sig[0] ^= 1;
+        forged.signature = sig.into();
+        assert_eq!(status_of(&f, forged), Status::Forbidden);
+        assert_eq!(status_of(&f, tx(&f.admin)), Status::Forbidden);
+        let seek = resigned(&f.writer, &env, |h| {
+            h.header_type = HeaderType::DeliverSeekInfo as i32
+        });
+        assert_eq!(status_of(&f, seek), Status::BadRequest);
+        let wrong_id = resigned(&f.writer, &env, |h| h.tx_id = "00".into());
+        assert_eq!(status_of(&f, wrong_id), Status::BadRequest);
+    }
+
+    #[test]
+    fn timestamps_outside_the_window_are_refused() {
+        let f = fixture();
+        let env = tx(&f.writer);
+        let mut parsed = parse(&env, &mut CreatorCache::default()).unwrap();
+        let window = Duration::from_secs(15 * 60);
+        let now = SystemTime::now();
+        check_timestamp(&parsed, now, window).unwrap();
+        let minutes = |m: u64| Duration::from_secs(m * 60);
+        check_timestamp(&parsed, now + minutes(14), window).unwrap();
+        check_timestamp(&parsed, now - minutes(14), window).unwrap();
+        for skewed in [now + minutes(16), now - minutes(16)] {
+            let refused = check_timestamp(&parsed, skewed, window).unwrap_err();
+            assert_eq!(refused.status, Status::BadRequest, "{}", refused.info);
+        }
+        check_timestamp(&parsed, now + minutes(60), Duration::ZERO).unwrap();
+        parsed.headers.timestamp = None;
+        assert_eq!(
+            check_timestamp(&parsed, now, window).unwrap_err().status,
+            Status::BadRequest
+        );
+    }
+
+    #[test]
+    fn a_batch_stops_at_its_first_refusal_and_singles_out_bad_signatures() {
+        let f = fixture();
+        let mut batch: Vec<Envelope> = (0..5).map(|_| tx(&f.writer)).collect();
+        let mut sig = batch[3].signature.to_vec();
+        sig[10] ^= 1;
+        batch[3].signature = sig.into();
+        let admitted = admit(&f, &batch);
+        assert_eq!(admitted.len(), 4);
+        assert!(admitted[..3].iter().all(|a| a.is_ok()));
+        assert_eq!(admitted[3].as_ref().unwrap_err().status, Status::Forbidden);
+    }
+
+    #[test]
+    fn config_updates_need_an_admin_and_the_next_sequence() {
+        let f = fixture();
+        let mut next = f.policy.config().clone();
+        next.sequence = 1;
+        next.batch_timeout = Duration::from_millis(50);
+        let update = |signer: &Signer, cfg: &ChannelConfig| {
+            build(signer, "ch", HeaderType::Config, cfg.encode())
+        };
+        let good = update(&f.admin, &next);
+        let admitted = admit(&f, std::slice::from_ref(&good))
+            .pop()
+            .unwrap()
+            .unwrap();
+        assert_eq!(admitted.record, Entry::encode_envelope(&good, true));
+        // The assembler's check of the same record agrees, and yields the new configuration.
+        let canonical = Entry::decode(&admitted.record);
+        let Some(Entry::Config(canonical)) = canonical else {
+            panic!("not a config record: {canonical:?}");
+        };
+        let installed = recheck_config_record(&f.policy, &canonical).unwrap();
+        assert_eq!(installed.batch_timeout(), Duration::from_millis(50));
+
+        let by_writer = admit(&f, &[update(&f.writer, &next)]).pop().unwrap();
+        let refused = by_writer.unwrap_err();
+        assert_eq!(refused.status, Status::Forbidden);
+        assert!(
+            refused.info.contains("may not reconfigure"),
+            "{}",
+            refused.info
+        );
+        let mut stale = next.clone();
+        stale.sequence = 0;
+        let refused = admit(&f, &[update(&f.admin, &stale)])
+            .pop()
+            .unwrap()
+            .unwrap_err();
+        assert_eq!(refused.status, Status::BadRequest);
+        assert!(refused.info.contains("sequence"), "{}", refused.info);
+        let mut broken = next.clone();
+        broken.consenters.clear();
+        assert_eq!(status_of(&f, update(&f.admin, &broken)), Status::BadRequest);
+
+        // A record whose signature was tampered with after admission is refused by the assembler.
+        let (envelope, _) = Headers::of_canonical(&canonical).unwrap();
+        let mut sig = envelope.signature.to_vec();
+        sig[0] ^= 1;
+        let tampered = Envelope {
+            signature: sig.into(),
+            ..envelope
+        };
+        use prost::Message;
+        let refused =
+            recheck_config_record(&f.policy, &tampered.encode_to_vec().into()).unwrap_err();
+        assert_eq!(refused.status, Status::Forbidden);
+    }
+}

@@ -1,4 +1,5 @@
-//! Broadcast: validate each envelope, produce it to its channel's log, answer once committed.
+//! Broadcast: admit each envelope (`ordo_core::processor`), produce it to its channel's log, answer
+//! once committed. This module only streams and batches; the rules are the processor's.
 //!
 //! Answers come in request order, one per envelope. Envelopes that have already arrived are
 //! validated together, so their signatures are checked in one batch; commits are awaited
