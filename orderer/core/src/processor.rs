@@ -25,6 +25,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use ordo_proto::common::{Envelope, HeaderType, Status};
+use prost::Message;
 
 use crate::config::ChannelConfig;
 use crate::entry::Entry;
@@ -194,12 +195,14 @@ pub fn recheck_config_record(
     policy: &ChannelPolicy,
     canonical: &Bytes,
 ) -> Result<ChannelPolicy, Rejection> {
-    let (envelope, headers) =
-        Headers::of_canonical(canonical).map_err(|e| Rejection::bad_request(e.to_string()))?;
+    let bad = |e: &dyn std::fmt::Display| Rejection::bad_request(e.to_string());
+    let envelope = Envelope::decode(canonical.clone()).map_err(|e| bad(&e))?;
+    // Required as Broadcast requires them, so a record is judged the same on every path.
+    let headers = Headers::of_request(&envelope).map_err(|e| bad(&e))?;
     let identity = policy
         .msp()
         .deserialize(&headers.creator)
-        .map_err(|e| Rejection::bad_request(e.to_string()))?;
+        .map_err(|e| bad(&e))?;
     if !policy
         .msp()
         .verify(&identity, &envelope.payload, &envelope.signature)
@@ -238,8 +241,13 @@ pub struct Processor {
 impl Processor {
     /// `time_window` is Fabric's `General.Authentication.TimeWindow` (zero: off).
     pub fn new(time_window: Duration) -> Self {
+        Self::with_creators(time_window, CreatorCache::default())
+    }
+
+    /// [`Processor::new`], decoding creators through `creators` (another MSP's decoder).
+    pub fn with_creators(time_window: Duration, creators: CreatorCache) -> Self {
         Processor {
-            creators: CreatorCache::default(),
+            creators,
             time_window,
         }
     }
