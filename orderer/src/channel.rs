@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use bytes::Bytes;
-use ordo_proto::common::{Block, Envelope, HeaderType};
+use ordo_proto::common::Block;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
@@ -21,7 +21,6 @@ use ordo_core::dedup::{self, PastBlock, TxWindow};
 use ordo_core::entry::Entry;
 use ordo_core::identity::Signer;
 use ordo_core::policy::{config_from_block, ChannelPolicy};
-use ordo_core::validate::{self, Parsed, Rejection};
 use ordo_core::writer::{BlockInfo, BlockWriter};
 
 /// How much the consumer reads from the log at a time.
@@ -192,44 +191,6 @@ impl Channel {
     fn fail(&self, what: &str, error: &dyn std::fmt::Display) {
         tracing::error!(channel = %self.id, error = %error, "{what}; the channel stops serving");
         self.healthy.send_replace(false);
-    }
-
-    /// Broadcast's check that needs no signature: the size limit.
-    pub fn check_size(&self, parsed: &Parsed) -> Result<(), Rejection> {
-        validate::check_size(parsed, self.policy().absolute_max_bytes())
-    }
-
-    /// Broadcast's checks once the signature is verified: policy (writers, or admins and a valid
-    /// next configuration for a CONFIG envelope), then tx_id. Returns the log record to produce.
-    pub fn authorize(&self, envelope: &Envelope, parsed: &Parsed) -> Result<Bytes, Rejection> {
-        let policy = self.policy();
-        let config = parsed.header_type == HeaderType::Config as i32;
-        if config {
-            if !policy.is_admin(&parsed.creator) {
-                return Err(Rejection::forbidden(format!(
-                    "{} may not reconfigure channel {}",
-                    parsed.creator.mspid, self.id
-                )));
-            }
-            policy
-                .check_config_update(parsed, envelope)
-                .map_err(Rejection::bad_request)?;
-        } else if !matches!(
-            HeaderType::try_from(parsed.header_type),
-            Ok(HeaderType::Message | HeaderType::EndorserTransaction) | Err(_)
-        ) {
-            return Err(Rejection::bad_request(format!(
-                "header type {} cannot be broadcast",
-                parsed.header_type
-            )));
-        } else if !policy.can_write(&parsed.creator) {
-            return Err(Rejection::forbidden(format!(
-                "{} may not write to channel {}",
-                parsed.creator.mspid, self.id
-            )));
-        }
-        validate::check_tx_id(parsed)?;
-        Ok(Entry::encode_envelope(envelope, config))
     }
 
     /// Produces a record to the channel's log; resolves once it is committed.

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, bail, Context};
 use clap::Args;
 use ed25519_dalek::{Signature, VerifyingKey};
-use ordo_core::identity::{Creator, Signer};
+use ordo_core::identity::Signer;
 use ordo_core::policy::config_from_block;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -137,7 +137,9 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<Report> {
         .first()
         .ok_or_else(|| anyhow!("the channel has no genesis block"))?;
     let settings = ChannelSettings::from_config(
-        &config_from_block(genesis).map_err(|e| anyhow!("genesis block: {e}"))?,
+        &config_from_block(genesis)
+            .map_err(|e| anyhow!("genesis block: {e}"))?
+            .to_proto(),
         &args.fsync,
     );
     for block in &chain {
@@ -329,9 +331,7 @@ fn verify_sample(
     envelopes: &[ordo_proto::common::Envelope],
     signer: &Signer,
 ) -> anyhow::Result<Vec<(Vec<u8>, Signature, VerifyingKey)>> {
-    let key = Creator::parse(signer.creator())
-        .map_err(|e| anyhow!(e))?
-        .key;
+    let key = ordo_core::identity::parse_public_key(&signer.public_key())?;
     envelopes
         .iter()
         .map(|env| {

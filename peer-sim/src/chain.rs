@@ -2,17 +2,19 @@
 //! consenters named in the genesis configuration), and each transaction at most once.
 
 use std::collections::HashSet;
+use std::sync::Arc;
 
 use anyhow::{anyhow, bail};
 use ordo_core::block;
 use ordo_core::envelope::stored_tx_id;
-use ordo_core::identity::Creator;
-use ordo_core::policy::config_from_block;
+use ordo_core::identity::Msp;
+use ordo_core::policy::{config_from_block, ChannelPolicy};
 use ordo_proto::common::Block;
 
 #[derive(Default)]
 pub struct ChainVerifier {
-    orderers: Vec<Creator>,
+    /// Who signs blocks: the MSP of the configuration in force (none before the genesis block).
+    orderers: Option<Arc<dyn Msp>>,
     previous: Option<[u8; 32]>,
     next: u64,
     seen: HashSet<String>,
@@ -50,19 +52,14 @@ impl ChainVerifier {
             // The genesis block is the root of trust (as a peer's join block is): it names the
             // orderers whose signatures every later block must carry.
             let config = config_from_block(block).map_err(|e| anyhow!("genesis block: {e}"))?;
-            self.orderers = config
-                .consenters
-                .iter()
-                .map(|c| {
-                    Ok(Creator {
-                        mspid: c.mspid.clone(),
-                        key: ordo_core::identity::parse_public_key(&c.public_key)
-                            .map_err(|e| anyhow!(e))?,
-                    })
-                })
-                .collect::<anyhow::Result<_>>()?;
+            let policy = ChannelPolicy::new(config).map_err(|e| anyhow!("genesis block: {e}"))?;
+            self.orderers = Some(policy.msp().clone());
         } else {
-            block::verify_signature(block, &self.orderers)?;
+            let orderers = self
+                .orderers
+                .as_deref()
+                .ok_or_else(|| anyhow!("block {number} before the genesis block"))?;
+            block::verify_signature(block, orderers)?;
         }
         let mut tx_ids = Vec::with_capacity(data.len());
         for (i, envelope) in data.iter().enumerate() {
@@ -74,18 +71,9 @@ impl ChainVerifier {
             tx_ids.push(tx_id);
         }
         if number > 0 {
-            if let Ok(config) = config_from_block(block) {
+            if let Ok(policy) = config_from_block(block).and_then(ChannelPolicy::new) {
                 // A config block changes the orderer set from the next block on.
-                self.orderers = config
-                    .consenters
-                    .iter()
-                    .filter_map(|c| {
-                        Some(Creator {
-                            mspid: c.mspid.clone(),
-                            key: ordo_core::identity::parse_public_key(&c.public_key).ok()?,
-                        })
-                    })
-                    .collect();
+                self.orderers = Some(policy.msp().clone());
             }
         }
         self.previous = Some(hash);

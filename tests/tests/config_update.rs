@@ -20,7 +20,7 @@ async fn config_block_stands_alone_and_its_rules_apply() {
     let admin = orderer.signer(); // the development client is the channel's admin too
 
     let chain = client.read_chain().await.unwrap();
-    let mut config = config_from_block(&chain[0]).unwrap();
+    let mut config = config_from_block(&chain[0]).unwrap().to_proto();
     config.sequence = 1;
     config.batch_size.as_mut().unwrap().max_message_count = 5;
     let update = build(

@@ -12,14 +12,13 @@
 //!   Config envelopes are exempt; their sequence number already makes a replay invalid.
 
 use bytes::Bytes;
-use ordo_proto::common::Envelope;
-use prost::Message;
 
 use crate::cutter::BlockCutter;
 use crate::dedup::{self, TxWindow};
 use crate::entry::Entry;
+use crate::envelope::Headers;
 use crate::policy::ChannelPolicy;
-use crate::validate;
+use crate::processor;
 
 /// The contents of one block to write.
 #[derive(Debug)]
@@ -108,28 +107,32 @@ impl Assembler {
                     batches.push(self.seal(cut, None));
                 }
             }
-            Some(Entry::Config(bytes)) => match self.check_config(&bytes) {
-                Ok(policy) => {
-                    if self.cutter.has_pending() {
-                        let pending = self.cutter.cut();
-                        batches.push(self.seal(pending, None));
+            Some(Entry::Config(bytes)) => {
+                match processor::recheck_config_record(&self.policy, &bytes) {
+                    Ok(policy) => {
+                        if self.cutter.has_pending() {
+                            let pending = self.cutter.cut();
+                            batches.push(self.seal(pending, None));
+                        }
+                        self.cutter.set_rules(policy.cut_rules());
+                        // The config block already counts under its own window, as on restart.
+                        self.recent.set_window(dedup_window(&policy));
+                        self.policy = policy.clone();
+                        // Remembered like any block's, so a restarted node's window (read from the
+                        // ledger) holds the same ids.
+                        let tx_id = dedup::envelope_tx_id(&bytes);
+                        let message = Pending {
+                            offset,
+                            envelope: bytes,
+                            tx_id,
+                        };
+                        batches.push(self.seal(vec![message], Some(policy)));
                     }
-                    self.cutter.set_rules(policy.cut_rules());
-                    // The config block already counts under its own window, as on restart.
-                    self.recent.set_window(dedup_window(&policy));
-                    self.policy = policy.clone();
-                    // Remembered like any block's, so a restarted node's window (read from the
-                    // ledger) holds the same ids.
-                    let tx_id = dedup::envelope_tx_id(&bytes);
-                    let message = Pending {
-                        offset,
-                        envelope: bytes,
-                        tx_id,
-                    };
-                    batches.push(self.seal(vec![message], Some(policy)));
+                    Err(refused) => {
+                        tracing::warn!(offset, reason = %refused.info, "ignoring a config record")
+                    }
                 }
-                Err(reason) => tracing::warn!(offset, %reason, "ignoring a config record"),
-            },
+            }
             Some(Entry::TimeToCut(number)) => {
                 if number == self.next_block && self.cutter.has_pending() {
                     let pending = self.cutter.cut();
@@ -161,12 +164,6 @@ impl Assembler {
             config,
         }
     }
-
-    fn check_config(&self, bytes: &Bytes) -> Result<ChannelPolicy, String> {
-        let envelope = Envelope::decode(bytes.as_ref()).map_err(|e| e.to_string())?;
-        let parsed = validate::parse(&envelope).map_err(|r| r.info)?;
-        self.policy.check_config_update(&parsed, &envelope)
-    }
 }
 
 fn dedup_window(policy: &ChannelPolicy) -> u32 {
@@ -176,19 +173,19 @@ fn dedup_window(policy: &ChannelPolicy) -> u32 {
 /// What the cutter needs of a canonical envelope: its size as Fabric's rules count it,
 /// `len(payload) + len(signature)`, and its tx_id; `None` if it is not an envelope.
 fn inspect(canonical: &Bytes) -> Option<(usize, Option<String>)> {
-    let envelope = Envelope::decode(canonical.clone()).ok()?;
+    let (envelope, headers) = Headers::of_canonical(canonical).ok()?;
     let size = envelope.payload.len() + envelope.signature.len();
-    Some((size, dedup::payload_tx_id(&envelope.payload)))
+    Some((size, Some(headers.tx_id).filter(|id| !id.is_empty())))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::{BatchSize, ChannelConfig};
     use crate::dedup::PastBlock;
     use crate::envelope::build;
     use crate::identity::Signer;
     use ordo_proto::common::HeaderType;
-    use ordo_proto::ordo::{BatchSize, ChannelConfig};
     use std::collections::HashMap;
 
     struct Fixture {
@@ -202,11 +199,11 @@ mod tests {
         let writer = Signer::generate("Org1MSP");
         let orderer = Signer::generate("OrdererMSP");
         let mut config = crate::policy::tests::config(&admin, &writer, &orderer);
-        config.batch_size = Some(BatchSize {
+        config.batch_size = BatchSize {
             max_message_count: 3,
             absolute_max_bytes: 100_000,
             preferred_max_bytes: 50_000,
-        });
+        };
         config.dedup_window_blocks = 2;
         Fixture {
             admin,
@@ -228,17 +225,12 @@ mod tests {
     fn config_record(f: &Fixture, signer: &Signer, sequence: u64, max_count: u32) -> Bytes {
         let mut next = f.config.clone();
         next.sequence = sequence;
-        next.batch_size.as_mut().unwrap().max_message_count = max_count;
+        next.batch_size.max_message_count = max_count;
         signed_config(signer, &next)
     }
 
     fn signed_config(signer: &Signer, config: &ChannelConfig) -> Bytes {
-        let env = build(
-            signer,
-            "ch",
-            HeaderType::Config,
-            config.encode_to_vec().into(),
-        );
+        let env = build(signer, "ch", HeaderType::Config, config.encode());
         Entry::encode_envelope(&env, true)
     }
 

@@ -13,7 +13,7 @@ use ordo_proto::ordo::ConsenterMetadata;
 use prost::Message;
 use sha2::{Digest, Sha256};
 
-use crate::identity::Creator;
+use crate::identity::{Msp, Role};
 
 /// Number of `BlockMetadata.metadata` slots: one per `BlockMetadataIndex` value.
 pub const METADATA_SLOTS: usize = 5;
@@ -146,8 +146,9 @@ pub fn verify_chain(block: &Block, previous: Option<&[u8; 32]>) -> Result<[u8; 3
     Ok(header_hash(header))
 }
 
-/// Checks that a block carries a valid signature by one of `orderers` over its SIGNATURES value.
-pub fn verify_signature(block: &Block, orderers: &[Creator]) -> Result<(), VerifyError> {
+/// Checks that every signature a block carries over its SIGNATURES value verifies and is by an
+/// orderer of the channel, as `msp` (the channel's, in force for this block) knows them.
+pub fn verify_signature(block: &Block, msp: &dyn Msp) -> Result<(), VerifyError> {
     let header = block.header.clone().unwrap_or_default();
     let fail = |reason: &str| VerifyError {
         number: header.number,
@@ -162,12 +163,10 @@ pub fn verify_signature(block: &Block, orderers: &[Creator]) -> Result<(), Verif
     for sig in &signatures.signatures {
         let sig_header = SignatureHeader::decode(sig.signature_header.as_ref())
             .map_err(|_| fail("undecodable signature header"))?;
-        let creator =
-            Creator::parse(&sig_header.creator).map_err(|e| fail(&format!("signer: {e}")))?;
-        let known = orderers
-            .iter()
-            .any(|o| o.mspid == creator.mspid && o.key == creator.key);
-        if !known {
+        let signer = msp
+            .deserialize(&sig_header.creator)
+            .map_err(|e| fail(&format!("signer: {e}")))?;
+        if !msp.has_role(&signer, signer.mspid(), Role::Orderer) {
             return Err(fail(
                 "signed by an identity that is not an orderer of the channel",
             ));
@@ -178,7 +177,7 @@ pub fn verify_signature(block: &Block, orderers: &[Creator]) -> Result<(), Verif
         message.extend_from_slice(&signatures.value);
         message.extend_from_slice(&sig.signature_header);
         message.extend_from_slice(&header_bytes);
-        if !creator.verify(&message, &sig.signature) {
+        if !msp.verify(&signer, &message, &sig.signature) {
             return Err(fail("orderer signature does not verify"));
         }
     }

@@ -13,8 +13,8 @@ use std::collections::hash_map::Entry;
 use std::collections::{HashMap, HashSet, VecDeque};
 
 use bytes::Bytes;
-use ordo_proto::common::{ChannelHeader, Envelope, Payload};
-use prost::Message;
+
+use crate::envelope::Headers;
 
 /// The tx_ids of the last blocks cut (at most the window) and of the pending batch.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -144,16 +144,8 @@ impl TxWindow {
 /// The tx_id of a canonical envelope (`Envelope → Payload → Header → ChannelHeader.tx_id`);
 /// `None` if it does not parse or has no tx_id, and is then not subject to suppression.
 pub fn envelope_tx_id(canonical: &Bytes) -> Option<String> {
-    let envelope = Envelope::decode(canonical.clone()).ok()?;
-    payload_tx_id(&envelope.payload)
-}
-
-/// [`envelope_tx_id`] of an envelope already decoded, from its payload bytes.
-pub fn payload_tx_id(payload: &Bytes) -> Option<String> {
-    // Decoding from `Bytes` slices the byte fields instead of copying them.
-    let payload = Payload::decode(payload.clone()).ok()?;
-    let header = ChannelHeader::decode(payload.header?.channel_header).ok()?;
-    Some(header.tx_id).filter(|id| !id.is_empty())
+    let (_, headers) = Headers::of_canonical(canonical).ok()?;
+    Some(headers.tx_id).filter(|id| !id.is_empty())
 }
 
 #[cfg(test)]
@@ -335,6 +327,9 @@ mod tests {
 
     #[test]
     fn tx_id_of_an_envelope() {
+        use ordo_proto::common::{Envelope, Payload};
+        use prost::Message;
+
         let signer = crate::identity::Signer::generate("Org1MSP");
         let (env, tx_id) = crate::envelope::build_with_tx_id(
             &signer,

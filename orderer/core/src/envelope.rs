@@ -99,10 +99,96 @@ pub fn specified(number: u64) -> SeekPosition {
     }
 }
 
+/// An envelope's headers, decoded: the one decoder of `Payload → Header → ChannelHeader,
+/// SignatureHeader` that Broadcast, Deliver, duplicate suppression and block readers share. The
+/// creator stays bytes here; the identity layer decodes it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Headers {
+    pub header_type: i32,
+    pub channel_id: String,
+    pub tx_id: String,
+    /// The channel header's timestamp, as the client's clock had it.
+    pub timestamp: Option<prost_types::Timestamp>,
+    /// The marshalled `msp.SerializedIdentity` of the signer.
+    pub creator: Bytes,
+    pub nonce: Bytes,
+    /// The payload's data (a transaction, a `ChannelConfig`, a `SeekInfo`).
+    pub data: Bytes,
+}
+
+/// Why an envelope's headers do not decode, or lack what every envelope must carry.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum HeaderError {
+    #[error("envelope does not decode: {0}")]
+    Envelope(prost::DecodeError),
+    #[error("envelope has an empty payload")]
+    EmptyPayload,
+    #[error("envelope has an empty signature")]
+    EmptySignature,
+    #[error("payload does not decode: {0}")]
+    Payload(prost::DecodeError),
+    #[error("payload has no header")]
+    NoHeader,
+    #[error("channel header does not decode: {0}")]
+    ChannelHeader(prost::DecodeError),
+    #[error("signature header does not decode: {0}")]
+    SignatureHeader(prost::DecodeError),
+    #[error("channel header has no channel_id")]
+    NoChannelId,
+    #[error("signature header has no nonce")]
+    NoNonce,
+}
+
+impl Headers {
+    /// Decodes the headers of a payload, as they are, without requiring any field. Decoding from
+    /// `Bytes` slices the byte fields instead of copying them.
+    pub fn decode(payload: Bytes) -> Result<Headers, HeaderError> {
+        let payload = Payload::decode(payload).map_err(HeaderError::Payload)?;
+        let header = payload.header.ok_or(HeaderError::NoHeader)?;
+        let channel_header =
+            ChannelHeader::decode(header.channel_header).map_err(HeaderError::ChannelHeader)?;
+        let signature_header = SignatureHeader::decode(header.signature_header)
+            .map_err(HeaderError::SignatureHeader)?;
+        Ok(Headers {
+            header_type: channel_header.r#type,
+            channel_id: channel_header.channel_id,
+            tx_id: channel_header.tx_id,
+            timestamp: channel_header.timestamp,
+            creator: signature_header.creator,
+            nonce: signature_header.nonce,
+            data: payload.data,
+        })
+    }
+
+    /// Decodes a request's headers and requires what every request must carry: a payload, a
+    /// signature, a channel and a nonce (the checks Broadcast and Deliver answer BAD_REQUEST).
+    pub fn of_request(envelope: &Envelope) -> Result<Headers, HeaderError> {
+        if envelope.payload.is_empty() {
+            return Err(HeaderError::EmptyPayload);
+        }
+        if envelope.signature.is_empty() {
+            return Err(HeaderError::EmptySignature);
+        }
+        let headers = Headers::decode(envelope.payload.clone())?;
+        if headers.channel_id.is_empty() {
+            return Err(HeaderError::NoChannelId);
+        }
+        if headers.nonce.is_empty() {
+            return Err(HeaderError::NoNonce);
+        }
+        Ok(headers)
+    }
+
+    /// Decodes a canonical envelope (as a block or a log record holds it) and its headers.
+    pub fn of_canonical(canonical: &Bytes) -> Result<(Envelope, Headers), HeaderError> {
+        let envelope = Envelope::decode(canonical.clone()).map_err(HeaderError::Envelope)?;
+        let headers = Headers::decode(envelope.payload.clone())?;
+        Ok((envelope, headers))
+    }
+}
+
 /// The tx_id of a canonical envelope, as stored in a block; `None` if it does not parse.
 pub fn stored_tx_id(envelope: &[u8]) -> Option<String> {
-    let env = Envelope::decode(envelope).ok()?;
-    let payload = Payload::decode(env.payload.as_ref()).ok()?;
-    let header = ChannelHeader::decode(payload.header?.channel_header.as_ref()).ok()?;
-    Some(header.tx_id)
+    let (_, headers) = Headers::of_canonical(&Bytes::copy_from_slice(envelope)).ok()?;
+    Some(headers.tx_id)
 }

@@ -2,17 +2,24 @@
 //! decided without a clock, a file or a socket. The node, peer-sim and the tests share it, so a
 //! rule is written once and tested here on its own.
 //!
-//! Owns: [`envelope`] (building and decoding envelope headers, tx_id), [`identity`] (creators
-//! and signers), [`policy`] (a channel's configuration in force and who may do what),
-//! [`validate`] (the Broadcast checks, answered with Fabric statuses), [`entry`] (what a log
-//! record means), [`cutter`] and [`assembler`] (log records → batches), [`dedup`] (the tx_id
-//! window), [`block`] (hashing and verification), [`writer`] (signed blocks), [`genesis`].
+//! Owns: [`envelope`] (building envelopes, and the one decoder of their headers), [`identity`]
+//! (the [`identity::Msp`] trait: creators, signatures, roles; Ed25519 its implementation),
+//! [`config`] (a channel's configuration as domain types, and its wire encoding), [`policy`] (the
+//! configuration in force and who may do what), [`processor`] (every Broadcast admission rule,
+//! answered with Fabric statuses), [`entry`] (what a log record means), [`cutter`] and
+//! [`assembler`] (log records → batches), [`dedup`] (the tx_id window), [`block`] (hashing and
+//! verification), [`writer`] (signed blocks), [`genesis`].
+//!
+//! Errors are typed per layer: [`envelope::HeaderError`], [`identity::IdentityError`],
+//! [`config::ConfigError`], [`block::VerifyError`], and [`processor::Rejection`] for what a client
+//! is answered.
 //!
 //! May not import: tokio, tonic, files or sockets (`std::fs`, `std::net`), nor any other Ordo
 //! crate than `ordo-proto`. Time enters as arguments.
 
 pub mod assembler;
 pub mod block;
+pub mod config;
 pub mod cutter;
 pub mod dedup;
 pub mod entry;
@@ -20,5 +27,5 @@ pub mod envelope;
 pub mod genesis;
 pub mod identity;
 pub mod policy;
-pub mod validate;
+pub mod processor;
 pub mod writer;

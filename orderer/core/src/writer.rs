@@ -129,12 +129,19 @@ fn metadata(signatures: Metadata, last_config: u64) -> BlockMetadata {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::identity::Creator;
+    use crate::policy::ChannelPolicy;
+
+    /// The MSP of a channel whose only orderer is `signer`.
+    fn channel_of(signer: &Signer) -> ChannelPolicy {
+        let someone = Signer::generate("Org1MSP");
+        ChannelPolicy::new(crate::policy::tests::config(&someone, &someone, signer)).unwrap()
+    }
 
     #[test]
     fn written_blocks_verify_and_chain() {
         let signer = Signer::generate("OrdererMSP");
-        let orderers = [Creator::parse(signer.creator()).unwrap()];
+        let policy = channel_of(&signer);
+        let orderers = policy.msp().as_ref();
         let writer = BlockWriter::new(signer);
         let genesis = genesis_block(Bytes::from_static(b"config"));
         let h0 = block::verify_chain(&genesis, None).unwrap();
@@ -147,7 +154,7 @@ mod tests {
         };
         let b1 = writer.write(info, &h0, data);
         block::verify_chain(&b1, Some(&h0)).unwrap();
-        block::verify_signature(&b1, &orderers).unwrap();
+        block::verify_signature(&b1, orderers).unwrap();
         assert_eq!(block::consenter_metadata(&b1).unwrap().last_offset, Some(7));
         assert_eq!(
             block::consenter_metadata(&genesis).unwrap().last_offset,
@@ -162,11 +169,11 @@ mod tests {
         assert!(block::verify_chain(&tampered, Some(&h0)).is_err());
         assert!(block::verify_chain(&b1, Some(&[0; 32])).is_err());
         // A signature by someone else is refused.
-        let stranger = [Creator::parse(Signer::generate("OrdererMSP").creator()).unwrap()];
-        assert!(block::verify_signature(&b1, &stranger).is_err());
+        let stranger = channel_of(&Signer::generate("OrdererMSP"));
+        assert!(block::verify_signature(&b1, stranger.msp().as_ref()).is_err());
         // Header tampering invalidates the signature.
         let mut renumbered = b1.clone();
         renumbered.header.as_mut().unwrap().number = 2;
-        assert!(block::verify_signature(&renumbered, &orderers).is_err());
+        assert!(block::verify_signature(&renumbered, orderers).is_err());
     }
 }

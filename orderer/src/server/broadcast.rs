@@ -1,4 +1,5 @@
-//! Broadcast: validate each envelope, produce it to its channel's log, answer once committed.
+//! Broadcast: admit each envelope (`ordo_core::processor`), produce it to its channel's log, answer
+//! once committed. This module only streams and batches; the rules are the processor's.
 //!
 //! Answers come in request order, one per envelope. Envelopes that have already arrived are
 //! validated together, so their signatures are checked in one batch; commits are awaited
@@ -6,10 +7,8 @@
 //! envelope. As Fabric does, the stream ends after its first non-SUCCESS answer, and nothing
 //! after a refused envelope is produced or read.
 
-use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
-use bytes::Bytes;
 use futures::stream::FuturesOrdered;
 use futures::{FutureExt, StreamExt};
 use ordo_proto::common::{Envelope, Status};
@@ -17,9 +16,8 @@ use ordo_proto::orderer::BroadcastResponse;
 use tokio::sync::mpsc;
 use tonic::Streaming;
 
-use crate::channel::Channel;
 use crate::server::{self, Channels, ServiceSettings};
-use ordo_core::validate::{self, Parsed, Rejection};
+use ordo_core::processor::{ChannelView, Processor, Rejection};
 
 /// Envelopes of one stream whose commit is awaited at once (their bytes are bounded too, by
 /// `limits.broadcast_stream_bytes`).
@@ -37,7 +35,7 @@ pub async fn serve(
     // Bytes of the envelopes awaiting their commit: no more are read past the bound.
     let mut held = 0usize;
     let mut reading = true;
-    let mut creators = validate::CreatorCache::default();
+    let mut processor = Processor::new(settings.time_window);
     loop {
         tokio::select! {
             // Answers first: they free room for more envelopes.
@@ -83,12 +81,19 @@ pub async fn serve(
                         next = inbound.next().now_or_never();
                     }
                 }
-                let admitted = admit(&channels, settings.time_window, &batch, &mut creators);
+                let admitted = processor.admit(SystemTime::now(), &batch, |id| {
+                    channels.get(id).map(|channel| ChannelView {
+                        handle: channel.clone(),
+                        policy: channel.policy(),
+                        healthy: channel.is_healthy(),
+                    })
+                });
                 let refused = admitted.last().is_some_and(|a| a.is_err());
                 let unreadable = unreadable.filter(|_| !refused).map(Err);
                 for admitted in admitted.into_iter().chain(unreadable) {
                     match admitted {
-                        Ok((channel, record)) => {
+                        Ok(admitted) => {
+                            let (channel, record) = (admitted.channel, admitted.record);
                             let bytes = record.len();
                             held += bytes;
                             in_flight.push_back(
@@ -114,64 +119,4 @@ pub async fn serve(
             else => break,
         }
     }
-}
-
-type Admitted = Result<(Arc<Channel>, Bytes), Rejection>;
-
-/// Every check of Broadcast, in order for each envelope, with the signatures of the batch
-/// verified together. The result stops at the first refusal: nothing after it is produced.
-fn admit(
-    channels: &Channels,
-    time_window: Duration,
-    batch: &[Envelope],
-    creators: &mut validate::CreatorCache,
-) -> Vec<Admitted> {
-    let now = SystemTime::now();
-    let checked: Vec<Result<(Arc<Channel>, Parsed), Rejection>> = batch
-        .iter()
-        .map(|envelope| {
-            let parsed = validate::parse_cached(envelope, creators)?;
-            validate::check_timestamp(&parsed, now, time_window)?;
-            let channel = channels.get(&parsed.channel_id).ok_or_else(|| {
-                Rejection::new(
-                    Status::NotFound,
-                    format!("channel {} does not exist", parsed.channel_id),
-                )
-            })?;
-            if !channel.is_healthy() {
-                return Err(Rejection::new(
-                    Status::ServiceUnavailable,
-                    format!("channel {} is not serving", parsed.channel_id),
-                ));
-            }
-            channel.check_size(&parsed)?;
-            Ok((channel.clone(), parsed))
-        })
-        .collect();
-    let to_verify: Vec<(&Parsed, &Envelope)> = checked
-        .iter()
-        .zip(batch)
-        .filter_map(|(c, envelope)| c.as_ref().ok().map(|(_, parsed)| (parsed, envelope)))
-        .collect();
-    let mut verified = validate::verify_signatures(&to_verify).into_iter();
-
-    let mut admitted = Vec::with_capacity(batch.len());
-    for (checked, envelope) in checked.into_iter().zip(batch) {
-        let result = checked.and_then(|(channel, parsed)| {
-            if !verified.next().unwrap_or(false) {
-                return Err(Rejection::forbidden(format!(
-                    "signature of {} does not verify",
-                    parsed.creator.mspid
-                )));
-            }
-            let record = channel.authorize(envelope, &parsed)?;
-            Ok((channel, record))
-        });
-        let refused = result.is_err();
-        admitted.push(result);
-        if refused {
-            break;
-        }
-    }
-    admitted
 }

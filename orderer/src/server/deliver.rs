@@ -21,8 +21,8 @@ use tonic::Streaming;
 use crate::channel::Channel;
 use crate::server::outbox::Outbox;
 use crate::server::{self, Channels};
-use ordo_core::identity::Creator;
-use ordo_core::validate::{self, Rejection};
+use ordo_core::identity::{CreatorCache, Identity};
+use ordo_core::processor::{self, Rejection};
 
 type Sender = Outbox<DeliverResponse>;
 
@@ -71,7 +71,7 @@ impl From<Rejection> for Ended {
 /// A checked request: the channel, who asks, and the range.
 struct Seek {
     channel: Arc<Channel>,
-    reader: Creator,
+    reader: Identity,
     info: SeekInfo,
 }
 
@@ -80,32 +80,35 @@ fn check(
     time_window: Duration,
     request: &Envelope,
 ) -> Result<Seek, Rejection> {
-    let parsed = validate::parse(request)?;
-    validate::check_timestamp(&parsed, SystemTime::now(), time_window)?;
-    if parsed.header_type != HeaderType::DeliverSeekInfo as i32 {
+    let parsed = processor::parse(request, &mut CreatorCache::default())?;
+    processor::check_timestamp(&parsed, SystemTime::now(), time_window)?;
+    let headers = &parsed.headers;
+    if headers.header_type != HeaderType::DeliverSeekInfo as i32 {
         return Err(Rejection::bad_request(format!(
             "a Deliver request has header type DELIVER_SEEK_INFO, not {}",
-            parsed.header_type
+            headers.header_type
         )));
     }
-    let channel = channels.get(&parsed.channel_id).ok_or_else(|| {
+    let channel = channels.get(&headers.channel_id).ok_or_else(|| {
         Rejection::new(
             Status::NotFound,
-            format!("channel {} does not exist", parsed.channel_id),
+            format!("channel {} does not exist", headers.channel_id),
         )
     })?;
-    validate::check_signature(&parsed, request)?;
-    if !channel.policy().can_read(&parsed.creator) {
+    let policy = channel.policy();
+    processor::check_signature(&policy, &parsed, request)?;
+    if !policy.can_read(&parsed.identity) {
         return Err(Rejection::forbidden(format!(
             "{} may not read channel {}",
-            parsed.creator.mspid, parsed.channel_id
+            parsed.identity.mspid(),
+            headers.channel_id
         )));
     }
-    let info = SeekInfo::decode(parsed.data.as_ref())
+    let info = SeekInfo::decode(headers.data.as_ref())
         .map_err(|e| Rejection::bad_request(format!("payload data is not a SeekInfo: {e}")))?;
     Ok(Seek {
         channel: channel.clone(),
-        reader: parsed.creator,
+        reader: parsed.identity,
         info,
     })
 }

@@ -21,7 +21,7 @@ use tonic::{Request, Response, Status, Streaming};
 
 use crate::channel::Channel;
 use connections::{ConnectionInfo, StreamGuard};
-use ordo_core::validate::Rejection;
+use ordo_core::processor::Rejection;
 
 /// The channels a node serves, by id.
 #[derive(Clone, Default)]

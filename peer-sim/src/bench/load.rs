@@ -304,13 +304,15 @@ mod tests {
         let signer = Signer::generate("Org1MSP");
         let prepared = presign(&signer, "ordo", 10, 250, 3);
         assert_eq!(prepared.envelopes.len(), 10);
-        let creator = ordo_core::identity::Creator::parse(signer.creator()).unwrap();
+        use ordo_core::identity::Msp;
+        let msp = ordo_core::identity::Ed25519Msp::default();
+        let creator = msp.deserialize(signer.creator()).unwrap();
         for (env, tx_id) in prepared.envelopes.iter().zip(&prepared.tx_ids) {
             assert_eq!(
                 stored_tx_id(&env.encode_to_vec()).as_deref(),
                 Some(tx_id.as_str())
             );
-            assert!(creator.verify(&env.payload, &env.signature));
+            assert!(msp.verify(&creator, &env.payload, &env.signature));
         }
         let unique: std::collections::HashSet<_> = prepared.tx_ids.iter().collect();
         assert_eq!(unique.len(), 10);
