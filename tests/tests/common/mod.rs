@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod cluster;
+pub mod ports;
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
@@ -45,6 +46,17 @@ pub fn binary(name: &str) -> PathBuf {
         target.join("debug")
     });
     dir.join(name)
+}
+
+/// The last line of a `peer-sim … --json` run's stdout, parsed: its report.
+pub fn last_json_line(stdout: &[u8]) -> serde_json::Value {
+    let text = String::from_utf8_lossy(stdout);
+    let line = text
+        .lines()
+        .rev()
+        .find(|l| l.starts_with('{'))
+        .unwrap_or_else(|| panic!("no JSON line in peer-sim's output:\n{text}"));
+    serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"))
 }
 
 /// Batch rules for tests: small blocks and a short timeout, so tests run quickly.
@@ -183,24 +195,25 @@ pub async fn wait_for_txs<T>(
     client: &Client,
     acked: &[(String, T)],
 ) -> Vec<ordo_proto::common::Block> {
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        let blocks = client.read_chain().await.unwrap();
-        let mut verifier = ordo_peer_sim::ChainVerifier::new();
-        for block in &blocks {
-            verifier.verify(block).unwrap();
-        }
-        let missing = acked
-            .iter()
-            .filter(|(id, _)| !verifier.contains(id))
-            .count();
-        if missing == 0 {
-            return blocks;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "{missing} acknowledged transactions are not in the chain"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let mut follower = ordo_peer_sim::Follower::start(client.clone(), Default::default())
+        .await
+        .expect("following Deliver");
+    let delivery = follower
+        .until_delivered(acked.iter().map(|(id, _)| id.clone()), deadline)
+        .await;
+    match delivery.end {
+        ordo_peer_sim::End::Delivered => {}
+        end => panic!(
+            "{} acknowledged transactions are not in the chain ({end:?})",
+            delivery.missing.len()
+        ),
     }
+    drop(follower);
+    let blocks = client.read_chain().await.unwrap();
+    let mut verifier = ordo_peer_sim::ChainVerifier::new();
+    for block in &blocks {
+        verifier.verify(block).unwrap();
+    }
+    blocks
 }
