@@ -69,6 +69,9 @@ pub fn test_batch() -> BatchSection {
     }
 }
 
+/// How long an orderer may take to start listening.
+const START_WITHIN: Duration = Duration::from_secs(30);
+
 /// A solo orderer process over a data folder that outlives restarts of the process.
 pub struct Orderer {
     pub dir: tempfile::TempDir,
@@ -116,22 +119,27 @@ impl Orderer {
             .spawn()
             .expect("starting orderer");
         let stdout = child.stdout.take().unwrap();
-        let mut lines = BufReader::new(stdout).lines();
-        let addr = loop {
-            match lines.next() {
-                Some(Ok(line)) => {
-                    if let Some(addr) = line.strip_prefix("listening on ") {
-                        break addr.trim().parse().unwrap();
-                    }
-                }
-                _ => {
-                    let status = child.wait();
-                    panic!("orderer exited before listening: {status:?}");
+        // The address it reports, read on a thread of its own so that the wait has a deadline.
+        let (found, listening) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut lines = BufReader::new(stdout).lines();
+            while let Some(Ok(line)) = lines.next() {
+                if let Some(addr) = line.strip_prefix("listening on ") {
+                    let _ = found.send(addr.trim().parse::<SocketAddr>());
+                    // Keep draining stdout so the process never blocks on a full pipe.
+                    lines.for_each(drop);
+                    return;
                 }
             }
+        });
+        let addr = match listening.recv_timeout(START_WITHIN) {
+            Ok(addr) => addr.expect("the orderer printed an unreadable address"),
+            Err(e) => {
+                let _ = child.kill();
+                let status = child.wait();
+                panic!("orderer did not start listening within {START_WITHIN:?} ({e}): {status:?}");
+            }
         };
-        // Keep draining stdout so the process never blocks on a full pipe.
-        std::thread::spawn(move || for _ in lines {});
         self.addr = addr;
         self.child = Some(child);
     }
