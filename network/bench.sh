@@ -163,15 +163,16 @@ bench() {
   "$bin/peer-sim" bench --label "$label" --msp "$msp" --endpoint "$endpoints" \
     --deliver-endpoint "$deliver" "${pid_args[@]}" --streams "$streams" \
     --verify-seconds "$verify_seconds" --fsync on --out-dir "$suite" --summary "$summary" \
-    --tag "commit=$commit" "$@" >"$suite/$label.out" 2>"$suite/$label.err" ||
+    --tag "commit=$commit" --json "$@" >"$suite/$label.out" 2>"$suite/$label.err" ||
     { cat "$suite/$label.out" "$suite/$label.err" >&2; die "run $label failed"; }
-  cat "$suite/$label.out"
+  # The human report (on stderr with --json), without the signing and load-started notes.
+  grep -v "^bench $label: " "$suite/$label.err" || true
 }
 
-# Delivered tx/s of a finished run, from the JSON report peer-sim bench names on its "report:" line.
+# Delivered tx/s of a finished run, from the JSON line of `peer-sim bench --json`.
 tps_of() {
-  python3 -c 'import json, sys; print(round(json.load(open(sys.argv[1]))["tx_per_s"]))' \
-    "$(sed -n 's/^report: *//p' "$suite/$1.out" | tail -n 1)"
+  python3 -c 'import json, sys; print(round(json.loads(open(sys.argv[1]).read().strip().splitlines()[-1])["tx_per_s"]))' \
+    "$suite/$1.out"
 }
 
 # The offered rate at PERCENT of SATURATION tx/s (at least 10 tx/s, at most the cap).
@@ -223,6 +224,7 @@ fault() {
     kill -0 "$bench_pid" 2>/dev/null || break
     sleep 0.1
   done
+  grep -q "load started" "$suite/$label.err" 2>/dev/null || die "$label: the load did not start within 60 s"
   sleep "$kill_after"
   local_sh kill "$leader" >&2
   wait "$bench_pid" || die "$label failed"

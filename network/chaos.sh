@@ -250,7 +250,7 @@ start_round() {
   round_target[$name]=$id
   round_count[$name]=$n
   round_hurt[$name]=0
-  timeout 150 "$bin/peer-sim" --count "$n" --endpoint "$(endpoint "$id")" --msp "$(msp)" \
+  timeout 150 "$bin/peer-sim" --count "$n" --endpoint "$(endpoint "$id")" --msp "$(msp)" --json \
     >"$logs/$name.log" 2>&1 &
   round_pid[$name]=$!
   round_pids+=("$!")
@@ -275,7 +275,9 @@ finish_round() {
   if [ "$rc" = 0 ]; then
     acked_total=$((acked_total + round_count[$name]))
     rounds_ok=$((rounds_ok + 1))
-    say "round $name: ok — $(grep '^throughput' "$logs/$name.log" | sed 's/  */ /g')"
+    say "round $name: ok — $(grep '^{' "$logs/$name.log" | tail -n 1 | python3 -c 'import json, sys
+r = json.load(sys.stdin)
+print("throughput: %.0f tx/s over %.2fs" % (r["tx_per_s"], r["seconds"]))' 2>/dev/null || echo "no report")"
   elif [ "$rc" = 124 ] || [ "$rc" = 137 ]; then
     failures+=("round $name (node ${round_target[$name]}): peer-sim did not finish within 150s")
     say "round $name: TIMED OUT"

@@ -126,7 +126,7 @@ for round in $(seq 1 "$rounds"); do
   "$bin/peer-sim" bench --label "$label" --msp "$msp" --endpoint "$endpoints" \
     --deliver-endpoint "127.0.0.1:$((client_base + survivors[0]))" --streams 32 \
     --verify-seconds 0.2 --fsync on --out-dir "$out" --tag "commit=$commit" \
-    --rate "$rate" --duration "$seconds" --tx-bytes "$tx_bytes" \
+    --rate "$rate" --duration "$seconds" --tx-bytes "$tx_bytes" --json \
     >"$out/$label.out" 2>"$out/$label.err" &
   bench_pid=$!
   wait_until 120 grep -q "load started" "$out/$label.err" ||
@@ -143,13 +143,13 @@ for round in $(seq 1 "$rounds"); do
   lead_ts=$(sed 's/\x1b\[[0-9;]*m//g' "$net/logs/node$new_leader.log" | grep " leading " | tail -n 1 | awk '{ print $1 }')
   to_leader=$(printf '%.0f' "$(echo "($(date -d "$lead_ts" +%s.%N) - $killed_at) * 1000" | bc)")
   wait "$bench_pid" || { cat "$out/$label.out" "$out/$label.err" >&2; die "round $round: the load failed"; }
-  # The longest block gap (ms, and seconds into the run), from the JSON report peer-sim bench
-  # names on its "report:" line; empty if it saw none.
+  # The longest block gap (ms, and seconds into the run), from the JSON line of
+  # `peer-sim bench --json`; empty if it saw none.
   gaps=$(python3 -c 'import json, sys
-r = json.load(open(sys.argv[1]))
+r = json.loads(open(sys.argv[1]).read().strip().splitlines()[-1])
 g, f = r["longest_block_gap_ms"], r["longest_block_gap_from_s"]
 print("" if g is None else "%.0f" % g, "" if f is None else "%.2f" % f)' \
-    "$(sed -n 's/^report: *//p' "$out/$label.out" | tail -n 1)" || true)
+    "$out/$label.out" || true)
   gap=${gaps% *}
   gap_from=${gaps#* }
   printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$round" "$leader" "$new_leader" "$to_leader" \

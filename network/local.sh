@@ -116,6 +116,7 @@ case "$cmd" in
     running "$2" || die "node $2 is not running"
     kill -KILL "$(pid_of "$2")"
     for _ in $(seq 1 50); do running "$2" || break; sleep 0.1; done
+    running "$2" && die "node $2 still runs 5s after SIGKILL"
     echo "node $2 killed (SIGKILL)"
     ;;
   restart)

@@ -6,7 +6,6 @@
 //! processes' CPU time and memory, and the machine's own Ed25519 verification rate.
 
 pub mod account;
-pub mod load;
 pub mod machine;
 pub mod report;
 
@@ -18,14 +17,13 @@ use clap::Args;
 use ed25519_dalek::{Signature, VerifyingKey};
 use ordo_core::identity::Signer;
 use ordo_core::policy::config_from_block;
-use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use crate::chain::ChainVerifier;
 use crate::client::Client;
-use crate::follow::{follow, Arrival};
+use crate::follow::{End, Follower};
+use crate::load::{self, Pace};
 use crate::stats::Percentiles;
-use load::Pace;
 use machine::{Machine, ProcSample};
 use report::{ChannelSettings, ProcessReport, Report};
 
@@ -85,6 +83,10 @@ pub struct BenchArgs {
     /// Markdown table to append the run's row to (written with a header if new).
     #[arg(long)]
     pub summary: Option<PathBuf>,
+    /// Print the report on stdout as one line of JSON (what the report file holds, and its path
+    /// as `report_file`); the human report then goes to stderr.
+    #[arg(long)]
+    pub json: bool,
 }
 
 impl BenchArgs {
@@ -184,8 +186,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<Report> {
         clients.push(Client::connect(endpoint, &args.channel, signer.clone()).await?);
     }
 
-    let (arrivals_tx, mut arrivals_rx) = mpsc::unbounded_channel();
-    let mut follower = follow(follower_client, verifier, arrivals_tx).await?;
+    let mut follower = Follower::start(follower_client, verifier).await?;
 
     let self_pid = std::process::id();
     let before: Vec<Option<ProcSample>> = args
@@ -206,56 +207,40 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<Report> {
     let answers_deadline = start
         + Duration::from_secs_f64(expected_secs)
         + Duration::from_secs(args.deliver_timeout.max(1) * 4);
-    let outcome = load::drive(clients, prepared.envelopes, pace, start, answers_deadline).await;
+    let outcome = load::drive(
+        clients,
+        load::Envelopes::Presigned(prepared.envelopes),
+        pace,
+        start,
+        Some(answers_deadline),
+        load::no_ack(),
+    )
+    .await;
 
     // Collect blocks until every acknowledged transaction has been delivered (or time is up).
-    let mut waiting: std::collections::HashSet<&str> = outcome
+    let acked = outcome
         .sent
         .iter()
         .zip(&prepared.tx_ids)
         .filter(|(s, _)| {
             matches!(
                 s,
-                Some(account::Sent {
-                    answer: account::Answer::Acked,
+                Some(load::Sent {
+                    answer: load::Answer::Acked,
                     ..
                 })
             )
         })
-        .map(|(_, id)| id.as_str())
-        .collect();
-    let mut arrivals: Vec<Arrival> = Vec::new();
+        .map(|(_, id)| id.clone());
     let deliver_deadline = tokio::time::Instant::now() + Duration::from_secs(args.deliver_timeout);
-    let mut follow_error = None;
-    loop {
-        while let Ok(arrival) = arrivals_rx.try_recv() {
-            for tx_id in &arrival.tx_ids {
-                waiting.remove(tx_id.as_str());
-            }
-            arrivals.push(arrival);
-        }
-        if waiting.is_empty() {
-            break;
-        }
-        match tokio::time::timeout_at(deliver_deadline, arrivals_rx.recv()).await {
-            Ok(Some(arrival)) => {
-                for tx_id in &arrival.tx_ids {
-                    waiting.remove(tx_id.as_str());
-                }
-                arrivals.push(arrival);
-            }
-            Ok(None) => {
-                follow_error = Some(match (&mut follower).await {
-                    Ok(Err(e)) => format!("{e:#}"),
-                    Ok(Ok(())) => "Deliver stream ended".to_string(),
-                    Err(e) => format!("Deliver task: {e}"),
-                });
-                break;
-            }
-            Err(_) => break,
-        }
-    }
-    follower.abort();
+    let delivery = follower.until_delivered(acked, deliver_deadline).await;
+    drop(follower);
+    let arrivals = delivery.arrivals;
+    let follow_error = match delivery.end {
+        End::Ended(Err(e)) => Some(format!("{e:#}")),
+        End::Ended(Ok(())) => Some("Deliver stream ended".to_string()),
+        End::Delivered | End::TimedOut => None,
+    };
     let _ = stop_sampling.send(());
     let rss_samples = rss_sampler.await.unwrap_or_default();
     let after: Vec<Option<ProcSample>> = args
@@ -298,9 +283,17 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<Report> {
         follow_error: follow_error.clone(),
     });
 
-    crate::out::print(&report.render_text());
     let path = report.write_json(&args.out_dir)?;
-    crate::say!("report:      {}", path.display());
+    if args.json {
+        eprint!("{}", report.render_text());
+        eprintln!("report:      {}", path.display());
+        let mut json = report.to_json();
+        json["report_file"] = serde_json::Value::from(path.display().to_string());
+        crate::say!("{json}");
+    } else {
+        crate::out::print(&report.render_text());
+        crate::say!("report:      {}", path.display());
+    }
     if let Some(summary) = &args.summary {
         report.append_row(summary)?;
     }

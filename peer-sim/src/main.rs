@@ -15,10 +15,8 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, bail, Context};
 use clap::{Args, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
-use ordo_peer_sim::follow::follow;
-use ordo_peer_sim::{submit, ChainVerifier, Client, Load, Percentiles};
+use ordo_peer_sim::{submit, ChainVerifier, Client, End, Follower, Load, Percentiles};
 use ordo_proto::common::Status;
-use tokio::sync::mpsc;
 
 #[derive(Parser)]
 #[command(name = "peer-sim", version, args_conflicts_with_subcommands = true)]
@@ -148,8 +146,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     for block in client.read_chain().await? {
         verifier.verify(&block)?;
     }
-    let (arrivals_tx, mut arrivals) = mpsc::unbounded_channel();
-    let follower = follow(client.clone(), verifier, arrivals_tx).await?;
+    let mut follower = Follower::start(client.clone(), verifier).await?;
 
     let progress = ProgressBar::new(args.count as u64);
     progress.set_style(
@@ -168,6 +165,24 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     progress.finish_and_clear();
 
     // Wait until every acknowledged transaction is in a delivered block.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(args.deliver_timeout);
+    let delivery = follower
+        .until_delivered(submitted.acked.iter().map(|(id, _)| id.clone()), deadline)
+        .await;
+    drop(follower);
+    match delivery.end {
+        End::Delivered => {}
+        End::Ended(Err(e)) => return Err(e),
+        End::Ended(Ok(())) => bail!(
+            "Deliver ended with {} acknowledged transactions missing",
+            delivery.missing.len()
+        ),
+        End::TimedOut => bail!(
+            "{} acknowledged transactions were not delivered within {}s",
+            delivery.missing.len(),
+            args.deliver_timeout
+        ),
+    }
     let mut pending: HashMap<&str, Instant> = submitted
         .acked
         .iter()
@@ -177,23 +192,10 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     let mut blocks = 0u64;
     let mut first_block_with_tx = None;
     let mut last_delivery = started;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(args.deliver_timeout);
-    while !pending.is_empty() {
-        let arrival = match tokio::time::timeout_at(deadline, arrivals.recv()).await {
-            Ok(Some(a)) => a,
-            Ok(None) => {
-                follower.await??;
-                bail!(
-                    "Deliver ended with {} acknowledged transactions missing",
-                    pending.len()
-                );
-            }
-            Err(_) => bail!(
-                "{} acknowledged transactions were not delivered within {}s",
-                pending.len(),
-                args.deliver_timeout
-            ),
-        };
+    for arrival in &delivery.arrivals {
+        if pending.is_empty() {
+            break;
+        }
         blocks = blocks.max(arrival.number + 1);
         for tx_id in &arrival.tx_ids {
             if let Some(at) = pending.remove(tx_id.as_str()) {
@@ -203,7 +205,6 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
             }
         }
     }
-    follower.abort();
 
     if !submitted.errors.is_empty() {
         bail!("Broadcast failed: {}", submitted.errors.join("; "));

@@ -1,19 +1,9 @@
-//! Submitting load: several concurrent Broadcast streams, each pipelining up to a window of
-//! envelopes, every answer matched to its envelope (answers come in order).
+//! Submitting a fixed load through [`crate::load`], closed loop: `peer-sim run` and the tests.
 
-use std::collections::VecDeque;
-use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use bytes::Bytes;
-use futures::StreamExt;
-use ordo_core::envelope;
-use ordo_proto::common::{HeaderType, Status};
-use rand::RngCore;
-use tokio::sync::{mpsc, Semaphore};
-use tokio_stream::wrappers::ReceiverStream;
-
 use crate::client::Client;
+use crate::load::{self, Answer, Envelopes, OnAck, Pace};
 
 #[derive(Clone, Debug)]
 pub struct Load {
@@ -51,119 +41,54 @@ pub struct Submitted {
 
 /// Sends `load.count` signed transactions over `load.streams` streams; `on_ack` is called per
 /// SUCCESS. Never fails as a whole: broken streams are reported in [`Submitted::errors`].
-pub async fn submit(
-    client: &Client,
-    load: &Load,
-    on_ack: Arc<dyn Fn() + Send + Sync>,
-) -> Submitted {
-    let streams = load.streams.max(1);
-    let mut tasks = Vec::new();
-    for s in 0..streams {
-        let n = load.count / streams + usize::from(s < load.count % streams);
-        tasks.push(tokio::spawn(one_stream(
-            client.clone(),
-            n,
-            load.tx_bytes,
-            load.window.max(1),
-            on_ack.clone(),
-        )));
-    }
-    let mut all = Submitted::default();
-    for task in tasks {
-        match task.await {
-            Ok(part) => {
-                all.acked.extend(part.acked);
-                all.refused.extend(part.refused);
-                all.errors.extend(part.errors);
-            }
-            Err(e) => all.errors.push(format!("stream task failed: {e}")),
-        }
-    }
-    all
+pub async fn submit(client: &Client, load: &Load, on_ack: OnAck) -> Submitted {
+    submit_through(std::slice::from_ref(client), load, on_ack).await
 }
 
-async fn one_stream(
-    client: Client,
-    count: usize,
-    tx_bytes: usize,
-    window: usize,
-    on_ack: Arc<dyn Fn() + Send + Sync>,
-) -> Submitted {
-    let mut out = Submitted::default();
-    let (requests, rx) = mpsc::channel(window);
-    let sent: Arc<Mutex<VecDeque<(String, Instant)>>> = Default::default();
-    let permits = Arc::new(Semaphore::new(window));
-
-    let sender = {
-        let sent = sent.clone();
-        let permits = permits.clone();
-        let client = client.clone();
-        tokio::spawn(async move {
-            for _ in 0..count {
-                let Ok(permit) = permits.acquire().await else {
-                    return;
-                };
-                permit.forget();
-                let mut data = vec![0u8; tx_bytes];
-                rand::thread_rng().fill_bytes(&mut data);
-                let (env, tx_id) = envelope::build_with_tx_id(
-                    &client.signer,
-                    &client.channel_id,
-                    HeaderType::EndorserTransaction,
-                    Bytes::from(data),
-                );
-                sent.lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .push_back((tx_id, Instant::now()));
-                if requests.send(env).await.is_err() {
-                    return;
-                }
-            }
-        })
+/// [`submit`] through several clients at once: `load.count` split evenly over them, each with
+/// `load.streams` streams. The results, merged.
+pub async fn submit_through(clients: &[Client], load: &Load, on_ack: OnAck) -> Submitted {
+    let Some(first) = clients.first() else {
+        return Submitted::default();
     };
-
-    let mut responses = match client.grpc().broadcast(ReceiverStream::new(rx)).await {
-        Ok(r) => r.into_inner(),
-        Err(e) => {
-            sender.abort();
-            out.errors.push(format!("Broadcast: {e}"));
-            return out;
-        }
+    let streams = load.streams.max(1);
+    // Stream s goes through client s % clients: each client gets `streams` streams.
+    let lanes: Vec<Client> = (0..clients.len() * streams)
+        .map(|s| clients[s % clients.len()].clone())
+        .collect();
+    let outcome = load::drive(
+        lanes,
+        Envelopes::Signed {
+            signer: first.signer.clone(),
+            channel_id: first.channel_id.clone(),
+            count: load.count,
+            tx_bytes: load.tx_bytes,
+        },
+        Pace::Closed {
+            window: load.window.max(1),
+        },
+        Instant::now(),
+        None,
+        on_ack,
+    )
+    .await;
+    let mut submitted = Submitted {
+        errors: outcome.errors,
+        ..Submitted::default()
     };
-    let mut answered = 0;
-    while answered < count {
-        match responses.next().await {
-            Some(Ok(response)) => {
-                answered += 1;
-                permits.add_permits(1);
-                let Some((tx_id, at)) = sent.lock().unwrap_or_else(|e| e.into_inner()).pop_front()
-                else {
-                    out.errors
-                        .push("an answer for an envelope never sent".into());
-                    break;
+    let mut infos = outcome.refusals.into_iter().peekable();
+    for (i, (sent, tx_id)) in outcome.sent.into_iter().zip(outcome.tx_ids).enumerate() {
+        match sent.map(|s| (s.at, s.answer)) {
+            Some((at, Answer::Acked)) => submitted.acked.push((tx_id.unwrap_or_default(), at)),
+            Some((_, Answer::Refused(status))) => {
+                let info = match infos.peek() {
+                    Some((k, _)) if *k == i => infos.next().map(|(_, info)| info),
+                    _ => None,
                 };
-                if response.status == Status::Success as i32 {
-                    on_ack();
-                    out.acked.push((tx_id, at));
-                } else {
-                    out.refused.push((response.status, response.info));
-                }
+                submitted.refused.push((status, info.unwrap_or_default()));
             }
-            Some(Err(e)) => {
-                out.errors.push(format!("Broadcast stream: {e}"));
-                break;
-            }
-            None => {
-                if answered < count {
-                    out.errors.push(format!(
-                        "Broadcast stream ended after {answered} of {count} answers"
-                    ));
-                }
-                break;
-            }
+            _ => {}
         }
     }
-    permits.close();
-    sender.abort();
-    out
+    submitted
 }

@@ -30,8 +30,10 @@ fn bench_suite_smoke() {
     let bin_dir = common::binary("orderer").parent().unwrap().to_path_buf();
     let net = tempfile::tempdir().unwrap();
     let out = tempfile::tempdir().unwrap();
-    // Ports of this process alone: solo on base, node i on base + i, its cluster port on base + 10 + i.
-    let client_base = 30_000 + (std::process::id() % 1_500) * 20;
+    // Ports held by this test alone: solo on base, node i on base + i, its cluster port on
+    // base + 10 + i.
+    let ports = common::ports::PortBlock::reserve();
+    let client_base = ports.port(0);
 
     let output = Command::new(root.join("network/bench.sh"))
         .arg("--smoke")
@@ -39,7 +41,7 @@ fn bench_suite_smoke() {
         .env("ORDO_BIN", &bin_dir)
         .env("ORDO_NET_DIR", net.path().join("bench"))
         .env("ORDO_CLIENT_BASE", client_base.to_string())
-        .env("ORDO_CLUSTER_BASE", (client_base + 10).to_string())
+        .env("ORDO_CLUSTER_BASE", ports.port(10).to_string())
         .env("BENCH_OUT", out.path())
         .env("RUST_BACKTRACE", "0")
         .output()

@@ -7,6 +7,7 @@ mod common;
 
 use std::path::Path;
 use std::process::{Command, Output};
+use std::time::{Duration, Instant};
 
 use common::binary;
 
@@ -21,22 +22,6 @@ fn run(command: &mut Command) -> Output {
         );
     }
     output
-}
-
-/// A free block of three client ports, so the test does not depend on 7051-7053 being free.
-fn free_port_base() -> u16 {
-    loop {
-        let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let base = probe.local_addr().unwrap().port();
-        drop(probe);
-        if base > 60_000 {
-            continue;
-        }
-        let free = (1..=3).all(|i| std::net::TcpListener::bind(("127.0.0.1", base + i)).is_ok());
-        if free {
-            return base;
-        }
-    }
 }
 
 /// Takes the network down even when an assertion fails.
@@ -92,9 +77,11 @@ fn compose_network_orders_and_every_node_has_the_chain() {
     }
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
     let script = root.join("network/docker.sh");
+    // Node i is published on base + i: a block held by this test, so no other test takes them.
+    let ports = common::ports::PortBlock::reserve();
     let network = Network {
         script: &script,
-        base: free_port_base(),
+        base: ports.port(0),
     };
     run(&mut network.command(&["up"]));
     let msp = root.join("network/.data/docker/client");
@@ -103,32 +90,39 @@ fn compose_network_orders_and_every_node_has_the_chain() {
     let submitted = run(Command::new(binary("peer-sim"))
         .args(["--endpoint", &endpoint(1), "--msp"])
         .arg(&msp)
-        .args(["--count", "2000", "--streams", "4", "--tx-bytes", "256"]));
-    let stdout = String::from_utf8_lossy(&submitted.stdout);
-    assert!(
-        stdout.contains("2000 acknowledged and delivered, each exactly once"),
-        "{stdout}"
-    );
+        .args([
+            "--count",
+            "2000",
+            "--streams",
+            "4",
+            "--tx-bytes",
+            "256",
+            "--json",
+        ]));
+    let report = common::last_json_line(&submitted.stdout);
+    assert_eq!(report["transactions"], 2000, "{report}");
 
     // Every node serves the whole, valid chain; the followers may trail the leader briefly.
     let mut reports = Vec::new();
     for i in 1..=3 {
-        let mut report = String::new();
-        for _ in 0..50 {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let report = loop {
             let verified = run(Command::new(binary("peer-sim"))
-                .args(["verify", "--endpoint", &endpoint(i), "--msp"])
+                .args(["verify", "--json", "--endpoint", &endpoint(i), "--msp"])
                 .arg(&msp));
-            report = String::from_utf8_lossy(&verified.stdout).into_owned();
-            if reports
-                .first()
-                .is_none_or(|first: &String| *first == report)
-            {
-                break;
+            let report = common::last_json_line(&verified.stdout);
+            if reports.first().is_none_or(|first| *first == report) {
+                break report;
             }
-            std::thread::sleep(std::time::Duration::from_millis(200));
-        }
-        assert!(report.contains("2001 envelopes"), "node {i}: {report}");
+            assert!(
+                Instant::now() < deadline,
+                "node {i} did not catch up with node 1 within 10 s: {report} vs {}",
+                reports[0]
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        };
+        assert_eq!(report["verified"], true, "node {i}: {report}");
+        assert_eq!(report["envelopes"], 2001, "node {i}: {report}");
         reports.push(report);
     }
-    assert!(reports.iter().all(|r| *r == reports[0]), "{reports:?}");
 }

@@ -14,7 +14,15 @@ async fn peer_sim_submits_verifies_and_reads_the_chain_back() {
     let output = Command::new(binary("peer-sim"))
         .args(["--endpoint", &orderer.endpoint(), "--msp"])
         .arg(&orderer.client_identity)
-        .args(["--count", "2000", "--streams", "4", "--tx-bytes", "200"])
+        .args([
+            "--count",
+            "2000",
+            "--streams",
+            "4",
+            "--tx-bytes",
+            "200",
+            "--json",
+        ])
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
@@ -23,10 +31,8 @@ async fn peer_sim_submits_verifies_and_reads_the_chain_back() {
         "peer-sim failed: {stdout}\n{}",
         String::from_utf8_lossy(&output.stderr)
     );
-    assert!(
-        stdout.contains("2000 acknowledged and delivered, each exactly once"),
-        "{stdout}"
-    );
+    let report = common::last_json_line(&output.stdout);
+    assert_eq!(report["transactions"], 2000, "{stdout}");
 
     // Read the whole chain back from block 0 and check it independently of peer-sim's run.
     let client = orderer.client().await;

@@ -5,24 +5,7 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use crate::follow::Arrival;
-
-/// How the orderer answered one envelope on its Broadcast stream.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Answer {
-    /// SUCCESS: the orderer promises the transaction will be ordered.
-    Acked,
-    /// Any other status (SERVICE_UNAVAILABLE during a failover, say): not acknowledged.
-    Refused(i32),
-    /// Sent, but the stream broke or the run ended before an answer came: not acknowledged.
-    Unanswered,
-}
-
-/// One envelope handed to a Broadcast stream.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Sent {
-    pub at: Instant,
-    pub answer: Answer,
-}
+pub use crate::load::{Answer, Sent};
 
 /// The longest stretch with no block delivered: from the start of the load to the first block,
 /// or between two consecutive blocks.

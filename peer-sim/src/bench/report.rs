@@ -12,8 +12,8 @@ use serde::Serialize;
 use serde_json::json;
 
 use super::account::Accounting;
-use super::load::Pace;
 use super::machine::{Machine, ProcSample, VerifyRate};
+use crate::load::Pace;
 use crate::stats::LatencySummary;
 
 /// The channel's block rules (from its genesis block) and the orderers' durability setting.

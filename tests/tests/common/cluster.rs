@@ -47,7 +47,7 @@ use ordo_orderer::config::{
     OrganizationSection, PeerSection,
 };
 use ordo_orderer::dev::CHANNEL;
-use ordo_peer_sim::{submit, ChainVerifier, Client, Load, Submitted};
+use ordo_peer_sim::{ChainVerifier, Client, Load, Submitted};
 use ordo_proto::common::{Block, BlockMetadataIndex};
 use tokio::io::copy_bidirectional;
 use tokio::net::{TcpListener, TcpStream};
@@ -818,33 +818,7 @@ pub fn assert_same_blocks(a_id: NodeId, a: &[Block], b_id: NodeId, b: &[Block]) 
 
 /// `load.count` transactions split evenly over `clients` (each gets `load.streams` streams), all
 /// at once; `on_ack` counts acknowledgements as they come. The results, merged.
-pub async fn submit_through(
-    clients: &[Client],
-    load: &Load,
-    on_ack: Arc<dyn Fn() + Send + Sync>,
-) -> Submitted {
-    let n = clients.len();
-    let tasks: Vec<_> = clients
-        .iter()
-        .enumerate()
-        .map(|(i, client)| {
-            let part = Load {
-                count: load.count / n + usize::from(i < load.count % n),
-                ..load.clone()
-            };
-            let (client, on_ack) = (client.clone(), on_ack.clone());
-            tokio::spawn(async move { submit(&client, &part, on_ack).await })
-        })
-        .collect();
-    let mut all = Submitted::default();
-    for task in tasks {
-        let part = task.await.expect("submit task");
-        all.acked.extend(part.acked);
-        all.refused.extend(part.refused);
-        all.errors.extend(part.errors);
-    }
-    all
-}
+pub use ordo_peer_sim::submit_through;
 
 /// A small load, every transaction of which must be acknowledged.
 pub async fn submit_all(clients: &[Client], count: usize) -> Submitted {

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod cluster;
+pub mod ports;
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
@@ -47,6 +48,17 @@ pub fn binary(name: &str) -> PathBuf {
     dir.join(name)
 }
 
+/// The last line of a `peer-sim … --json` run's stdout, parsed: its report.
+pub fn last_json_line(stdout: &[u8]) -> serde_json::Value {
+    let text = String::from_utf8_lossy(stdout);
+    let line = text
+        .lines()
+        .rev()
+        .find(|l| l.starts_with('{'))
+        .unwrap_or_else(|| panic!("no JSON line in peer-sim's output:\n{text}"));
+    serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"))
+}
+
 /// Batch rules for tests: small blocks and a short timeout, so tests run quickly.
 pub fn test_batch() -> BatchSection {
     BatchSection {
@@ -56,6 +68,9 @@ pub fn test_batch() -> BatchSection {
         timeout_ms: 100,
     }
 }
+
+/// How long an orderer may take to start listening.
+const START_WITHIN: Duration = Duration::from_secs(30);
 
 /// A solo orderer process over a data folder that outlives restarts of the process.
 pub struct Orderer {
@@ -104,22 +119,27 @@ impl Orderer {
             .spawn()
             .expect("starting orderer");
         let stdout = child.stdout.take().unwrap();
-        let mut lines = BufReader::new(stdout).lines();
-        let addr = loop {
-            match lines.next() {
-                Some(Ok(line)) => {
-                    if let Some(addr) = line.strip_prefix("listening on ") {
-                        break addr.trim().parse().unwrap();
-                    }
-                }
-                _ => {
-                    let status = child.wait();
-                    panic!("orderer exited before listening: {status:?}");
+        // The address it reports, read on a thread of its own so that the wait has a deadline.
+        let (found, listening) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut lines = BufReader::new(stdout).lines();
+            while let Some(Ok(line)) = lines.next() {
+                if let Some(addr) = line.strip_prefix("listening on ") {
+                    let _ = found.send(addr.trim().parse::<SocketAddr>());
+                    // Keep draining stdout so the process never blocks on a full pipe.
+                    lines.for_each(drop);
+                    return;
                 }
             }
+        });
+        let addr = match listening.recv_timeout(START_WITHIN) {
+            Ok(addr) => addr.expect("the orderer printed an unreadable address"),
+            Err(e) => {
+                let _ = child.kill();
+                let status = child.wait();
+                panic!("orderer did not start listening within {START_WITHIN:?} ({e}): {status:?}");
+            }
         };
-        // Keep draining stdout so the process never blocks on a full pipe.
-        std::thread::spawn(move || for _ in lines {});
         self.addr = addr;
         self.child = Some(child);
     }
@@ -183,24 +203,25 @@ pub async fn wait_for_txs<T>(
     client: &Client,
     acked: &[(String, T)],
 ) -> Vec<ordo_proto::common::Block> {
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        let blocks = client.read_chain().await.unwrap();
-        let mut verifier = ordo_peer_sim::ChainVerifier::new();
-        for block in &blocks {
-            verifier.verify(block).unwrap();
-        }
-        let missing = acked
-            .iter()
-            .filter(|(id, _)| !verifier.contains(id))
-            .count();
-        if missing == 0 {
-            return blocks;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "{missing} acknowledged transactions are not in the chain"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let mut follower = ordo_peer_sim::Follower::start(client.clone(), Default::default())
+        .await
+        .expect("following Deliver");
+    let delivery = follower
+        .until_delivered(acked.iter().map(|(id, _)| id.clone()), deadline)
+        .await;
+    match delivery.end {
+        ordo_peer_sim::End::Delivered => {}
+        end => panic!(
+            "{} acknowledged transactions are not in the chain ({end:?})",
+            delivery.missing.len()
+        ),
     }
+    drop(follower);
+    let blocks = client.read_chain().await.unwrap();
+    let mut verifier = ordo_peer_sim::ChainVerifier::new();
+    for block in &blocks {
+        verifier.verify(block).unwrap();
+    }
+    blocks
 }

@@ -1,7 +1,10 @@
-//! Generating the load: envelopes signed ahead of time on every core, then sent over many
-//! concurrent Broadcast streams spread over the endpoints, either as fast as the orderer
-//! answers (closed loop) or on a fixed schedule (open loop).
+//! The one load generator (`peer-sim run`, `peer-sim bench` and the tests' [`crate::submit`]):
+//! envelopes signed ahead of time on every core, then sent over many concurrent Broadcast
+//! streams spread over the endpoints, either as fast as the orderer answers (closed loop) or on
+//! a fixed schedule (open loop). Answers come in sending order, so each is matched to its
+//! envelope.
 
+use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -16,13 +19,107 @@ use tokio::sync::{mpsc, Semaphore};
 use tokio::time::MissedTickBehavior;
 use tokio_stream::wrappers::ReceiverStream;
 
-use super::account::{Answer, Sent};
 use crate::client::Client;
+
+/// How the orderer answered one envelope on its Broadcast stream.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Answer {
+    /// SUCCESS: the orderer promises the transaction will be ordered.
+    Acked,
+    /// Any other status (SERVICE_UNAVAILABLE during a failover, say): not acknowledged.
+    Refused(i32),
+    /// Sent, but the stream broke or the run ended before an answer came: not acknowledged.
+    Unanswered,
+}
+
+/// One envelope handed to a Broadcast stream.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Sent {
+    pub at: Instant,
+    pub answer: Answer,
+}
+
+/// Called once for every envelope answered SUCCESS, as the answer comes (a progress bar, say).
+pub type OnAck = Arc<dyn Fn() + Send + Sync>;
+
+/// An [`OnAck`] that does nothing.
+pub fn no_ack() -> OnAck {
+    Arc::new(|| {})
+}
 
 /// Envelopes ready to send, and their tx_ids (same order).
 pub struct Prepared {
     pub envelopes: Vec<Envelope>,
     pub tx_ids: Vec<String>,
+}
+
+/// The envelopes a load sends.
+pub enum Envelopes {
+    /// Signed before the clock starts (`peer-sim bench`: signing is no part of the measure).
+    Presigned(Vec<Envelope>),
+    /// `count` envelopes of `tx_bytes` random bytes, each signed by its stream just before it is
+    /// sent (`peer-sim run` and the tests: a large load that will be cut short costs nothing).
+    Signed {
+        signer: Arc<Signer>,
+        channel_id: String,
+        count: usize,
+        tx_bytes: usize,
+    },
+}
+
+impl Envelopes {
+    fn len(&self) -> usize {
+        match self {
+            Envelopes::Presigned(envelopes) => envelopes.len(),
+            Envelopes::Signed { count, .. } => *count,
+        }
+    }
+}
+
+/// One signed envelope of `tx_bytes` random bytes, and its tx_id.
+fn sign_one(
+    signer: &Signer,
+    channel_id: &str,
+    tx_bytes: usize,
+    rng: &mut impl RngCore,
+) -> (Envelope, String) {
+    let mut data = vec![0u8; tx_bytes];
+    rng.fill_bytes(&mut data);
+    envelope::build_with_tx_id(
+        signer,
+        channel_id,
+        HeaderType::EndorserTransaction,
+        Bytes::from(data),
+    )
+}
+
+/// One stream's envelopes, in sending order: given, or signed as they are taken.
+struct Share {
+    next: VecDeque<(usize, Option<Envelope>)>,
+    signer: Option<(Arc<Signer>, String, usize)>,
+}
+
+impl Share {
+    fn len(&self) -> usize {
+        self.next.len()
+    }
+
+    fn peek(&self) -> Option<usize> {
+        self.next.front().map(|&(i, _)| i)
+    }
+
+    /// The next envelope, its index, and its tx_id if it was signed here.
+    fn take(&mut self) -> Option<(usize, Envelope, Option<String>)> {
+        let (i, env) = self.next.pop_front()?;
+        match (env, &self.signer) {
+            (Some(env), _) => Some((i, env, None)),
+            (None, Some((signer, channel_id, tx_bytes))) => {
+                let (env, tx_id) = sign_one(signer, channel_id, *tx_bytes, &mut rand::thread_rng());
+                Some((i, env, Some(tx_id)))
+            }
+            (None, None) => None,
+        }
+    }
 }
 
 /// Builds and signs `count` envelopes with `tx_bytes` of random data each, on `threads` threads.
@@ -41,16 +138,7 @@ pub fn presign(
                 scope.spawn(move || {
                     let mut rng = rand::thread_rng();
                     (0..n)
-                        .map(|_| {
-                            let mut data = vec![0u8; tx_bytes];
-                            rng.fill_bytes(&mut data);
-                            envelope::build_with_tx_id(
-                                signer,
-                                channel_id,
-                                HeaderType::EndorserTransaction,
-                                Bytes::from(data),
-                            )
-                        })
+                        .map(|_| sign_one(signer, channel_id, tx_bytes, &mut rng))
                         .collect()
                 })
             })
@@ -82,6 +170,10 @@ const OPEN_QUEUE: usize = 4096;
 pub struct Outcome {
     /// Per envelope, in `Prepared` order: when it was sent and how it was answered.
     pub sent: Vec<Option<Sent>>,
+    /// Per envelope, the tx_id of those signed by their stream ([`Envelopes::Signed`]).
+    pub tx_ids: Vec<Option<String>>,
+    /// The info of each refused envelope: (index in `Prepared` order, info).
+    pub refusals: Vec<(usize, String)>,
     /// Streams that failed or broke.
     pub errors: Vec<String>,
     /// How far an open-loop sender fell behind its schedule at worst.
@@ -91,28 +183,64 @@ pub struct Outcome {
 }
 
 /// Sends every envelope over `clients.len()` streams (stream `s` gets envelopes `s`,
-/// `s + streams`, …), waiting for answers until `deadline` at most.
+/// `s + streams`, …), waiting for answers until `deadline` at most (`None`: until each stream
+/// is answered or breaks). Never fails as a whole: broken streams are in [`Outcome::errors`].
 pub async fn drive(
     clients: Vec<Client>,
-    envelopes: Vec<Envelope>,
+    envelopes: Envelopes,
     pace: Pace,
     start: Instant,
-    deadline: Instant,
+    deadline: Option<Instant>,
+    on_ack: OnAck,
 ) -> Outcome {
     let total = envelopes.len();
     let streams = clients.len().max(1);
-    let mut shares: Vec<Vec<(usize, Envelope)>> = vec![Vec::new(); streams];
-    for (i, env) in envelopes.into_iter().enumerate() {
-        shares[i % streams].push((i, env));
+    let signer = match &envelopes {
+        Envelopes::Presigned(_) => None,
+        Envelopes::Signed {
+            signer,
+            channel_id,
+            tx_bytes,
+            ..
+        } => Some((signer.clone(), channel_id.clone(), *tx_bytes)),
+    };
+    let mut shares: Vec<Share> = (0..streams)
+        .map(|_| Share {
+            next: VecDeque::new(),
+            signer: signer.clone(),
+        })
+        .collect();
+    match envelopes {
+        Envelopes::Presigned(envelopes) => {
+            for (i, env) in envelopes.into_iter().enumerate() {
+                shares[i % streams].next.push_back((i, Some(env)));
+            }
+        }
+        Envelopes::Signed { count, .. } => {
+            for i in 0..count {
+                shares[i % streams].next.push_back((i, None));
+            }
+        }
     }
     let tasks: Vec<_> = clients
         .into_iter()
         .zip(shares)
-        .map(|(client, share)| tokio::spawn(one_stream(client, share, pace, start, deadline)))
+        .map(|(client, share)| {
+            tokio::spawn(one_stream(
+                client,
+                share,
+                pace,
+                start,
+                deadline,
+                on_ack.clone(),
+            ))
+        })
         .collect();
 
     let mut outcome = Outcome {
         sent: vec![None; total],
+        tx_ids: vec![None; total],
+        refusals: Vec::new(),
         errors: Vec::new(),
         max_lag: Duration::ZERO,
         finished: start,
@@ -120,38 +248,44 @@ pub async fn drive(
     for task in tasks {
         match task.await {
             Ok(stream) => {
-                for (i, sent) in stream.sent {
+                for (i, sent, tx_id) in stream.sent {
                     outcome.sent[i] = Some(sent);
+                    outcome.tx_ids[i] = tx_id;
                 }
+                outcome.refusals.extend(stream.refusals);
                 outcome.errors.extend(stream.error);
                 outcome.max_lag = outcome.max_lag.max(stream.max_lag);
             }
             Err(e) => outcome.errors.push(format!("stream task failed: {e}")),
         }
     }
+    outcome.refusals.sort_unstable_by_key(|&(i, _)| i);
     outcome.finished = Instant::now();
     outcome
 }
 
 struct StreamOutcome {
-    sent: Vec<(usize, Sent)>,
+    sent: Vec<(usize, Sent, Option<String>)>,
+    refusals: Vec<(usize, String)>,
     error: Option<String>,
     max_lag: Duration,
 }
 
-/// What a stream's sender records: envelope index and send time, in sending order.
+/// What a stream's sender records: envelope index, send time and the tx_id of an envelope it
+/// signed, in sending order.
 #[derive(Default)]
 struct SendLog {
-    sent: Vec<(usize, Instant)>,
+    sent: Vec<(usize, Instant, Option<String>)>,
     max_lag: Duration,
 }
 
 async fn one_stream(
     client: Client,
-    share: Vec<(usize, Envelope)>,
+    share: Share,
     pace: Pace,
     start: Instant,
-    deadline: Instant,
+    deadline: Option<Instant>,
+    on_ack: OnAck,
 ) -> StreamOutcome {
     let expected = share.len();
     // Closed loop: a permit per unanswered envelope. Open loop: no window, only a queue.
@@ -171,17 +305,25 @@ async fn one_stream(
     ));
 
     // Answers come in sending order: the k-th answer is for the k-th envelope sent.
-    let mut answers: Vec<i32> = Vec::with_capacity(expected);
+    let mut answers: Vec<(i32, String)> = Vec::with_capacity(expected);
     let mut error = None;
     match client.grpc().broadcast(ReceiverStream::new(rx)).await {
         Err(e) => error = Some(format!("{}: Broadcast: {}", client.endpoint, e.message())),
         Ok(responses) => {
             let mut responses = responses.into_inner();
             while answers.len() < expected {
-                let next = tokio::time::timeout_at(deadline.into(), responses.next()).await;
+                let next = match deadline {
+                    Some(deadline) => {
+                        tokio::time::timeout_at(deadline.into(), responses.next()).await
+                    }
+                    None => Ok(responses.next().await),
+                };
                 match next {
                     Ok(Some(Ok(response))) => {
-                        answers.push(response.status);
+                        if response.status == Status::Success as i32 {
+                            on_ack();
+                        }
+                        answers.push((response.status, response.info));
                         if let Some(permits) = &permits {
                             permits.add_permits(1);
                         }
@@ -221,21 +363,26 @@ async fn one_stream(
     let _ = sender.await;
 
     let log = std::mem::take(&mut *log.lock().unwrap_or_else(|e| e.into_inner()));
+    let mut answers = answers.into_iter();
+    let mut refusals = Vec::new();
     let sent = log
         .sent
         .into_iter()
-        .enumerate()
-        .map(|(k, (i, at))| {
-            let answer = match answers.get(k) {
-                Some(&s) if s == Status::Success as i32 => Answer::Acked,
-                Some(&s) => Answer::Refused(s),
+        .map(|(i, at, tx_id)| {
+            let answer = match answers.next() {
+                Some((s, _)) if s == Status::Success as i32 => Answer::Acked,
+                Some((s, info)) => {
+                    refusals.push((i, info));
+                    Answer::Refused(s)
+                }
                 None => Answer::Unanswered,
             };
-            (i, Sent { at, answer })
+            (i, Sent { at, answer }, tx_id)
         })
         .collect();
     StreamOutcome {
         sent,
+        refusals,
         error,
         max_lag: log.max_lag,
     }
@@ -243,27 +390,30 @@ async fn one_stream(
 
 /// Feeds one stream's envelopes to its request queue, paced; records each send time.
 async fn send(
-    share: Vec<(usize, Envelope)>,
+    mut share: Share,
     pace: Pace,
     start: Instant,
     requests: mpsc::Sender<Envelope>,
     log: Arc<Mutex<SendLog>>,
     permits: Option<Arc<Semaphore>>,
 ) {
-    let record = |i: usize, lag: Duration| {
+    let record = |i: usize, tx_id: Option<String>, lag: Duration| {
         let mut log = log.lock().unwrap_or_else(|e| e.into_inner());
-        log.sent.push((i, Instant::now()));
+        log.sent.push((i, Instant::now(), tx_id));
         log.max_lag = log.max_lag.max(lag);
     };
     match pace {
         Pace::Closed { .. } => {
             let permits = permits.expect("a closed loop has a window");
-            for (i, env) in share {
+            while share.peek().is_some() {
                 let Ok(permit) = permits.acquire().await else {
                     return;
                 };
                 permit.forget();
-                record(i, Duration::ZERO);
+                let Some((i, env, tx_id)) = share.take() else {
+                    return;
+                };
+                record(i, tx_id, Duration::ZERO);
                 if requests.send(env).await.is_err() {
                     return;
                 }
@@ -273,17 +423,18 @@ async fn send(
             let due = |i: usize| start + Duration::from_secs_f64(i as f64 / rate);
             let mut ticks = tokio::time::interval(TICK);
             ticks.set_missed_tick_behavior(MissedTickBehavior::Skip);
-            let mut envelopes = share.into_iter().peekable();
-            while envelopes.peek().is_some() {
+            while share.peek().is_some() {
                 ticks.tick().await;
                 let now = Instant::now();
-                while let Some((i, _)) = envelopes.peek() {
-                    let at = due(*i);
+                while let Some(i) = share.peek() {
+                    let at = due(i);
                     if at > now {
                         break;
                     }
-                    let (i, env) = envelopes.next().expect("peeked");
-                    record(i, now.saturating_duration_since(at));
+                    let Some((i, env, tx_id)) = share.take() else {
+                        return;
+                    };
+                    record(i, tx_id, now.saturating_duration_since(at));
                     if requests.send(env).await.is_err() {
                         return;
                     }
