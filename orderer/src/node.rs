@@ -11,7 +11,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use crate::channel::{read_genesis, Channel};
-use crate::config::{LimitsSection, NodeConfig};
+use crate::config::{Consensus, LimitsSection, NodeConfig};
 use crate::consensus::OrderedLog;
 use crate::ledger::{Ledger, LedgerConfig, LedgerError};
 use crate::log::{LogError, Partition, PartitionConfig};
@@ -99,6 +99,8 @@ fn ledger_repair(ledger_dir: &Path) -> String {
 impl Node {
     /// Opens every channel of the config and starts serving clients.
     pub async fn start(config: &NodeConfig) -> anyhow::Result<Node> {
+        // A config built in code has not been through `NodeConfig::load`.
+        config.check().map_err(anyhow::Error::msg)?;
         let data_dir = &config.node.data_dir;
         std::fs::create_dir_all(data_dir)
             .with_context(|| format!("creating {}", data_dir.display()))?;
@@ -106,7 +108,7 @@ impl Node {
         // The client and the cluster port each accept up to max_connections.
         raise_descriptor_limit(2 * config.limits.max_connections);
         let signer = ordo_client::identity_dir::load(&config.node.identity)?;
-        let raft = config.node.consensus == "raft";
+        let raft = config.node.consensus == Consensus::Raft;
         let clients = ClusterClients::default();
         let cluster = config.cluster.clone();
         let bootstrap = cluster.as_ref().and_then(|c| {
