@@ -2,7 +2,8 @@
 //!
 //! Layers, bottom up:
 //! - [`log`]: the Kafka-like partition (segments, offsets, group commit). Knows nothing of blocks.
-//! - [`consensus`]: how a channel's records are ordered (solo: a local partition).
+//! - [`chain`]: how a channel's records are ordered, one chain per channel of the node's
+//!   consensus type (solo: a local partition; raft: a replicated one).
 //! - pure logic: [`cutter`] (batch size rules), [`assembler`] (log records → batches, time-to-cut,
 //!   config), [`block`] (hashing, verification), [`writer`] (signed blocks), [`validate`] and
 //!   [`policy`] (envelope checks, who may do what), [`entry`] (what a log record means).
@@ -11,14 +12,13 @@
 //! - admin: [`status`] (`orderer admin status` as JSON or a table).
 //! - setup: [`config`], [`genesis`], [`dev`], [`identity`], [`envelope`] (client-side building).
 
+pub mod chain;
 pub mod channel;
 pub mod config;
-pub mod consensus;
 pub mod dev;
 pub mod durable;
 pub mod ledger;
 pub mod log;
 pub mod node;
-pub mod raft;
 pub mod server;
 pub mod status;

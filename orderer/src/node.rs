@@ -10,13 +10,14 @@ use ordo_proto::orderer::atomic_broadcast_server::AtomicBroadcastServer;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+use crate::chain::raft::network::ClusterClients;
+use crate::chain::raft::{Node as RaftNode, OpenError, RaftLog, Timing};
+use crate::chain::solo::SoloChain;
+use crate::chain::Chain;
 use crate::channel::{read_genesis, Channel};
 use crate::config::{Consensus, LimitsSection, NodeConfig};
-use crate::consensus::OrderedLog;
 use crate::ledger::{Ledger, LedgerConfig, LedgerError};
 use crate::log::{LogError, Partition, PartitionConfig};
-use crate::raft::network::ClusterClients;
-use crate::raft::{Node as RaftNode, RaftLog, Timing};
 use crate::server::cluster::Groups;
 use crate::server::connections;
 use crate::server::outbox;
@@ -130,15 +131,13 @@ impl Node {
         let mut channels = Vec::new();
         for section in &config.channels {
             let genesis = read_genesis(&section.genesis_block)?;
-            let id = ordo_core::policy::config_from_block(&genesis)
-                .map_err(|e| anyhow::anyhow!(e))?
-                .channel_id;
+            let id = genesis.channel_id().to_string();
             let dir = data_dir.join("channels").join(&id);
             let log_config = PartitionConfig {
                 segment_bytes: config.log.segment_bytes,
                 ..Default::default()
             };
-            let log: Arc<dyn OrderedLog> = match (raft, &timing) {
+            let chain: Arc<dyn Chain> = match (raft, &timing) {
                 (true, Some(timing)) => {
                     let group = RaftLog::open(
                         &id,
@@ -152,23 +151,25 @@ impl Node {
                     .await
                     .map_err(|e| {
                         let context = format!("starting the raft group of channel {id}");
-                        match e.downcast_ref::<LogError>() {
-                            Some(LogError::Corrupt { .. }) => {
-                                refusal(e, context, &raft_log_repair(&dir, config.node.id))
+                        match e {
+                            OpenError::Log(e @ LogError::Corrupt { .. }) => {
+                                refusal(e.into(), context, &raft_log_repair(&dir, config.node.id))
                             }
-                            _ => e.context(context),
+                            e => anyhow::Error::new(e).context(context),
                         }
                     })?;
                     groups.push(group.clone());
                     group
                 }
-                _ => Partition::open(&dir.join("log"), log_config).map_err(|e| {
-                    let context = format!("opening the log of channel {id}");
-                    match e {
-                        LogError::Corrupt { .. } => refusal(e.into(), context, SOLO_LOG_REPAIR),
-                        e => anyhow::Error::new(e).context(context),
-                    }
-                })?,
+                _ => {
+                    SoloChain::new(Partition::open(&dir.join("log"), log_config).map_err(|e| {
+                        let context = format!("opening the log of channel {id}");
+                        match e {
+                            LogError::Corrupt { .. } => refusal(e.into(), context, SOLO_LOG_REPAIR),
+                            e => anyhow::Error::new(e).context(context),
+                        }
+                    })?)
+                }
             };
             let ledger_dir = dir.join("ledger");
             let ledger = Ledger::open(
@@ -186,7 +187,7 @@ impl Node {
                     e => anyhow::Error::new(e).context(context),
                 }
             })?;
-            channels.push(Channel::open(&genesis, ledger, log, signer.clone())?);
+            channels.push(Channel::open(&genesis, ledger, chain, signer.clone())?);
         }
         let channels = Channels::new(channels);
 

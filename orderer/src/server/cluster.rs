@@ -21,8 +21,8 @@ use ordo_proto::ordo::{
 use serde::Serialize;
 use tonic::{Request, Response, Status};
 
-use crate::consensus::OrderedLog;
-use crate::raft::{codec, NodeId, RaftLog, TypeConfig};
+use crate::chain::raft::{codec, NodeId, RaftLog, TypeConfig};
+use crate::chain::Chain;
 
 /// The Raft groups of this node, by channel.
 #[derive(Clone)]
@@ -121,13 +121,13 @@ impl Cluster for Groups {
         let request = request.into_inner();
         let group = self.get(&request.channel)?;
         let reply = match group.write_forwarded(request.record).await {
-            Ok(offset) => ForwardResponse {
-                offset: Some(offset),
+            Ok(index) => ForwardResponse {
+                raft_index: Some(index),
                 error: String::new(),
             },
             Err(error) => ForwardResponse {
-                offset: None,
-                error,
+                raft_index: None,
+                error: error.to_string(),
             },
         };
         Ok(Response::new(reply))
