@@ -188,6 +188,9 @@ pub struct LimitsSection {
     pub deliver_total_bytes: u32,
     /// Deliver streams open at once on all connections; more are answered SERVICE_UNAVAILABLE.
     pub max_deliver_streams: usize,
+    /// On shutdown, how long open streams may go on once the node stops accepting, before they
+    /// are cut (a Deliver following the chain never ends by itself); 0 cuts them at once.
+    pub shutdown_grace_ms: u64,
 }
 
 impl Default for LimitsSection {
@@ -204,6 +207,7 @@ impl Default for LimitsSection {
             deliver_stream_bytes: 4 << 20,
             deliver_total_bytes: 256 << 20,
             max_deliver_streams: 1024,
+            shutdown_grace_ms: 2000,
         }
     }
 }
@@ -603,6 +607,7 @@ mod tests {
         let limits: LimitsSection = toml::from_str("max_connections = 10").unwrap();
         assert_eq!(limits.max_connections, 10);
         assert_eq!(limits.max_deliver_streams, 1024);
+        assert_eq!(limits.shutdown_grace_ms, 2000);
         limits.check().unwrap();
         let zero: LimitsSection = toml::from_str("deliver_total_bytes = 0").unwrap();
         assert_eq!(

@@ -8,7 +8,8 @@
 //!   config), [`block`] (hashing, verification), [`writer`] (signed blocks), [`validate`] and
 //!   [`policy`] (envelope checks, who may do what), [`entry`] (what a log record means).
 //! - storage: [`ledger`] (block files + index).
-//! - run time: [`channel`] (consumer task), [`broadcast`], [`deliver`], [`server`], [`node`].
+//! - run time: [`channel`] (consumer task), [`registrar`] (the channels served), [`server`]
+//!   (Broadcast, Deliver, the cluster transport), [`node`] (start-up in named steps, shutdown).
 //! - admin: [`status`] (`orderer admin status` as JSON or a table).
 //! - setup: [`config`], [`genesis`], [`dev`], [`identity`], [`envelope`] (client-side building).
 
@@ -20,5 +21,6 @@ pub mod durable;
 pub mod ledger;
 pub mod log;
 pub mod node;
+pub mod registrar;
 pub mod server;
 pub mod status;
