@@ -19,7 +19,6 @@ use crate::chain::{Chain, ChainError};
 use crate::ledger::{Ledger, LedgerError};
 use ordo_core::assembler::{Assembler, Batch};
 use ordo_core::block;
-use ordo_core::dedup::{self, PastBlock, TxWindow};
 use ordo_core::entry::Entry;
 use ordo_core::identity::Signer;
 use ordo_core::policy::{config_from_block, ChannelPolicy};
@@ -378,21 +377,20 @@ fn resume_point(id: &str, ledger: &Ledger, chain: &dyn Chain) -> anyhow::Result<
     })
 }
 
-/// The assembler a node that never stopped would have after the ledger's last block. Duplicate
-/// suppression resumes with the tx_ids it would remember: those of the last blocks, each counted
-/// under the window in force after it (read from the config block it names).
+/// The assembler a node that never stopped would have after the ledger's last block
+/// ([`Assembler::rebuild`] over the ledger: each block's data, under the dedup window of the
+/// config block it names).
 fn rebuild_assembler(id: &str, ledger: &Ledger, resume: &Resume) -> anyhow::Result<Assembler> {
-    let next_block = resume.last_header.number + 1;
     let mut config_windows = std::collections::HashMap::new();
     let read_block = |number: u64| {
         ledger
             .block(number)?
             .with_context(|| format!("channel {id}: block {number} is missing"))
     };
-    let recent = TxWindow::rebuild(
-        resume.policy.config().dedup_window_blocks,
-        next_block,
-        |number| -> anyhow::Result<PastBlock> {
+    Assembler::rebuild(
+        resume.policy.clone(),
+        resume.last_header.number + 1,
+        |number| -> anyhow::Result<(u32, Vec<Bytes>)> {
             let block = read_block(number)?;
             let config_index =
                 recorded_last_config(&block).map_err(|e| anyhow::anyhow!("channel {id}: {e}"))?;
@@ -406,12 +404,9 @@ fn rebuild_assembler(id: &str, ledger: &Ledger, resume: &Resume) -> anyhow::Resu
                     config.dedup_window_blocks
                 }
             };
-            let data = block.data.map(|d| d.data).unwrap_or_default();
-            let tx_ids = data.iter().filter_map(dedup::envelope_tx_id).collect();
-            Ok(PastBlock { window, tx_ids })
+            Ok((window, block.data.map(|d| d.data).unwrap_or_default()))
         },
-    )?;
-    Ok(Assembler::resume(resume.policy.clone(), next_block, recent))
+    )
 }
 
 /// Reads a genesis block file, and the channel configuration in it.
