@@ -537,3 +537,68 @@ impl Chain for RaftLog {
         Some(codec::offset(metadata.raft_index?, position) + 1)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::chain::solo::SoloChain;
+    use crate::log::Partition;
+
+    #[tokio::test]
+    async fn a_single_node_group_orders_resumes_from_its_metadata_and_halts_completely() {
+        let dir = tempfile::tempdir().unwrap();
+        let timing = Timing {
+            heartbeat: Duration::from_millis(50),
+            election_min: Duration::from_millis(150),
+            election_max: Duration::from_millis(300),
+            produce_timeout: Duration::from_secs(20),
+        };
+        let members = BTreeMap::from([(1, Node::new("127.0.0.1:1"))]);
+        let chain = RaftLog::open(
+            "ordo",
+            dir.path(),
+            1,
+            PartitionConfig::default(),
+            &timing,
+            Some(members),
+            ClusterClients::default(),
+        )
+        .await
+        .unwrap();
+        let offset = tokio::time::timeout(
+            Duration::from_secs(30),
+            chain.order(Bytes::from_static(b"a")),
+        )
+        .await
+        .expect("ordered within 30 s")
+        .unwrap();
+        let (index, position) = codec::split_offset(offset);
+        assert!(index > 0 && position == 0, "offset {offset:#x}");
+        assert_eq!(
+            chain.resume_after(&chain.block_metadata(offset)),
+            Some(offset + 1)
+        );
+        // The last record of a full entry resumes at the next entry.
+        let last = codec::offset(index, codec::MAX_BATCH_RECORDS - 1);
+        assert_eq!(
+            chain.resume_after(&chain.block_metadata(last)),
+            Some(codec::offset(index + 1, 0))
+        );
+        // Solo's metadata is not raft's: a ledger written under one type is refused by the other.
+        let partition = Partition::open(&dir.path().join("solo"), PartitionConfig::default());
+        let solo = SoloChain::new(partition.unwrap());
+        assert_eq!(chain.resume_after(&solo.block_metadata(7)), None);
+        assert_eq!(solo.resume_after(&chain.block_metadata(offset)), None);
+        solo.halt().await;
+
+        chain.halt().await;
+        chain.halt().await;
+        assert!(chain.errored().is_some());
+        assert!(matches!(chain.wait_ready().await, Err(ChainError::Halted)));
+        assert!(matches!(
+            chain.order(Bytes::from_static(b"b")).await,
+            Err(ChainError::Halted)
+        ));
+        assert!(chain.batching.lock().unwrap().is_none());
+    }
+}
