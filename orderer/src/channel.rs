@@ -179,8 +179,10 @@ impl Channel {
         self.chain.order(record).await
     }
 
-    /// Stops the consumer, then halts the chain; both are over when this resolves.
+    /// Stops the consumer, then halts the chain; both are over when this resolves. Deliver
+    /// streams still waiting on the channel are woken to answer SERVICE_UNAVAILABLE.
     pub async fn shutdown(&self) {
+        self.healthy.send_replace(false);
         let _ = self.stop.send(true);
         let handle = self
             .consumer

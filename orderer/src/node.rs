@@ -521,7 +521,8 @@ mod tests {
     use ordo_core::envelope;
     use ordo_proto::common::{HeaderType, Status};
     use ordo_proto::orderer::atomic_broadcast_client::AtomicBroadcastClient;
-    use ordo_proto::orderer::BroadcastResponse;
+    use ordo_proto::orderer::seek_info::SeekBehavior;
+    use ordo_proto::orderer::{deliver_response, BroadcastResponse};
 
     /// Broadcasts one envelope to `channel` and returns the answer.
     async fn broadcast(node: &Node, signer: &Signer, channel: &str) -> BroadcastResponse {
@@ -584,8 +585,42 @@ mod tests {
         })
         .await
         .expect("block 1 of the added channel");
+        // A Deliver stream following the chain: once it has block 1 it waits for block 2, which
+        // will not come before the removal.
+        let mut deliver = AtomicBroadcastClient::connect(format!("http://{}", node.local_addr()))
+            .await
+            .unwrap();
+        let seek = envelope::seek(
+            &client,
+            "second",
+            envelope::specified(1),
+            envelope::specified(u64::MAX),
+            SeekBehavior::BlockUntilReady as i32,
+        );
+        let mut waiting = deliver
+            .deliver(futures::stream::iter([seek]))
+            .await
+            .unwrap()
+            .into_inner();
+        let first = waiting.message().await.unwrap().and_then(|r| r.r#type);
+        assert!(
+            matches!(first, Some(deliver_response::Type::Block(_))),
+            "{first:?}"
+        );
 
         assert!(node.remove_channel("second").await);
+        // It is told the channel stopped, rather than wait for ever.
+        let told = tokio::time::timeout(Duration::from_secs(10), waiting.message())
+            .await
+            .expect("an answer within 10 s")
+            .unwrap()
+            .and_then(|response| response.r#type);
+        assert_eq!(
+            told,
+            Some(deliver_response::Type::Status(
+                Status::ServiceUnavailable as i32
+            ))
+        );
         assert!(!node.remove_channel("second").await);
         // Its chain is halted: nothing more is ordered on it.
         assert!(channel
