@@ -72,7 +72,7 @@ impl Channel {
     ) -> anyhow::Result<Arc<Channel>> {
         let id = genesis.channel_id().to_string();
         check_genesis(&id, &ledger, &genesis.block)?;
-        let resume = resume_point(&id, &ledger, chain.as_ref())?;
+        let resume = resume_point(genesis, &ledger, chain.as_ref())?;
         tracing::info!(
             channel = %id,
             consensus = chain.kind(),
@@ -80,7 +80,7 @@ impl Channel {
             resume_offset = resume.next_offset,
             "channel opened"
         );
-        let assembler = rebuild_assembler(&id, &ledger, &resume)?;
+        let assembler = rebuild_assembler(genesis, &ledger, &resume)?;
         let (stop, stop_rx) = watch::channel(false);
         let channel = Arc::new(Channel {
             id,
@@ -332,18 +332,29 @@ fn check_genesis(id: &str, ledger: &Ledger, genesis: &Block) -> anyhow::Result<(
     Ok(())
 }
 
+/// The configuration block `number` holds; block 0's is the genesis block's, already parsed
+/// (the ledger's block 0 was checked to be the same).
+fn config_of(genesis: &Genesis, ledger: &Ledger, number: u64) -> anyhow::Result<ChannelConfig> {
+    let id = genesis.channel_id();
+    if number == 0 {
+        return Ok(genesis.config.clone());
+    }
+    let block = ledger
+        .block(number)?
+        .with_context(|| format!("channel {id}: config block {number} is missing"))?;
+    config_from_block(&block)
+        .map_err(|e| anyhow::anyhow!("channel {id}: config block {number}: {e}"))
+}
+
 /// Where the channel resumes: after the ledger's last block, under the config it names, at the
 /// chain offset its consenter metadata records.
-fn resume_point(id: &str, ledger: &Ledger, chain: &dyn Chain) -> anyhow::Result<Resume> {
+fn resume_point(genesis: &Genesis, ledger: &Ledger, chain: &dyn Chain) -> anyhow::Result<Resume> {
+    let id = genesis.channel_id();
     let last = ledger.last_block()?.context("ledger has no blocks")?;
     let last_header = last.header.clone().unwrap_or_default();
     let last_config =
         recorded_last_config(&last).map_err(|e| anyhow::anyhow!("channel {id}: {e}"))?;
-    let config_block = ledger
-        .block(last_config)?
-        .with_context(|| format!("channel {id}: config block {last_config} is missing"))?;
-    let config = config_from_block(&config_block)
-        .map_err(|e| anyhow::anyhow!("channel {id}: config block {last_config}: {e}"))?;
+    let config = config_of(genesis, ledger, last_config)?;
     let policy = ChannelPolicy::new(config)
         .map_err(|e| anyhow::anyhow!("channel {id}: config block {last_config}: {e}"))?;
 
@@ -382,7 +393,12 @@ fn resume_point(id: &str, ledger: &Ledger, chain: &dyn Chain) -> anyhow::Result<
 /// The assembler a node that never stopped would have after the ledger's last block
 /// ([`Assembler::rebuild`] over the ledger: each block's data, under the dedup window of the
 /// config block it names).
-fn rebuild_assembler(id: &str, ledger: &Ledger, resume: &Resume) -> anyhow::Result<Assembler> {
+fn rebuild_assembler(
+    genesis: &Genesis,
+    ledger: &Ledger,
+    resume: &Resume,
+) -> anyhow::Result<Assembler> {
+    let id = genesis.channel_id();
     let mut config_windows = std::collections::HashMap::new();
     let read_block = |number: u64| {
         ledger
@@ -399,11 +415,9 @@ fn rebuild_assembler(id: &str, ledger: &Ledger, resume: &Resume) -> anyhow::Resu
             let window = match config_windows.get(&config_index) {
                 Some(&window) => window,
                 None => {
-                    let config = config_from_block(&read_block(config_index)?).map_err(|e| {
-                        anyhow::anyhow!("channel {id}: config block {config_index}: {e}")
-                    })?;
-                    config_windows.insert(config_index, config.dedup_window_blocks);
-                    config.dedup_window_blocks
+                    let window = config_of(genesis, ledger, config_index)?.dedup_window_blocks;
+                    config_windows.insert(config_index, window);
+                    window
                 }
             };
             Ok((window, block.data.map(|d| d.data).unwrap_or_default()))
