@@ -1,5 +1,7 @@
-//! A channel at run time: its log, its ledger, its configuration in force, and the consumer task
-//! that reads the log in offset order and writes blocks (assembler → block writer → ledger).
+//! A channel at run time: its chain, its ledger, its configuration in force, and the consumer
+//! task that reads the chain in offset order and writes blocks (assembler → block writer →
+//! ledger). Opening one runs named steps: check the genesis block, find the resume point, rebuild
+//! the assembler, start the consumer.
 
 use std::path::Path;
 use std::sync::{Arc, RwLock};
@@ -7,17 +9,16 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use bytes::Bytes;
-use ordo_proto::common::Block;
+use ordo_core::config::ChannelConfig;
+use ordo_proto::common::{Block, BlockHeader};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use crate::consensus::OrderedLog;
-use crate::ledger::Ledger;
-use crate::log::LogError;
+use crate::chain::{Chain, ChainError};
+use crate::ledger::{Ledger, LedgerError};
 use ordo_core::assembler::{Assembler, Batch};
 use ordo_core::block;
-use ordo_core::dedup::{self, PastBlock, TxWindow};
 use ordo_core::entry::Entry;
 use ordo_core::identity::Signer;
 use ordo_core::policy::{config_from_block, ChannelPolicy};
@@ -28,7 +29,7 @@ const FETCH_BYTES: usize = 4 << 20;
 
 pub struct Channel {
     id: String,
-    log: Arc<dyn OrderedLog>,
+    chain: Arc<dyn Chain>,
     ledger: Arc<Ledger>,
     policy: RwLock<Arc<ChannelPolicy>>,
     /// Cleared when the consumer stops on an error: the channel then answers SERVICE_UNAVAILABLE
@@ -38,124 +39,64 @@ pub struct Channel {
     consumer: std::sync::Mutex<Option<JoinHandle<()>>>,
 }
 
+/// A channel's genesis block, read and parsed once.
+pub struct Genesis {
+    pub block: Block,
+    pub config: ChannelConfig,
+}
+
+impl Genesis {
+    pub fn channel_id(&self) -> &str {
+        &self.config.channel_id
+    }
+}
+
+/// Where a reopened channel stands: its last block, the configuration in force, and where its
+/// chain resumes.
+struct Resume {
+    last_header: BlockHeader,
+    last_config: u64,
+    policy: ChannelPolicy,
+    next_offset: u64,
+}
+
 impl Channel {
-    /// Opens a channel over its ledger and log, writing `genesis` if the ledger is new, and starts
-    /// consuming where the last block left off.
+    /// Opens a channel over its ledger and chain, writing the genesis block if the ledger is
+    /// new, and starts consuming where the last block left off.
     pub fn open(
-        genesis: &Block,
+        genesis: &Genesis,
         ledger: Ledger,
-        log: Arc<dyn OrderedLog>,
+        chain: Arc<dyn Chain>,
         signer: Signer,
     ) -> anyhow::Result<Arc<Channel>> {
-        let genesis_config =
-            config_from_block(genesis).map_err(|e| anyhow::anyhow!("genesis block: {e}"))?;
-        let id = genesis_config.channel_id.clone();
-        if ledger.height() == 0 {
-            ledger
-                .append(genesis)
-                .context("writing the genesis block")?;
-        }
-        let stored_genesis = ledger.block(0)?.context("ledger lost block 0")?;
-        if stored_genesis.header != genesis.header {
-            bail!(
-                "channel {id}: the ledger holds a different genesis block than the one configured"
-            );
-        }
-        let last = ledger.last_block()?.context("ledger has no blocks")?;
-        let last_header = last.header.clone().unwrap_or_default();
-        let last_config =
-            recorded_last_config(&last).map_err(|e| anyhow::anyhow!("channel {id}: {e}"))?;
-        let config_block = ledger
-            .block(last_config)?
-            .with_context(|| format!("channel {id}: config block {last_config} is missing"))?;
-        let config = config_from_block(&config_block)
-            .map_err(|e| anyhow::anyhow!("channel {id}: config block {last_config}: {e}"))?;
-        let policy = ChannelPolicy::new(config)
-            .map_err(|e| anyhow::anyhow!("channel {id}: config block {last_config}: {e}"))?;
-
-        // Resume right after the last record the chain holds; the pending batch is rebuilt from
-        // the log, so the blocks cut after a restart are the ones that would have been cut.
-        let resume = match block::consenter_metadata(&last).and_then(|m| m.last_offset) {
-            Some(offset) => offset + 1,
-            None if last_header.number == 0 => 0,
-            // Taking it as "nothing consumed yet" would cut the whole log again on top of the
-            // chain.
-            None => bail!(
-                "channel {id}: block {} has no readable consenter metadata (the log offset it \
-                 was cut from), so the node cannot tell where to resume",
-                last_header.number
-            ),
-        };
-        if log.local_end() < resume {
-            bail!(
-                "channel {id}: the log ends at offset {} but block {} was cut from offset {}; \
-                 the log is missing records the ledger holds",
-                log.local_end(),
-                last_header.number,
-                resume - 1
-            );
-        }
+        let id = genesis.channel_id().to_string();
+        check_genesis(&id, &ledger, &genesis.block)?;
+        let resume = resume_point(genesis, &ledger, chain.as_ref())?;
         tracing::info!(
             channel = %id,
+            consensus = chain.kind(),
             height = ledger.height(),
-            resume_offset = resume,
+            resume_offset = resume.next_offset,
             "channel opened"
         );
-
+        let assembler = rebuild_assembler(genesis, &ledger, &resume)?;
         let (stop, stop_rx) = watch::channel(false);
         let channel = Arc::new(Channel {
             id,
-            log,
+            chain,
             ledger: Arc::new(ledger),
-            policy: RwLock::new(Arc::new(policy.clone())),
+            policy: RwLock::new(Arc::new(resume.policy)),
             healthy: watch::Sender::new(true),
             stop,
             consumer: std::sync::Mutex::new(None),
         });
-        // Duplicate suppression resumes with the tx_ids a node that never stopped would remember:
-        // those of the last blocks, each counted under the window in force after it (read from
-        // the config block it names).
-        let next_block = last_header.number + 1;
-        let mut config_windows = std::collections::HashMap::new();
-        let read_block = |number: u64| {
-            channel
-                .ledger
-                .block(number)?
-                .with_context(|| format!("channel {}: block {number} is missing", channel.id))
-        };
-        let recent = TxWindow::rebuild(
-            policy.config().dedup_window_blocks,
-            next_block,
-            |number| -> anyhow::Result<PastBlock> {
-                let block = read_block(number)?;
-                let config_index = recorded_last_config(&block)
-                    .map_err(|e| anyhow::anyhow!("channel {}: {e}", channel.id))?;
-                let window = match config_windows.get(&config_index) {
-                    Some(&window) => window,
-                    None => {
-                        let config =
-                            config_from_block(&read_block(config_index)?).map_err(|e| {
-                                anyhow::anyhow!(
-                                    "channel {}: config block {config_index}: {e}",
-                                    channel.id
-                                )
-                            })?;
-                        config_windows.insert(config_index, config.dedup_window_blocks);
-                        config.dedup_window_blocks
-                    }
-                };
-                let data = block.data.map(|d| d.data).unwrap_or_default();
-                let tx_ids = data.iter().filter_map(dedup::envelope_tx_id).collect();
-                Ok(PastBlock { window, tx_ids })
-            },
-        )?;
         let consumer = Consumer {
             channel: channel.clone(),
-            assembler: Assembler::resume(policy, next_block, recent),
+            assembler,
             writer: BlockWriter::new(signer),
-            next_offset: resume,
-            previous_hash: block::header_hash(&last_header),
-            last_config,
+            next_offset: resume.next_offset,
+            previous_hash: block::header_hash(&resume.last_header),
+            last_config: resume.last_config,
         };
         let handle = tokio::spawn(consumer.run(stop_rx));
         *channel.consumer.lock().unwrap_or_else(|e| e.into_inner()) = Some(handle);
@@ -179,7 +120,7 @@ impl Channel {
     }
 
     pub fn is_healthy(&self) -> bool {
-        *self.healthy.borrow()
+        *self.healthy.borrow() && self.chain.errored().is_none()
     }
 
     /// Changes when the channel stops serving.
@@ -193,13 +134,16 @@ impl Channel {
         self.healthy.send_replace(false);
     }
 
-    /// Produces a record to the channel's log; resolves once it is committed.
-    pub async fn produce(&self, record: Bytes) -> Result<u64, LogError> {
-        self.log.produce(record).await
+    /// Orders a record on the channel's chain; resolves once it is committed.
+    pub async fn order(&self, record: Bytes) -> Result<u64, ChainError> {
+        self.chain.wait_ready().await?;
+        self.chain.order(record).await
     }
 
-    /// Stops the consumer and the log.
+    /// Stops the consumer, then halts the chain; both are over when this resolves. Deliver
+    /// streams still waiting on the channel are woken to answer SERVICE_UNAVAILABLE.
     pub async fn shutdown(&self) {
+        self.healthy.send_replace(false);
         let _ = self.stop.send(true);
         let handle = self
             .consumer
@@ -209,7 +153,7 @@ impl Channel {
         if let Some(handle) = handle {
             let _ = handle.await;
         }
-        self.log.close();
+        self.chain.halt().await;
     }
 }
 
@@ -237,10 +181,10 @@ impl Consumer {
             };
             tokio::select! {
                 _ = stop.changed() => break,
-                fetched = self.channel.log.fetch(self.next_offset, FETCH_BYTES) => {
+                fetched = self.channel.chain.fetch(self.next_offset, FETCH_BYTES) => {
                     let records = match fetched {
                         Ok(records) => records,
-                        Err(LogError::Closed) => break,
+                        Err(ChainError::Halted) => break,
                         Err(e) => {
                             // No block can be cut past a record that cannot be read: stop taking
                             // envelopes rather than acknowledge ones that would never be ordered.
@@ -281,27 +225,25 @@ impl Consumer {
         let number = self.assembler.next_block();
         let channel = self.channel.clone();
         tokio::spawn(async move {
-            if let Err(e) = channel.produce(Entry::encode_time_to_cut(number)).await {
+            if let Err(e) = channel.order(Entry::encode_time_to_cut(number)).await {
                 tracing::warn!(channel = %channel.id, block = number, error = %e, "time-to-cut not produced");
             }
         });
     }
 
-    async fn write(&mut self, batch: Batch) -> anyhow::Result<()> {
+    async fn write(&mut self, batch: Batch) -> Result<(), WriteBlockError> {
         if batch.config.is_some() {
             self.last_config = batch.number;
         }
         let info = BlockInfo {
             number: batch.number,
             last_config: self.last_config,
-            last_offset: Some(batch.last_offset),
+            consenter_metadata: self.channel.chain.block_metadata(batch.last_offset),
         };
         let block = self.writer.write(info, &self.previous_hash, batch.data);
         let hash = block::header_hash(block.header.as_ref().unwrap_or(&Default::default()));
         let ledger = self.channel.ledger.clone();
-        tokio::task::spawn_blocking(move || ledger.append(&block))
-            .await
-            .context("ledger task")??;
+        tokio::task::spawn_blocking(move || ledger.append(&block)).await??;
         self.previous_hash = hash;
         if let Some(policy) = batch.config {
             tracing::info!(channel = %self.channel.id, block = batch.number, sequence = policy.config().sequence, "configuration updated");
@@ -313,6 +255,15 @@ impl Consumer {
         }
         Ok(())
     }
+}
+
+/// Why the consumer could not write a block.
+#[derive(Debug, thiserror::Error)]
+enum WriteBlockError {
+    #[error(transparent)]
+    Ledger(#[from] LedgerError),
+    #[error("the ledger task failed: {0}")]
+    Task(#[from] tokio::task::JoinError),
 }
 
 /// The config block a block names; the genesis block is its own.
@@ -328,8 +279,115 @@ fn recorded_last_config(block: &Block) -> Result<u64, String> {
     }
 }
 
-/// Reads a genesis block file.
-pub fn read_genesis(path: &Path) -> anyhow::Result<Block> {
+/// Writes the genesis block into a new ledger; an old one must hold the same.
+fn check_genesis(id: &str, ledger: &Ledger, genesis: &Block) -> anyhow::Result<()> {
+    if ledger.height() == 0 {
+        ledger
+            .append(genesis)
+            .context("writing the genesis block")?;
+    }
+    let stored_genesis = ledger.block(0)?.context("ledger lost block 0")?;
+    if stored_genesis.header != genesis.header {
+        bail!("channel {id}: the ledger holds a different genesis block than the one configured");
+    }
+    Ok(())
+}
+
+/// The configuration block `number` holds; block 0's is the genesis block's, already parsed
+/// (the ledger's block 0 was checked to be the same).
+fn config_of(genesis: &Genesis, ledger: &Ledger, number: u64) -> anyhow::Result<ChannelConfig> {
+    let id = genesis.channel_id();
+    if number == 0 {
+        return Ok(genesis.config.clone());
+    }
+    let block = ledger
+        .block(number)?
+        .with_context(|| format!("channel {id}: config block {number} is missing"))?;
+    config_from_block(&block)
+        .map_err(|e| anyhow::anyhow!("channel {id}: config block {number}: {e}"))
+}
+
+/// Where the channel resumes: after the ledger's last block, under the config it names, at the
+/// chain offset its consenter metadata records.
+fn resume_point(genesis: &Genesis, ledger: &Ledger, chain: &dyn Chain) -> anyhow::Result<Resume> {
+    let id = genesis.channel_id();
+    let last = ledger.last_block()?.context("ledger has no blocks")?;
+    let last_header = last.header.clone().unwrap_or_default();
+    let last_config =
+        recorded_last_config(&last).map_err(|e| anyhow::anyhow!("channel {id}: {e}"))?;
+    let config = config_of(genesis, ledger, last_config)?;
+    let policy = ChannelPolicy::new(config)
+        .map_err(|e| anyhow::anyhow!("channel {id}: config block {last_config}: {e}"))?;
+
+    // Resume right after the last record the chain holds; the pending batch is rebuilt from
+    // the log, so the blocks cut after a restart are the ones that would have been cut.
+    let next_offset =
+        match block::consenter_metadata(&last).and_then(|metadata| chain.resume_after(&metadata)) {
+            Some(offset) => offset,
+            None if last_header.number == 0 => 0,
+            // Taking it as "nothing consumed yet" would cut the whole log again on top of the
+            // chain.
+            None => bail!(
+                "channel {id}: block {} has no readable {} consenter metadata (the log offset it \
+             was cut from), so the node cannot tell where to resume",
+                last_header.number,
+                chain.kind()
+            ),
+        };
+    if chain.local_end() < next_offset {
+        bail!(
+            "channel {id}: the log ends at offset {} but block {} was cut from offset {}; \
+             the log is missing records the ledger holds",
+            chain.local_end(),
+            last_header.number,
+            next_offset - 1
+        );
+    }
+    Ok(Resume {
+        last_header,
+        last_config,
+        policy,
+        next_offset,
+    })
+}
+
+/// The assembler a node that never stopped would have after the ledger's last block
+/// ([`Assembler::rebuild`] over the ledger: each block's data, under the dedup window of the
+/// config block it names).
+fn rebuild_assembler(
+    genesis: &Genesis,
+    ledger: &Ledger,
+    resume: &Resume,
+) -> anyhow::Result<Assembler> {
+    let id = genesis.channel_id();
+    let mut config_windows = std::collections::HashMap::new();
+    let read_block = |number: u64| {
+        ledger
+            .block(number)?
+            .with_context(|| format!("channel {id}: block {number} is missing"))
+    };
+    Assembler::rebuild(
+        resume.policy.clone(),
+        resume.last_header.number + 1,
+        |number| -> anyhow::Result<(u32, Vec<Bytes>)> {
+            let block = read_block(number)?;
+            let config_index =
+                recorded_last_config(&block).map_err(|e| anyhow::anyhow!("channel {id}: {e}"))?;
+            let window = match config_windows.get(&config_index) {
+                Some(&window) => window,
+                None => {
+                    let window = config_of(genesis, ledger, config_index)?.dedup_window_blocks;
+                    config_windows.insert(config_index, window);
+                    window
+                }
+            };
+            Ok((window, block.data.map(|d| d.data).unwrap_or_default()))
+        },
+    )
+}
+
+/// Reads a genesis block file, and the channel configuration in it.
+pub fn read_genesis(path: &Path) -> anyhow::Result<Genesis> {
     use prost::Message;
     let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
     let block = Block::decode(bytes.as_slice())
@@ -337,13 +395,15 @@ pub fn read_genesis(path: &Path) -> anyhow::Result<Block> {
     if block.header.as_ref().map(|h| h.number) != Some(0) {
         bail!("{} is not a genesis block (number 0)", path.display());
     }
-    config_from_block(&block).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-    Ok(block)
+    let config =
+        config_from_block(&block).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    Ok(Genesis { block, config })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::chain::solo::SoloChain;
     use crate::ledger::LedgerConfig;
     use crate::log::{Partition, PartitionConfig};
     use ordo_proto::common::BlockHeader;
@@ -364,12 +424,12 @@ mod tests {
         )
         .unwrap();
         let ledger = Ledger::open(&dir.path().join("ledger"), LedgerConfig::default()).unwrap();
-        ledger.append(&genesis).unwrap();
+        ledger.append(&genesis.block).unwrap();
         ledger
             .append(&Block {
                 header: Some(BlockHeader {
                     number: 1,
-                    previous_hash: block::header_hash(genesis.header.as_ref().unwrap())
+                    previous_hash: block::header_hash(genesis.block.header.as_ref().unwrap())
                         .to_vec()
                         .into(),
                     data_hash: Default::default(),
@@ -380,7 +440,7 @@ mod tests {
             .unwrap();
         let log = Partition::open(&dir.path().join("log"), PartitionConfig::default()).unwrap();
         let signer = ordo_client::identity_dir::load(&dir.path().join("crypto/orderer")).unwrap();
-        let refused = Channel::open(&genesis, ledger, log, signer)
+        let refused = Channel::open(&genesis, ledger, SoloChain::new(log), signer)
             .err()
             .expect("a refusal");
         assert!(

@@ -42,8 +42,8 @@ pub struct NodeSection {
     pub identity: PathBuf,
     /// Consensus type: "solo" (one node, unreplicated log) or "raft" (the log replicated
     /// across the nodes of `[cluster]`).
-    #[serde(default = "default_consensus")]
-    pub consensus: String,
+    #[serde(default)]
+    pub consensus: Consensus,
     /// This node's id in the cluster (its consenter id); 1 in solo.
     #[serde(default = "default_node_id")]
     pub id: u64,
@@ -111,8 +111,24 @@ fn default_produce_timeout_ms() -> u64 {
     5000
 }
 
-fn default_consensus() -> String {
-    "solo".into()
+/// A node's consensus type: how its channels' records get their total order.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Consensus {
+    /// One node, its local unreplicated log.
+    #[default]
+    Solo,
+    /// The log replicated across the nodes of `[cluster]`.
+    Raft,
+}
+
+impl std::fmt::Display for Consensus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Consensus::Solo => "solo",
+            Consensus::Raft => "raft",
+        })
+    }
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -172,6 +188,9 @@ pub struct LimitsSection {
     pub deliver_total_bytes: u32,
     /// Deliver streams open at once on all connections; more are answered SERVICE_UNAVAILABLE.
     pub max_deliver_streams: usize,
+    /// On shutdown, how long open streams may go on once the node stops accepting, before they
+    /// are cut (a Deliver following the chain never ends by itself); 0 cuts them at once.
+    pub shutdown_grace_ms: u64,
 }
 
 impl Default for LimitsSection {
@@ -188,6 +207,7 @@ impl Default for LimitsSection {
             deliver_stream_bytes: 4 << 20,
             deliver_total_bytes: 256 << 20,
             max_deliver_streams: 1024,
+            shutdown_grace_ms: 2000,
         }
     }
 }
@@ -282,23 +302,31 @@ impl NodeConfig {
         }
     }
 
-    /// What [`NodeConfig::load`] refuses besides unreadable TOML: an unknown consensus type, a
-    /// raft node without a cluster address or `[cluster]`, no channel, a zero limit.
+    /// What [`NodeConfig::load`] and [`crate::node::Node::start`] refuse besides unreadable
+    /// TOML: a config that does not fit its consensus type (raft without a cluster address or
+    /// `[cluster]`, solo with either), no channel, a zero limit.
     pub fn check(&self) -> Result<(), String> {
-        match self.node.consensus.as_str() {
-            "solo" => {}
-            "raft" => {
+        match self.node.consensus {
+            Consensus::Solo => {
+                // A solo node would ignore them: refuse rather than run unreplicated unawares.
+                if self.cluster.is_some() {
+                    return Err("consensus \"solo\" takes no [cluster] section (is \
+                                node.consensus = \"raft\" missing?)"
+                        .into());
+                }
+                if self.node.cluster_listen.is_some() {
+                    return Err("consensus \"solo\" takes no node.cluster_listen (is \
+                                node.consensus = \"raft\" missing?)"
+                        .into());
+                }
+            }
+            Consensus::Raft => {
                 if self.node.cluster_listen.is_none() {
                     return Err("consensus \"raft\" needs node.cluster_listen".into());
                 }
                 if self.cluster.is_none() {
                     return Err("consensus \"raft\" needs a [cluster] section".into());
                 }
-            }
-            other => {
-                return Err(format!(
-                    "consensus {other:?} is not supported (\"solo\" or \"raft\")"
-                ))
             }
         }
         if self.channels.is_empty() {
@@ -479,7 +507,7 @@ mod tests {
                 data_dir: "data".into(),
                 listen: "127.0.0.1:7051".parse().unwrap(),
                 identity: "../crypto/orderer1".into(),
-                consensus: "raft".into(),
+                consensus: Consensus::Raft,
                 id: 2,
                 cluster_listen: Some("127.0.0.1:7151".parse().unwrap()),
             },
@@ -520,10 +548,66 @@ mod tests {
     }
 
     #[test]
+    fn a_config_that_does_not_fit_its_consensus_type_is_refused() {
+        let node = |consensus, cluster_listen: Option<&str>| NodeSection {
+            data_dir: "data".into(),
+            listen: "127.0.0.1:7051".parse().unwrap(),
+            identity: "identity".into(),
+            consensus,
+            id: 1,
+            cluster_listen: cluster_listen.map(|a| a.parse().unwrap()),
+        };
+        let config = |consensus, cluster_listen, cluster: Option<ClusterSection>| {
+            let mut config = NodeConfig::new(node(consensus, cluster_listen), vec!["g".into()]);
+            config.cluster = cluster;
+            config
+        };
+        let listen = Some("127.0.0.1:7151");
+        config(Consensus::Solo, None, None).check().unwrap();
+        config(Consensus::Raft, listen, Some(ClusterSection::default()))
+            .check()
+            .unwrap();
+        let refused = |c: NodeConfig| c.check().unwrap_err();
+        assert!(refused(config(Consensus::Raft, listen, None)).contains("needs a [cluster]"));
+        assert!(refused(config(
+            Consensus::Raft,
+            None,
+            Some(ClusterSection::default())
+        ))
+        .contains("needs node.cluster_listen"));
+        assert!(refused(config(
+            Consensus::Solo,
+            None,
+            Some(ClusterSection::default())
+        ))
+        .contains("takes no [cluster]"));
+        assert!(refused(config(Consensus::Solo, listen, None)).contains("takes no node.cluster"));
+
+        // The TOML spelling is unchanged; an unknown type is refused by name.
+        let text = |consensus: &str| {
+            format!(
+                "[node]\ndata_dir = \"d\"\nlisten = \"127.0.0.1:1\"\nidentity = \"i\"\n\
+                 consensus = \"{consensus}\"\n"
+            )
+        };
+        let solo: NodeConfig = toml::from_str(&text("solo")).unwrap();
+        assert_eq!(solo.node.consensus, Consensus::Solo);
+        let raft: NodeConfig = toml::from_str(&text("raft")).unwrap();
+        assert_eq!(raft.node.consensus, Consensus::Raft);
+        assert!(toml::from_str::<NodeConfig>(&text("kafka"))
+            .unwrap_err()
+            .to_string()
+            .contains("kafka"));
+        let written = config(Consensus::Raft, listen, Some(ClusterSection::default()));
+        assert!(written.to_toml().unwrap().contains("consensus = \"raft\""));
+    }
+
+    #[test]
     fn limits_default_and_refuse_zero() {
         let limits: LimitsSection = toml::from_str("max_connections = 10").unwrap();
         assert_eq!(limits.max_connections, 10);
         assert_eq!(limits.max_deliver_streams, 1024);
+        assert_eq!(limits.shutdown_grace_ms, 2000);
         limits.check().unwrap();
         let zero: LimitsSection = toml::from_str("deliver_total_bytes = 0").unwrap();
         assert_eq!(

@@ -82,7 +82,7 @@ pub fn prepare_with(
             data_dir: PathBuf::from("."),
             listen,
             identity: PathBuf::from("crypto/orderer"),
-            consensus: "solo".into(),
+            consensus: crate::config::Consensus::Solo,
             id: 1,
             cluster_listen: None,
         },

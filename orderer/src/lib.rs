@@ -2,24 +2,26 @@
 //!
 //! Layers, bottom up:
 //! - [`log`]: the Kafka-like partition (segments, offsets, group commit). Knows nothing of blocks.
-//! - [`consensus`]: how a channel's records are ordered (solo: a local partition).
+//! - [`chain`]: how a channel's records are ordered, one chain per channel of the node's
+//!   consensus type (solo: a local partition; raft: a replicated one).
 //! - pure logic: [`cutter`] (batch size rules), [`assembler`] (log records → batches, time-to-cut,
 //!   config), [`block`] (hashing, verification), [`writer`] (signed blocks), [`validate`] and
 //!   [`policy`] (envelope checks, who may do what), [`entry`] (what a log record means).
 //! - storage: [`ledger`] (block files + index).
-//! - run time: [`channel`] (consumer task), [`broadcast`], [`deliver`], [`server`], [`node`].
+//! - run time: [`channel`] (consumer task), [`registrar`] (the channels served), [`server`]
+//!   (Broadcast, Deliver, the cluster transport), [`node`] (start-up in named steps, shutdown).
 //! - admin: [`status`] (`orderer admin status` as JSON or a table).
 //! - setup: [`config`], [`genesis`], [`dev`], [`identity`], [`envelope`] (client-side building).
 
+pub mod chain;
 pub mod channel;
 pub mod config;
-pub mod consensus;
 pub mod dev;
 pub mod durable;
 pub mod ledger;
 pub mod log;
 pub mod node;
-pub mod raft;
+pub mod registrar;
 pub mod server;
 pub mod status;
 pub mod store;

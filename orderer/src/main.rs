@@ -8,7 +8,9 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use ordo_core::genesis;
 use ordo_core::identity::Signer;
-use ordo_orderer::config::{ChannelFile, ClusterSection, NodeConfig, NodeSection, PeerSection};
+use ordo_orderer::config::{
+    ChannelFile, ClusterSection, Consensus, NodeConfig, NodeSection, PeerSection,
+};
 use ordo_orderer::dev;
 use ordo_orderer::node::Node;
 
@@ -111,8 +113,8 @@ struct ConfigArgs {
     #[arg(long)]
     identity: PathBuf,
     /// node.consensus.
-    #[arg(long, default_value = "solo", value_parser = ["solo", "raft"])]
-    consensus: String,
+    #[arg(long, value_enum, default_value_t = Consensus::Solo)]
+    consensus: Consensus,
     /// node.id: this node's id in the cluster.
     #[arg(long, default_value_t = 1)]
     id: u64,
@@ -160,7 +162,7 @@ fn parse_peer(text: &str) -> Result<PeerSection, String> {
 
 impl ConfigArgs {
     fn into_config(self) -> anyhow::Result<NodeConfig> {
-        let raft = self.consensus == "raft";
+        let raft = self.consensus == Consensus::Raft;
         let mut config = NodeConfig::new(
             NodeSection {
                 data_dir: self.data_dir,

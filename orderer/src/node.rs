@@ -1,53 +1,67 @@
-//! An orderer node: its channels and the gRPC server in front of them.
+//! An orderer node: its channels (the [`Registrar`]) and the gRPC servers in front of them.
+//!
+//! Start-up runs named steps: open the data folder, then for each channel open its storage,
+//! start its chain (of the node's consensus type) and open the channel over them (which rebuilds
+//! its assembler state), then start serving. Shutdown is one path, [`Node::stop`], for a caller
+//! in code and for SIGTERM/ctrl-c alike.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use ordo_core::identity::Signer;
 use ordo_proto::orderer::atomic_broadcast_server::AtomicBroadcastServer;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-use crate::channel::{read_genesis, Channel};
-use crate::config::{LimitsSection, NodeConfig};
-use crate::consensus::OrderedLog;
+use crate::chain::raft::network::ClusterClients;
+use crate::chain::raft::{Node as RaftNode, NodeId, OpenError, RaftLog, Timing};
+use crate::chain::solo::SoloChain;
+use crate::chain::Chain;
+use crate::channel::{read_genesis, Channel, Genesis};
+use crate::config::{ClusterSection, Consensus, LimitsSection, NodeConfig};
 use crate::ledger::{Ledger, LedgerConfig, LedgerError};
 use crate::log::{LogError, Partition, PartitionConfig};
-use crate::raft::network::ClusterClients;
-use crate::raft::{Node as RaftNode, RaftLog, Timing};
+use crate::registrar::Registrar;
 use crate::server::cluster::Groups;
 use crate::server::connections;
 use crate::server::outbox;
-use crate::server::{AtomicBroadcastService, Channels, ServiceSettings};
+use crate::server::{AtomicBroadcastService, ServiceSettings};
 
 pub struct Node {
-    channels: Channels,
+    registrar: Registrar,
+    opener: ChannelOpener,
     local_addr: SocketAddr,
     cluster_addr: Option<SocketAddr>,
-    stop_servers: Vec<oneshot::Sender<()>>,
-    servers: Vec<JoinHandle<Result<(), tonic::transport::Error>>>,
+    servers: Vec<Served>,
+    /// How long open streams may go on after the node stops accepting, before they are cut.
+    shutdown_grace: Duration,
     _lock: DataDirLock,
 }
 
-type Served = JoinHandle<Result<(), tonic::transport::Error>>;
+/// A gRPC server running, and how to stop it.
+struct Served {
+    stop: oneshot::Sender<()>,
+    task: JoinHandle<Result<(), tonic::transport::Error>>,
+}
 
-/// Serves `router` on `listener`, within `limits`, until the returned sender fires (or is
-/// dropped).
+/// Serves `router` on `listener`, within `limits`, until told to stop (or dropped).
 fn serve(
     router: tonic::transport::server::Router,
     listener: tokio::net::TcpListener,
     limits: connections::Limits,
-) -> (oneshot::Sender<()>, Served) {
+) -> Served {
     let (stop, stopped) = oneshot::channel::<()>();
-    let handle = tokio::spawn(router.serve_with_incoming_shutdown(
+    let task = tokio::spawn(router.serve_with_incoming_shutdown(
         connections::incoming(listener, limits),
         async {
             let _ = stopped.await;
         },
     ));
-    (stop, handle)
+    Served { stop, task }
 }
 
 /// The HTTP/2 settings of both servers: streams per connection, and pings that find dead peers.
@@ -96,163 +110,208 @@ fn ledger_repair(ledger_dir: &Path) -> String {
     )
 }
 
-impl Node {
-    /// Opens every channel of the config and starts serving clients.
-    pub async fn start(config: &NodeConfig) -> anyhow::Result<Node> {
-        let data_dir = &config.node.data_dir;
-        std::fs::create_dir_all(data_dir)
-            .with_context(|| format!("creating {}", data_dir.display()))?;
-        let lock = DataDirLock::acquire(data_dir)?;
-        // The client and the cluster port each accept up to max_connections.
-        raise_descriptor_limit(2 * config.limits.max_connections);
-        let signer = ordo_client::identity_dir::load(&config.node.identity)?;
-        let raft = config.node.consensus == "raft";
-        let clients = ClusterClients::default();
-        let cluster = config.cluster.clone();
-        let bootstrap = cluster.as_ref().and_then(|c| {
-            c.peers.iter().any(|p| p.id == config.node.id).then(|| {
-                c.peers
-                    .iter()
-                    .map(|p| (p.id, RaftNode::new(&p.address)))
-                    .collect::<std::collections::BTreeMap<_, _>>()
-            })
-        });
-        let timing = cluster.as_ref().map(|c| Timing {
-            heartbeat: std::time::Duration::from_millis(c.heartbeat_ms),
-            election_min: std::time::Duration::from_millis(c.election_timeout_min_ms),
-            election_max: std::time::Duration::from_millis(c.election_timeout_max_ms),
-            produce_timeout: std::time::Duration::from_millis(c.produce_timeout_ms),
-        });
+/// How the node's consensus type starts a channel's chain.
+enum ChainStarter {
+    Solo,
+    Raft {
+        timing: Timing,
+        /// The initial members, if this node is one of them (it then bootstraps an empty group).
+        bootstrap: Option<BTreeMap<NodeId, RaftNode>>,
+        clients: ClusterClients,
+        /// Every raft channel's group, served by the cluster service.
+        groups: Groups,
+    },
+}
 
-        let mut groups = Vec::new();
-        let mut channels = Vec::new();
-        for section in &config.channels {
-            let genesis = read_genesis(&section.genesis_block)?;
-            let id = ordo_core::policy::config_from_block(&genesis)
-                .map_err(|e| anyhow::anyhow!(e))?
-                .channel_id;
-            let dir = data_dir.join("channels").join(&id);
-            let log_config = PartitionConfig {
-                segment_bytes: config.log.segment_bytes,
-                ..Default::default()
-            };
-            let log: Arc<dyn OrderedLog> = match (raft, &timing) {
-                (true, Some(timing)) => {
-                    let group = RaftLog::open(
-                        &id,
-                        &dir.join("log"),
-                        config.node.id,
-                        log_config,
-                        timing,
-                        bootstrap.clone(),
-                        clients.clone(),
-                    )
-                    .await
-                    .map_err(|e| {
-                        let context = format!("starting the raft group of channel {id}");
-                        match e.downcast_ref::<LogError>() {
-                            Some(LogError::Corrupt { .. }) => {
-                                refusal(e, context, &raft_log_repair(&dir, config.node.id))
-                            }
-                            _ => e.context(context),
-                        }
-                    })?;
-                    groups.push(group.clone());
-                    group
+impl ChainStarter {
+    fn new(config: &NodeConfig) -> anyhow::Result<ChainStarter> {
+        Ok(match config.node.consensus {
+            Consensus::Solo => ChainStarter::Solo,
+            Consensus::Raft => {
+                let cluster = config
+                    .cluster
+                    .as_ref()
+                    .context("consensus \"raft\" needs a [cluster] section")?;
+                ChainStarter::Raft {
+                    timing: timing(cluster),
+                    bootstrap: cluster
+                        .peers
+                        .iter()
+                        .any(|p| p.id == config.node.id)
+                        .then(|| {
+                            cluster
+                                .peers
+                                .iter()
+                                .map(|p| (p.id, RaftNode::new(&p.address)))
+                                .collect()
+                        }),
+                    clients: ClusterClients::default(),
+                    groups: Groups::default(),
                 }
-                _ => Partition::open(&dir.join("log"), log_config).map_err(|e| {
+            }
+        })
+    }
+}
+
+fn timing(cluster: &ClusterSection) -> Timing {
+    Timing {
+        heartbeat: Duration::from_millis(cluster.heartbeat_ms),
+        election_min: Duration::from_millis(cluster.election_timeout_min_ms),
+        election_max: Duration::from_millis(cluster.election_timeout_max_ms),
+        produce_timeout: Duration::from_millis(cluster.produce_timeout_ms),
+    }
+}
+
+/// What opening a channel needs: where its data goes, how its storage is configured, the chain
+/// starter of the node's type, and the node's signing identity.
+struct ChannelOpener {
+    data_dir: PathBuf,
+    node_id: NodeId,
+    log: PartitionConfig,
+    ledger: LedgerConfig,
+    chains: ChainStarter,
+    signer: Signer,
+}
+
+impl ChannelOpener {
+    /// Opens a channel: its chain (over its log), its ledger, then the channel over both.
+    async fn open(&self, genesis: &Genesis) -> anyhow::Result<Arc<Channel>> {
+        let id = genesis.channel_id();
+        let dir = self.data_dir.join("channels").join(id);
+        let chain = self.start_chain(id, &dir).await?;
+        let opened = self
+            .open_ledger(id, &dir)
+            .and_then(|ledger| Channel::open(genesis, ledger, chain.clone(), self.signer.clone()));
+        match opened {
+            Ok(channel) => Ok(channel),
+            Err(e) => {
+                // Its log may have started threads and tasks: end them before refusing.
+                self.forget_chain(id);
+                chain.halt().await;
+                Err(e)
+            }
+        }
+    }
+
+    /// Starts the channel's chain of the node's consensus type, over its log in `dir/log`.
+    async fn start_chain(&self, id: &str, dir: &Path) -> anyhow::Result<Arc<dyn Chain>> {
+        let log_dir = dir.join("log");
+        match &self.chains {
+            ChainStarter::Solo => {
+                let partition = Partition::open(&log_dir, self.log.clone()).map_err(|e| {
                     let context = format!("opening the log of channel {id}");
                     match e {
                         LogError::Corrupt { .. } => refusal(e.into(), context, SOLO_LOG_REPAIR),
                         e => anyhow::Error::new(e).context(context),
                     }
-                })?,
-            };
-            let ledger_dir = dir.join("ledger");
-            let ledger = Ledger::open(
-                &ledger_dir,
-                LedgerConfig {
-                    file_bytes: config.ledger.file_bytes,
-                },
-            )
-            .map_err(|e| {
-                let context = format!("opening the ledger of channel {id}");
-                match e {
-                    LedgerError::Corrupt(_) => {
-                        refusal(e.into(), context, &ledger_repair(&ledger_dir))
-                    }
-                    e => anyhow::Error::new(e).context(context),
-                }
-            })?;
-            channels.push(Channel::open(&genesis, ledger, log, signer.clone())?);
-        }
-        let channels = Channels::new(channels);
-
-        let listener = tokio::net::TcpListener::bind(config.node.listen)
-            .await
-            .with_context(|| format!("binding {}", config.node.listen))?;
-        let local_addr = listener.local_addr()?;
-        // Leave room over the largest envelope for the gRPC framing of a request.
-        let max_message = channels.max_envelope_bytes() + (64 << 10);
-        let settings = ServiceSettings {
-            time_window: Duration::from_secs(config.authentication.time_window_s),
-            broadcast_stream_bytes: config.limits.broadcast_stream_bytes,
-            deliver_budget: outbox::Budget::new(
-                config.limits.deliver_total_bytes,
-                config.limits.deliver_stream_bytes,
-                config.limits.max_deliver_streams,
-            ),
-        };
-        let service =
-            AtomicBroadcastServer::new(AtomicBroadcastService::new(channels.clone(), settings))
-                .max_decoding_message_size(max_message)
-                .max_encoding_message_size(usize::MAX);
-        let client_limits = connections::Limits {
-            max_connections: config.limits.max_connections,
-            max_connections_per_ip: config.limits.max_connections_per_ip,
-            handshake_timeout: Duration::from_millis(config.limits.handshake_timeout_ms),
-            idle_timeout: Some(Duration::from_millis(config.limits.idle_timeout_ms)),
-        };
-        let mut stop_servers = Vec::new();
-        let mut servers = Vec::new();
-        let mut cluster_addr = None;
-        if let (true, Some(cluster_listen)) = (raft, config.node.cluster_listen) {
-            let listener = tokio::net::TcpListener::bind(cluster_listen)
-                .await
-                .with_context(|| format!("binding the cluster address {cluster_listen}"))?;
-            cluster_addr = Some(listener.local_addr()?);
-            let groups = Groups::new(groups);
-            let router = server_builder(&config.limits)
-                .add_service(
-                    ordo_proto::ordo::cluster_server::ClusterServer::new(groups.clone())
-                        .max_decoding_message_size(usize::MAX)
-                        .max_encoding_message_size(usize::MAX),
+                })?;
+                Ok(SoloChain::new(partition))
+            }
+            ChainStarter::Raft {
+                timing,
+                bootstrap,
+                clients,
+                groups,
+            } => {
+                let group = RaftLog::open(
+                    id,
+                    &log_dir,
+                    self.node_id,
+                    self.log.clone(),
+                    timing,
+                    bootstrap.clone(),
+                    clients.clone(),
                 )
-                .add_service(ordo_proto::ordo::admin_server::AdminServer::new(groups));
-            let (stop, handle) = serve(
-                router,
-                listener,
-                connections::Limits {
-                    // Cluster peers keep a connection open between unary calls.
-                    idle_timeout: None,
-                    ..client_limits.clone()
-                },
-            );
-            stop_servers.push(stop);
-            servers.push(handle);
-            tracing::info!(cluster_addr = ?cluster_addr, node = config.node.id, "serving the cluster");
+                .await
+                .map_err(|e| {
+                    let context = format!("starting the raft group of channel {id}");
+                    match e {
+                        OpenError::Log(e @ LogError::Corrupt { .. }) => {
+                            refusal(e.into(), context, &raft_log_repair(dir, self.node_id))
+                        }
+                        e => anyhow::Error::new(e).context(context),
+                    }
+                })?;
+                groups.insert(group.clone());
+                Ok(group)
+            }
         }
-        let router = server_builder(&config.limits).add_service(service);
-        let (stop, handle) = serve(router, listener, client_limits);
-        stop_servers.push(stop);
-        servers.push(handle);
-        tracing::info!(%local_addr, channels = config.channels.len(), "serving AtomicBroadcast");
+    }
+
+    /// Stops serving the cluster traffic of channel `id` (raft).
+    fn forget_chain(&self, id: &str) {
+        if let ChainStarter::Raft { groups, .. } = &self.chains {
+            groups.remove(id);
+        }
+    }
+
+    /// Opens the channel's ledger in `dir/ledger`.
+    fn open_ledger(&self, id: &str, dir: &Path) -> anyhow::Result<Ledger> {
+        let ledger_dir = dir.join("ledger");
+        Ledger::open(&ledger_dir, self.ledger.clone()).map_err(|e| {
+            let context = format!("opening the ledger of channel {id}");
+            match e {
+                LedgerError::Corrupt(_) => refusal(e.into(), context, &ledger_repair(&ledger_dir)),
+                e => anyhow::Error::new(e).context(context),
+            }
+        })
+    }
+}
+
+/// Creates and locks the data folder, so that two nodes never write the same files.
+fn open_data_dir(data_dir: &Path) -> anyhow::Result<DataDirLock> {
+    std::fs::create_dir_all(data_dir)
+        .with_context(|| format!("creating {}", data_dir.display()))?;
+    DataDirLock::acquire(data_dir)
+}
+
+impl Node {
+    /// Opens every channel of the config and starts serving clients.
+    pub async fn start(config: &NodeConfig) -> anyhow::Result<Node> {
+        // A config built in code has not been through `NodeConfig::load`.
+        config.check().map_err(anyhow::Error::msg)?;
+        let lock = open_data_dir(&config.node.data_dir)?;
+        // The client and the cluster port each accept up to max_connections.
+        raise_descriptor_limit(2 * config.limits.max_connections);
+        let opener = ChannelOpener {
+            data_dir: config.node.data_dir.clone(),
+            node_id: config.node.id,
+            log: PartitionConfig {
+                segment_bytes: config.log.segment_bytes,
+                ..Default::default()
+            },
+            ledger: LedgerConfig {
+                file_bytes: config.ledger.file_bytes,
+            },
+            chains: ChainStarter::new(config)?,
+            signer: ordo_client::identity_dir::load(&config.node.identity)?,
+        };
+        let registrar = Registrar::default();
+        for section in &config.channels {
+            let genesis = read_genesis(&section.genesis_block)?;
+            let channel = opener.open(&genesis).await?;
+            if let Err(e) = registrar.insert(channel.clone()) {
+                channel.shutdown().await;
+                return Err(e.into());
+            }
+        }
+        let (local_addr, client_server) = serve_clients(config, &registrar).await?;
+        let mut servers = vec![client_server];
+        let mut cluster_addr = None;
+        if let (ChainStarter::Raft { groups, .. }, Some(listen)) =
+            (&opener.chains, config.node.cluster_listen)
+        {
+            let (addr, served) = serve_cluster(config, listen, groups.clone()).await?;
+            cluster_addr = Some(addr);
+            servers.push(served);
+        }
         Ok(Node {
-            channels,
+            registrar,
+            opener,
             local_addr,
             cluster_addr,
-            stop_servers,
             servers,
+            shutdown_grace: Duration::from_millis(config.limits.shutdown_grace_ms),
             _lock: lock,
         })
     }
@@ -265,23 +324,136 @@ impl Node {
         self.cluster_addr
     }
 
-    pub fn channels(&self) -> &Channels {
-        &self.channels
+    pub fn registrar(&self) -> &Registrar {
+        &self.registrar
     }
 
-    /// Stops serving, then stops every channel; what was acknowledged is already on disk.
-    pub async fn stop(self) {
-        for stop in self.stop_servers {
-            let _ = stop.send(());
+    /// Starts serving the channel of the genesis block `genesis_block` while the node runs: its
+    /// data goes where a configured channel's would, so configuring it later resumes it. Returns
+    /// its id. The node's gRPC message limit was set at start: a channel added now with a larger
+    /// `absolute_max_bytes` gets a transport error, not REQUEST_ENTITY_TOO_LARGE, above it.
+    pub async fn add_channel(&self, genesis_block: &Path) -> anyhow::Result<String> {
+        let genesis = read_genesis(genesis_block)?;
+        let id = genesis.channel_id().to_string();
+        // Checked first: opening would otherwise touch the files of the channel being served.
+        if self.registrar.contains(&id) {
+            anyhow::bail!("channel {id} is already served by this node");
         }
-        // Streams that never end (a Deliver following the chain) must not hold shutdown up.
-        for server in self.servers {
-            let _ = tokio::time::timeout(std::time::Duration::from_secs(2), server).await;
-        }
-        for channel in self.channels.iter() {
+        let channel = self.opener.open(&genesis).await?;
+        if let Err(e) = self.registrar.insert(channel.clone()) {
             channel.shutdown().await;
+            return Err(e.into());
         }
+        tracing::info!(channel = %id, "channel added");
+        Ok(id)
     }
+
+    /// Stops serving channel `id` while the node runs: Broadcast and Deliver answer NOT_FOUND for
+    /// it from now on, and its chain is halted when this resolves. Its data stays on disk.
+    /// Returns whether it was served.
+    pub async fn remove_channel(&self, id: &str) -> bool {
+        let removed = self.registrar.remove(id).await;
+        if removed {
+            self.opener.forget_chain(id);
+            tracing::info!(channel = %id, "channel removed");
+        }
+        removed
+    }
+
+    /// The one shutdown: stops accepting, lets open streams finish for up to
+    /// `limits.shutdown_grace_ms` (then cuts them: a Deliver following the chain never ends by
+    /// itself), then stops every channel, awaiting its consumer and chain (solo: the log's
+    /// writer has committed what it had queued). What was acknowledged is already on disk.
+    pub async fn stop(self) {
+        let tasks: Vec<_> = self
+            .servers
+            .into_iter()
+            .map(|served| {
+                let _ = served.stop.send(());
+                served.task
+            })
+            .collect();
+        let deadline = tokio::time::Instant::now() + self.shutdown_grace;
+        for mut task in tasks {
+            if tokio::time::timeout_at(deadline, &mut task).await.is_err() {
+                task.abort();
+                let _ = task.await;
+            }
+        }
+        for channel in self.registrar.channels() {
+            self.registrar.remove(channel.id()).await;
+        }
+        tracing::info!("node stopped");
+    }
+}
+
+/// Starts the client service (AtomicBroadcast) on `node.listen`.
+async fn serve_clients(
+    config: &NodeConfig,
+    registrar: &Registrar,
+) -> anyhow::Result<(SocketAddr, Served)> {
+    let listener = tokio::net::TcpListener::bind(config.node.listen)
+        .await
+        .with_context(|| format!("binding {}", config.node.listen))?;
+    let local_addr = listener.local_addr()?;
+    // Leave room over the largest envelope for the gRPC framing of a request.
+    let max_message = registrar.max_envelope_bytes() + (64 << 10);
+    let settings = ServiceSettings {
+        time_window: Duration::from_secs(config.authentication.time_window_s),
+        broadcast_stream_bytes: config.limits.broadcast_stream_bytes,
+        deliver_budget: outbox::Budget::new(
+            config.limits.deliver_total_bytes,
+            config.limits.deliver_stream_bytes,
+            config.limits.max_deliver_streams,
+        ),
+    };
+    let service =
+        AtomicBroadcastServer::new(AtomicBroadcastService::new(registrar.clone(), settings))
+            .max_decoding_message_size(max_message)
+            .max_encoding_message_size(usize::MAX);
+    let router = server_builder(&config.limits).add_service(service);
+    let served = serve(router, listener, client_limits(&config.limits));
+    tracing::info!(%local_addr, channels = config.channels.len(), "serving AtomicBroadcast");
+    Ok((local_addr, served))
+}
+
+fn client_limits(limits: &LimitsSection) -> connections::Limits {
+    connections::Limits {
+        max_connections: limits.max_connections,
+        max_connections_per_ip: limits.max_connections_per_ip,
+        handshake_timeout: Duration::from_millis(limits.handshake_timeout_ms),
+        idle_timeout: Some(Duration::from_millis(limits.idle_timeout_ms)),
+    }
+}
+
+/// Starts the cluster service (the Raft transport and the membership calls) on `listen`.
+async fn serve_cluster(
+    config: &NodeConfig,
+    listen: SocketAddr,
+    groups: Groups,
+) -> anyhow::Result<(SocketAddr, Served)> {
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("binding the cluster address {listen}"))?;
+    let cluster_addr = listener.local_addr()?;
+    let router = server_builder(&config.limits)
+        .add_service(
+            ordo_proto::ordo::cluster_server::ClusterServer::new(groups.clone())
+                .max_decoding_message_size(usize::MAX)
+                .max_encoding_message_size(usize::MAX),
+        )
+        .add_service(ordo_proto::ordo::admin_server::AdminServer::new(groups));
+    let served = serve(
+        router,
+        listener,
+        connections::Limits {
+            // Cluster peers keep a connection open between unary calls.
+            idle_timeout: None,
+            ..client_limits(&config.limits)
+        },
+    );
+    tracing::info!(%cluster_addr, node = config.node.id, "serving the cluster");
+    Ok((cluster_addr, served))
 }
 
 /// Descriptors the node needs besides client connections: files, cluster links, listeners.
@@ -339,5 +511,128 @@ impl DataDirLock {
             anyhow::bail!("{} is in use by another orderer process", dir.display());
         }
         Ok(DataDirLock { _file: file })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{BatchSection, ChannelFile};
+    use ordo_core::envelope;
+    use ordo_proto::common::{HeaderType, Status};
+    use ordo_proto::orderer::atomic_broadcast_client::AtomicBroadcastClient;
+    use ordo_proto::orderer::seek_info::SeekBehavior;
+    use ordo_proto::orderer::{deliver_response, BroadcastResponse};
+
+    /// Broadcasts one envelope to `channel` and returns the answer.
+    async fn broadcast(node: &Node, signer: &Signer, channel: &str) -> BroadcastResponse {
+        let mut client = AtomicBroadcastClient::connect(format!("http://{}", node.local_addr()))
+            .await
+            .unwrap();
+        let envelope = envelope::build(
+            signer,
+            channel,
+            HeaderType::Message,
+            bytes::Bytes::from_static(b"hello"),
+        );
+        let mut answers = client
+            .broadcast(futures::stream::iter([envelope]))
+            .await
+            .unwrap()
+            .into_inner();
+        answers.message().await.unwrap().expect("an answer")
+    }
+
+    #[tokio::test]
+    async fn a_channel_added_to_a_running_node_is_served_until_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let batch = BatchSection {
+            timeout_ms: 50,
+            ..BatchSection::default()
+        };
+        let layout =
+            crate::dev::prepare_with(dir.path(), "127.0.0.1:0".parse().unwrap(), batch).unwrap();
+        let config = NodeConfig::load(&layout.config).unwrap();
+        let client = ordo_client::identity_dir::load(&layout.client_identity).unwrap();
+        let node = Node::start(&config).await.unwrap();
+
+        // A second channel, from the development channel's file under another id.
+        let mut file = ChannelFile::load(&layout.channel_file).unwrap();
+        file.channel_id = "second".into();
+        let genesis_path = dir.path().join("second.block");
+        ordo_client::block_file::write(
+            &genesis_path,
+            &ordo_core::genesis::genesis_block(&file.to_config().unwrap(), &client),
+        )
+        .unwrap();
+        let not_yet = broadcast(&node, &client, "second").await;
+        assert_eq!(not_yet.status, Status::NotFound as i32, "{not_yet:?}");
+
+        assert_eq!(node.add_channel(&genesis_path).await.unwrap(), "second");
+        let refused = node.add_channel(&genesis_path).await.unwrap_err();
+        assert!(
+            refused.to_string().contains("already served"),
+            "{refused:#}"
+        );
+        let ordered = broadcast(&node, &client, "second").await;
+        assert_eq!(ordered.status, Status::Success as i32, "{ordered:?}");
+        let channel = node.registrar().get("second").unwrap();
+        let ledger = channel.ledger().clone();
+        tokio::time::timeout(Duration::from_secs(10), async {
+            while ledger.height() < 2 {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+        .await
+        .expect("block 1 of the added channel");
+        // A Deliver stream following the chain: once it has block 1 it waits for block 2, which
+        // will not come before the removal.
+        let mut deliver = AtomicBroadcastClient::connect(format!("http://{}", node.local_addr()))
+            .await
+            .unwrap();
+        let seek = envelope::seek(
+            &client,
+            "second",
+            envelope::specified(1),
+            envelope::specified(u64::MAX),
+            SeekBehavior::BlockUntilReady as i32,
+        );
+        let mut waiting = deliver
+            .deliver(futures::stream::iter([seek]))
+            .await
+            .unwrap()
+            .into_inner();
+        let first = waiting.message().await.unwrap().and_then(|r| r.r#type);
+        assert!(
+            matches!(first, Some(deliver_response::Type::Block(_))),
+            "{first:?}"
+        );
+
+        assert!(node.remove_channel("second").await);
+        // It is told the channel stopped, rather than wait for ever.
+        let told = tokio::time::timeout(Duration::from_secs(10), waiting.message())
+            .await
+            .expect("an answer within 10 s")
+            .unwrap()
+            .and_then(|response| response.r#type);
+        assert_eq!(
+            told,
+            Some(deliver_response::Type::Status(
+                Status::ServiceUnavailable as i32
+            ))
+        );
+        assert!(!node.remove_channel("second").await);
+        // Its chain is halted: nothing more is ordered on it.
+        assert!(channel
+            .order(bytes::Bytes::from_static(b"late"))
+            .await
+            .is_err());
+        assert!(!channel.is_healthy());
+        let gone = broadcast(&node, &client, "second").await;
+        assert_eq!(gone.status, Status::NotFound as i32, "{gone:?}");
+        // The configured channel is served throughout.
+        let still = broadcast(&node, &client, crate::dev::CHANNEL).await;
+        assert_eq!(still.status, Status::Success as i32, "{still:?}");
+        node.stop().await;
     }
 }

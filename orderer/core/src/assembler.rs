@@ -70,6 +70,24 @@ impl Assembler {
         }
     }
 
+    /// The assembler a node that never stopped would have after block `next_block - 1`, under
+    /// `policy` (the configuration in force). `past(n)` gives block `n`'s data and the dedup
+    /// window in force once it was written; the tx_ids of the last blocks are remembered, each
+    /// under that window. The one restart rebuild: the node runs it over its ledger, the tests
+    /// over the blocks they wrote.
+    pub fn rebuild<E>(
+        policy: ChannelPolicy,
+        next_block: u64,
+        mut past: impl FnMut(u64) -> Result<(u32, Vec<Bytes>), E>,
+    ) -> Result<Self, E> {
+        let recent = TxWindow::rebuild(policy.config().dedup_window_blocks, next_block, |n| {
+            let (window, data) = past(n)?;
+            let tx_ids = data.iter().filter_map(dedup::envelope_tx_id).collect();
+            Ok(dedup::PastBlock { window, tx_ids })
+        })?;
+        Ok(Assembler::resume(policy, next_block, recent))
+    }
+
     pub fn next_block(&self) -> u64 {
         self.next_block
     }
@@ -182,7 +200,6 @@ fn inspect(canonical: &Bytes) -> Option<(usize, Option<String>)> {
 mod tests {
     use super::*;
     use crate::config::{BatchSize, ChannelConfig};
-    use crate::dedup::PastBlock;
     use crate::envelope::build;
     use crate::identity::Signer;
     use ordo_proto::common::HeaderType;
@@ -590,18 +607,10 @@ mod tests {
     fn resume(ledger: &[Written]) -> Assembler {
         let last = ledger.last().unwrap();
         let policy = ChannelPolicy::new(last.config.clone()).unwrap();
-        let recent = TxWindow::rebuild(last.window, last.number + 1, |n| {
+        Assembler::rebuild(policy, last.number + 1, |n| {
             let block = &ledger[n as usize];
-            Ok::<_, ()>(PastBlock {
-                window: block.window,
-                tx_ids: block
-                    .data
-                    .iter()
-                    .filter_map(dedup::envelope_tx_id)
-                    .collect(),
-            })
+            Ok::<_, ()>((block.window, block.data.clone()))
         })
-        .unwrap();
-        Assembler::resume(policy, last.number + 1, recent)
+        .unwrap()
     }
 }

@@ -5,11 +5,11 @@
 //! - data hash: SHA-256 of the concatenated `BlockData.data` entries
 //! - signature: over `value ‖ signature_header ‖ header_bytes` of the SIGNATURES metadata
 
+use bytes::Bytes;
 use ordo_proto::common::{
     Block, BlockHeader, BlockMetadataIndex, LastConfig, Metadata, OrdererBlockMetadata,
     SignatureHeader,
 };
-use ordo_proto::ordo::ConsenterMetadata;
 use prost::Message;
 use sha2::{Digest, Sha256};
 
@@ -89,11 +89,12 @@ pub fn orderer_metadata(block: &Block) -> Option<OrdererBlockMetadata> {
     OrdererBlockMetadata::decode(signatures.value.as_ref()).ok()
 }
 
-/// Ordo's consenter metadata of a block (the log offset of its last record).
-pub fn consenter_metadata(block: &Block) -> Option<ConsenterMetadata> {
+/// A block's consenter metadata: what its consensus type recorded to resume after it, in the
+/// type's own message (`ordo.SoloMetadata`, `ordo.RaftMetadata`), which the type decodes.
+pub fn consenter_metadata(block: &Block) -> Option<Bytes> {
     let orderer = orderer_metadata(block)?;
     let inner = Metadata::decode(orderer.consenter_metadata.as_ref()).ok()?;
-    ConsenterMetadata::decode(inner.value.as_ref()).ok()
+    Some(inner.value)
 }
 
 /// The number of the last config block, as the block says it.

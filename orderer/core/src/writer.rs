@@ -1,5 +1,5 @@
 //! The block writer: turns a cut batch into a Fabric block — data hash, header hash chain,
-//! LAST_CONFIG, the log offset of the last record, and this node's signature. Pure but for the
+//! LAST_CONFIG, the consensus type's metadata, and this node's signature. Pure but for the
 //! random nonce of the signature header.
 
 use bytes::Bytes;
@@ -7,7 +7,6 @@ use ordo_proto::common::{
     Block, BlockData, BlockHeader, BlockMetadata, BlockMetadataIndex, LastConfig, Metadata,
     MetadataSignature, OrdererBlockMetadata, SignatureHeader,
 };
-use ordo_proto::ordo::ConsenterMetadata;
 use prost::Message;
 
 use crate::block::{self, METADATA_SLOTS};
@@ -15,13 +14,14 @@ use crate::envelope;
 use crate::identity::Signer;
 
 /// What a block says beyond its transactions.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct BlockInfo {
     pub number: u64,
     /// Number of the newest config block, this one included if it is a config block.
     pub last_config: u64,
-    /// Offset in the channel's log of the last record this block consumed; `None` for genesis.
-    pub last_offset: Option<u64>,
+    /// What the consensus type needs to resume after this block, encoded by the type (opaque
+    /// here); empty for genesis.
+    pub consenter_metadata: Bytes,
 }
 
 pub struct BlockWriter {
@@ -40,7 +40,7 @@ impl BlockWriter {
             previous_hash: Bytes::copy_from_slice(previous_hash),
             data_hash: Bytes::copy_from_slice(&block::data_hash(&data)),
         };
-        let value = orderer_metadata_value(info);
+        let value = orderer_metadata_value(&info);
         let signature_header: Bytes = SignatureHeader {
             creator: self.signer.creator().clone(),
             nonce: envelope::nonce(),
@@ -76,7 +76,7 @@ pub fn genesis_block(config_envelope: Bytes) -> Block {
     let info = BlockInfo {
         number: 0,
         last_config: 0,
-        last_offset: None,
+        consenter_metadata: Bytes::new(),
     };
     Block {
         header: Some(BlockHeader {
@@ -87,7 +87,7 @@ pub fn genesis_block(config_envelope: Bytes) -> Block {
         data: Some(BlockData { data }),
         metadata: Some(metadata(
             Metadata {
-                value: orderer_metadata_value(info),
+                value: orderer_metadata_value(&info),
                 signatures: vec![],
             },
             0,
@@ -95,13 +95,9 @@ pub fn genesis_block(config_envelope: Bytes) -> Block {
     }
 }
 
-fn orderer_metadata_value(info: BlockInfo) -> Bytes {
+fn orderer_metadata_value(info: &BlockInfo) -> Bytes {
     let consenter = Metadata {
-        value: ConsenterMetadata {
-            last_offset: info.last_offset,
-        }
-        .encode_to_vec()
-        .into(),
+        value: info.consenter_metadata.clone(),
         signatures: vec![],
     };
     OrdererBlockMetadata {
@@ -150,16 +146,16 @@ mod tests {
         let info = BlockInfo {
             number: 1,
             last_config: 0,
-            last_offset: Some(7),
+            consenter_metadata: Bytes::from_static(b"resume here"),
         };
         let b1 = writer.write(info, &h0, data);
         block::verify_chain(&b1, Some(&h0)).unwrap();
         block::verify_signature(&b1, orderers).unwrap();
-        assert_eq!(block::consenter_metadata(&b1).unwrap().last_offset, Some(7));
         assert_eq!(
-            block::consenter_metadata(&genesis).unwrap().last_offset,
-            None
+            block::consenter_metadata(&b1).unwrap(),
+            Bytes::from_static(b"resume here")
         );
+        assert!(block::consenter_metadata(&genesis).unwrap().is_empty());
         assert_eq!(block::last_config_index(&b1), Some(0));
         assert_eq!(b1.metadata.as_ref().unwrap().metadata.len(), 5);
 

@@ -98,7 +98,7 @@ pub async fn serve(
                             held += bytes;
                             in_flight.push_back(
                                 async move {
-                                    let answer = channel.produce(record).await.map(|_| ()).map_err(|e| {
+                                    let answer = channel.order(record).await.map(|_| ()).map_err(|e| {
                                         tracing::warn!(channel = %channel.id(), error = %e, "produce failed");
                                         Rejection::new(Status::ServiceUnavailable, format!("the envelope was not ordered: {e}"))
                                     });

@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::fmt::Write as _;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use openraft::error::{ClientWriteError, RaftError};
@@ -21,31 +21,53 @@ use ordo_proto::ordo::{
 use serde::Serialize;
 use tonic::{Request, Response, Status};
 
-use crate::consensus::OrderedLog;
-use crate::raft::{codec, NodeId, RaftLog, TypeConfig};
+use crate::chain::raft::{codec, NodeId, RaftLog, TypeConfig};
+use crate::chain::Chain;
 
-/// The Raft groups of this node, by channel.
-#[derive(Clone)]
-pub struct Groups(Arc<HashMap<String, Arc<RaftLog>>>);
+/// The Raft groups of this node, by channel; a channel added to or removed from the running
+/// node adds or removes its group.
+#[derive(Clone, Default)]
+pub struct Groups(Arc<RwLock<HashMap<String, Arc<RaftLog>>>>);
 
 impl Groups {
-    pub fn new(groups: impl IntoIterator<Item = Arc<RaftLog>>) -> Self {
-        Groups(Arc::new(
-            groups
-                .into_iter()
-                .map(|g| (g.channel().to_string(), g))
-                .collect(),
-        ))
+    pub fn insert(&self, group: Arc<RaftLog>) {
+        self.0
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(group.channel().to_string(), group);
     }
 
-    fn get(&self, channel: &str) -> Result<&Arc<RaftLog>, Status> {
+    pub fn remove(&self, channel: &str) {
         self.0
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(channel);
+    }
+
+    /// The channels with a group here, sorted.
+    fn channels(&self) -> Vec<String> {
+        let mut channels: Vec<String> = self
+            .0
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .keys()
+            .cloned()
+            .collect();
+        channels.sort();
+        channels
+    }
+
+    fn get(&self, channel: &str) -> Result<Arc<RaftLog>, Status> {
+        self.0
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
             .get(channel)
+            .cloned()
             .ok_or_else(|| Status::not_found(format!("no channel {channel} on this node")))
     }
 
-    fn raft(&self, channel: &str) -> Result<&openraft::Raft<TypeConfig>, Status> {
-        Ok(self.get(channel)?.raft())
+    fn raft(&self, channel: &str) -> Result<openraft::Raft<TypeConfig>, Status> {
+        Ok(self.get(channel)?.raft().clone())
     }
 }
 
@@ -121,13 +143,13 @@ impl Cluster for Groups {
         let request = request.into_inner();
         let group = self.get(&request.channel)?;
         let reply = match group.write_forwarded(request.record).await {
-            Ok(offset) => ForwardResponse {
-                offset: Some(offset),
+            Ok(index) => ForwardResponse {
+                raft_index: Some(index),
                 error: String::new(),
             },
             Err(error) => ForwardResponse {
-                offset: None,
-                error,
+                raft_index: None,
+                error: error.to_string(),
             },
         };
         Ok(Response::new(reply))
@@ -162,7 +184,7 @@ impl Groups {
         let mut report = String::new();
         let mut ok = true;
         let channels: Vec<String> = if request.channel.is_empty() {
-            self.0.keys().cloned().collect()
+            self.channels()
         } else {
             vec![request.channel.clone()]
         };
@@ -271,11 +293,12 @@ impl Admin for Groups {
     }
 
     async fn status(&self, _: Request<StatusRequest>) -> Result<Response<StatusReply>, Status> {
-        let mut channels: Vec<&String> = self.0.keys().collect();
-        channels.sort();
         let mut groups = Vec::new();
-        for channel in channels {
-            let group = &self.0[channel];
+        for channel in self.channels() {
+            // Removed since listed: nothing to report.
+            let Ok(group) = self.get(&channel) else {
+                continue;
+            };
             let m = group.raft().metrics().borrow().clone();
             let membership = m.membership_config.membership();
             let quorum = group.election().quorum();

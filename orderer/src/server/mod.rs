@@ -6,9 +6,7 @@ pub mod connections;
 pub mod deliver;
 pub mod outbox;
 
-use std::collections::HashMap;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::time::Duration;
 
 use futures::Stream;
@@ -19,41 +17,12 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
-use crate::channel::Channel;
 use connections::{ConnectionInfo, StreamGuard};
 use ordo_core::processor::Rejection;
 
-/// The channels a node serves, by id.
-#[derive(Clone, Default)]
-pub struct Channels(Arc<HashMap<String, Arc<Channel>>>);
-
-impl Channels {
-    pub fn new(channels: impl IntoIterator<Item = Arc<Channel>>) -> Self {
-        Channels(Arc::new(
-            channels
-                .into_iter()
-                .map(|c| (c.id().to_string(), c))
-                .collect(),
-        ))
-    }
-
-    pub fn get(&self, id: &str) -> Option<&Arc<Channel>> {
-        self.0.get(id)
-    }
-
-    pub fn iter(&self) -> impl Iterator<Item = &Arc<Channel>> {
-        self.0.values()
-    }
-
-    /// The largest envelope any channel accepts: the gRPC message limit must let it through, so
-    /// that an oversized one gets REQUEST_ENTITY_TOO_LARGE rather than a transport error.
-    pub fn max_envelope_bytes(&self) -> usize {
-        self.iter()
-            .map(|c| c.policy().absolute_max_bytes() as usize)
-            .max()
-            .unwrap_or(0)
-    }
-}
+/// The channels the services look requests up in: the node's registrar (named so here to keep
+/// the services' signatures as they are).
+pub use crate::registrar::Registrar as Channels;
 
 /// The Fabric status for a request message that could not be received, or `None` if the
 /// stream broke (the client is gone and there is no one to answer). Logged at debug: a client

@@ -43,8 +43,8 @@ use ordo_core::block;
 use ordo_core::genesis;
 use ordo_core::identity::Signer;
 use ordo_orderer::config::{
-    BatchSection, ChannelFile, ClusterSection, ConsenterSection, NodeConfig, NodeSection,
-    OrganizationSection, PeerSection,
+    BatchSection, ChannelFile, ClusterSection, Consensus, ConsenterSection, NodeConfig,
+    NodeSection, OrganizationSection, PeerSection,
 };
 use ordo_orderer::dev::CHANNEL;
 use ordo_peer_sim::{ChainVerifier, Client, Load, Submitted};
@@ -727,7 +727,7 @@ fn node_config(
             data_dir: "data".into(),
             listen: "127.0.0.1:0".parse().unwrap(),
             identity: "identity".into(),
-            consensus: "raft".into(),
+            consensus: Consensus::Raft,
             id,
             cluster_listen: Some("127.0.0.1:0".parse().unwrap()),
         },

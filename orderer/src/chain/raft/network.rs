@@ -64,7 +64,9 @@ impl ClusterClients {
                 ForwardError::Unreachable(format!("forwarding to {address}: {}", e.message()))
             })?
             .into_inner();
-        response.offset.ok_or(ForwardError::Refused(response.error))
+        response
+            .raft_index
+            .ok_or(ForwardError::Refused(response.error))
     }
 
     /// Asks the node at `address` whether it would vote for the sender (see `election`).

@@ -1,12 +1,14 @@
-//! The replicated consensus type: each channel's partition is a Raft log replicated by openraft
-//! across the orderer nodes. An entry's Raft index is its record offset; only committed entries
-//! (below the commit point) reach the consumer, so every node cuts the same blocks.
+//! The replicated consensus type: each channel's chain is a Raft log replicated by openraft
+//! across the orderer nodes. An entry holds a batch of records; a record's offset is
+//! `raft index << 16 | position in the entry`. Only committed entries (below the commit point)
+//! reach the consumer, so every node cuts the same blocks.
 //!
 //! - [`codec`]: the binary form of an entry, on disk and on the wire;
 //! - [`election`]: the election timer with a pre-vote, and the leader's quorum lease;
 //! - [`storage`]: openraft's log storage on the segment store, and a metadata-only state machine;
 //! - [`network`]: the client side of the cluster transport (gRPC `ordo.Cluster`);
-//! - [`service`]: the server side, which also carries the `ordo.Admin` membership calls.
+//! - [`crate::server::cluster`]: the server side, which also carries the `ordo.Admin` membership
+//!   calls.
 
 pub mod codec;
 pub mod election;
@@ -25,10 +27,12 @@ use openraft::error::{ClientWriteError, RaftError};
 use openraft::{BasicNode, Raft};
 use tokio::sync::{mpsc, oneshot, watch, Semaphore};
 
-use crate::consensus::OrderedLog;
+use super::{Chain, ChainError};
 use crate::log::{LogError, PartitionConfig, Record, SegmentStore};
 use election::Election;
 use network::{ClusterClients, ForwardError, Network};
+use ordo_proto::ordo::RaftMetadata;
+use prost::Message;
 use storage::{LogReader, LogStore, StateMachine};
 
 pub type NodeId = u64;
@@ -66,12 +70,51 @@ pub struct RaftLog {
     committed: watch::Receiver<u64>,
     queue: mpsc::Sender<Pending>,
     writer: Writer,
+    /// Set by `halt`: the writer stops taking records and its writes give up.
+    halted: watch::Sender<bool>,
+    /// The batching task, awaited by `halt`.
+    batching: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
 /// A record waiting for its batch to commit.
 struct Pending {
     record: Bytes,
-    reply: oneshot::Sender<Result<u64, LogError>>,
+    reply: oneshot::Sender<Result<u64, WriteError>>,
+}
+
+/// Why an entry was not written.
+#[derive(Clone, Debug, thiserror::Error)]
+pub enum WriteError {
+    /// This node leads without a quorum: its writes cannot commit.
+    #[error("{0}")]
+    NoQuorum(String),
+    /// No commit in time, no leader known, or the leader refused or was unreachable.
+    #[error("{0}")]
+    NotCommitted(String),
+    /// The chain was halted.
+    #[error("the chain is halted")]
+    Halted,
+}
+
+impl From<WriteError> for ChainError {
+    fn from(error: WriteError) -> Self {
+        match error {
+            WriteError::Halted => ChainError::Halted,
+            e => ChainError::NotCommitted(e.to_string()),
+        }
+    }
+}
+
+/// Why a channel's Raft log could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    /// The log on disk is unreadable or damaged (a [`LogError::Corrupt`] asks for repair).
+    #[error(transparent)]
+    Log(#[from] LogError),
+    #[error("invalid raft config: {0}")]
+    Config(#[from] openraft::ConfigError),
+    #[error("starting the raft node: {0}")]
+    Start(#[from] openraft::error::Fatal<NodeId>),
 }
 
 /// Batches written at once: enough to keep the pipeline to the leader full.
@@ -90,6 +133,8 @@ struct Writer {
     election: Arc<Election>,
     /// True while this node leads without a quorum: its writes cannot commit.
     quorum_lost: watch::Receiver<bool>,
+    /// True once the chain is halted.
+    halted: watch::Receiver<bool>,
     produce_timeout: Duration,
     /// How long one attempt may take before the write is retried (about an election): a
     /// forward to a leader that died or was cut off then finds the new leader.
@@ -109,7 +154,7 @@ impl RaftLog {
         timing: &Timing,
         bootstrap: Option<BTreeMap<NodeId, Node>>,
         clients: ClusterClients,
-    ) -> anyhow::Result<Arc<RaftLog>> {
+    ) -> Result<Arc<RaftLog>, OpenError> {
         let store = SegmentStore::open(dir, log_config)?;
         let empty = store.next_offset() == store.start_offset();
         let log_store = LogStore::open(store, dir);
@@ -153,17 +198,19 @@ impl RaftLog {
             }
         }
         let election = Election::start(channel, node_id, raft.clone(), clients.clone(), timing);
+        let (halted, halted_rx) = watch::channel(false);
         let writer = Writer {
             channel: channel.to_string(),
             raft: raft.clone(),
             clients,
             election: election.clone(),
             quorum_lost: election.quorum_lost(),
+            halted: halted_rx,
             produce_timeout: timing.produce_timeout,
             attempt_timeout: timing.election_max,
         };
         let (queue, pending) = mpsc::channel(QUEUE);
-        tokio::spawn(writer.clone().run(pending));
+        let batching = tokio::spawn(writer.clone().run(pending));
         Ok(Arc::new(RaftLog {
             channel: channel.to_string(),
             raft,
@@ -172,6 +219,8 @@ impl RaftLog {
             committed,
             queue,
             writer,
+            halted,
+            batching: std::sync::Mutex::new(Some(batching)),
         }))
     }
 
@@ -190,7 +239,7 @@ impl RaftLog {
     /// Writes an entry forwarded by another node: only here, as leader (never forwarded again,
     /// so a record does not travel in circles while leadership moves), and refused at once while
     /// this leader has no quorum.
-    pub async fn write_forwarded(&self, entry: Bytes) -> Result<u64, String> {
+    pub async fn write_forwarded(&self, entry: Bytes) -> Result<u64, WriteError> {
         self.writer.write_here(entry).await
     }
 
@@ -248,16 +297,23 @@ impl RaftLog {
 }
 
 impl Writer {
-    /// Gathers queued records into batches and writes them, a few batches at a time.
+    /// Gathers queued records into batches and writes them, a few batches at a time. Once
+    /// halted, waits for the batches in flight (they give up at once) and ends; records still
+    /// queued are answered "halted".
     async fn run(self, mut pending: mpsc::Receiver<Pending>) {
         let slots = Arc::new(Semaphore::new(BATCHES_IN_FLIGHT));
+        let mut halted = self.halted.clone();
         loop {
             // Take a slot first: while all are busy, records pile up into a bigger next batch.
-            let Ok(slot) = slots.clone().acquire_owned().await else {
-                return;
+            let first = tokio::select! {
+                _ = halted.wait_for(|h| *h) => break,
+                taken = async {
+                    let slot = slots.clone().acquire_owned().await.ok()?;
+                    Some((slot, pending.recv().await?))
+                } => taken,
             };
-            let Some(first) = pending.recv().await else {
-                return;
+            let Some((slot, first)) = first else {
+                break;
             };
             let mut bytes = first.record.len();
             let mut batch = vec![first];
@@ -277,20 +333,29 @@ impl Writer {
                 for (position, waiting) in batch.into_iter().enumerate() {
                     let answer = match &result {
                         Ok(index) => Ok(codec::offset(*index, position)),
-                        Err(reason) => Err(LogError::Unavailable(reason.clone())),
+                        Err(e) => Err(e.clone()),
                     };
                     let _ = waiting.reply.send(answer);
                 }
                 drop(slot);
             });
         }
+        pending.close();
+        while let Ok(waiting) = pending.try_recv() {
+            let _ = waiting.reply.send(Err(WriteError::Halted));
+        }
+        // Every slot back: the batches in flight have answered.
+        let _all = slots.acquire_many(BATCHES_IN_FLIGHT as u32).await;
     }
 
     /// Writes one entry through the leader: here if this node leads, else forwarded to it.
     /// Resolves with its Raft index once committed, or fails with the reason it is not.
-    async fn write(&self, entry: Bytes) -> Result<u64, String> {
+    async fn write(&self, entry: Bytes) -> Result<u64, WriteError> {
         let deadline = tokio::time::Instant::now() + self.produce_timeout;
         loop {
+            if *self.halted.borrow() {
+                return Err(WriteError::Halted);
+            }
             if *self.quorum_lost.borrow() {
                 return Err(self.no_quorum());
             }
@@ -327,6 +392,7 @@ impl Writer {
             // envelopes; a given-up one answers SERVICE_UNAVAILABLE, as any lost answer can.
             let attempt_deadline = deadline.min(tokio::time::Instant::now() + self.attempt_timeout);
             let mut quorum_lost = self.quorum_lost.clone();
+            let mut halted = self.halted.clone();
             let error = tokio::select! {
                 result = tokio::time::timeout_at(attempt_deadline, attempt) => match result {
                     Ok(Ok(offset)) => return Ok(offset),
@@ -334,12 +400,13 @@ impl Writer {
                     Err(_) => "no commit within an attempt".to_string(),
                 },
                 _ = quorum_lost.wait_for(|lost| *lost) => return Err(self.no_quorum()),
+                _ = halted.wait_for(|h| *h) => return Err(WriteError::Halted),
             };
             if tokio::time::Instant::now() >= deadline {
-                return Err(format!(
+                return Err(WriteError::NotCommitted(format!(
                     "channel {}: not committed within {:?}: {error}",
                     self.channel, self.produce_timeout
-                ));
+                )));
             }
             // Retry as soon as this node knows another leader (or none, on its way to the next):
             // after a leader dies that is what the write waits for; a short pause otherwise.
@@ -352,53 +419,186 @@ impl Writer {
     }
 
     /// Why a leader that has lost its quorum takes no write.
-    fn no_quorum(&self) -> String {
-        format!(
+    fn no_quorum(&self) -> WriteError {
+        WriteError::NoQuorum(format!(
             "channel {}: this node leads but has no quorum: not acknowledged by a majority \
              within its lease of {:?}",
             self.channel, self.attempt_timeout
-        )
+        ))
     }
 
     /// Writes `entry` on this node only (see [`RaftLog::write_forwarded`]).
-    async fn write_here(&self, entry: Bytes) -> Result<u64, String> {
+    async fn write_here(&self, entry: Bytes) -> Result<u64, WriteError> {
+        if *self.halted.borrow() {
+            return Err(WriteError::Halted);
+        }
         if *self.quorum_lost.borrow() {
             return Err(self.no_quorum());
         }
         let mut quorum_lost = self.quorum_lost.clone();
         tokio::select! {
-            written = self.raft.client_write(entry) => {
-                written.map(|w| w.log_id.index).map_err(|e| e.to_string())
-            }
+            written = self.raft.client_write(entry) => written
+                .map(|w| w.log_id.index)
+                .map_err(|e| WriteError::NotCommitted(e.to_string())),
             _ = quorum_lost.wait_for(|lost| *lost) => Err(self.no_quorum()),
         }
     }
 }
 
-impl OrderedLog for RaftLog {
-    fn produce(&self, record: Bytes) -> BoxFuture<'_, Result<u64, LogError>> {
+impl Chain for RaftLog {
+    fn kind(&self) -> &'static str {
+        "raft"
+    }
+
+    fn order(&self, record: Bytes) -> BoxFuture<'_, Result<u64, ChainError>> {
         Box::pin(async move {
+            if *self.halted.borrow() {
+                return Err(ChainError::Halted);
+            }
             let (reply, answer) = oneshot::channel();
             self.queue
                 .send(Pending { record, reply })
                 .await
-                .map_err(|_| LogError::Closed)?;
-            answer.await.map_err(|_| LogError::Closed)?
+                .map_err(|_| ChainError::Halted)?;
+            Ok(answer.await.map_err(|_| ChainError::Halted)??)
         })
     }
 
-    fn fetch(&self, from: u64, max_bytes: usize) -> BoxFuture<'_, Result<Vec<Record>, LogError>> {
-        Box::pin(self.committed_records(from, max_bytes))
+    fn wait_ready(&self) -> BoxFuture<'_, Result<(), ChainError>> {
+        // A follower forwards, and the writer itself waits for a leader (up to the produce
+        // timeout); only what fails at once is told here.
+        Box::pin(async move {
+            if *self.halted.borrow() {
+                return Err(ChainError::Halted);
+            }
+            if *self.writer.quorum_lost.borrow() {
+                return Err(self.writer.no_quorum().into());
+            }
+            Ok(())
+        })
+    }
+
+    fn errored(&self) -> Option<String> {
+        if *self.halted.borrow() {
+            return Some("the chain is halted".into());
+        }
+        // openraft's core stops for good on a storage failure.
+        match &self.raft.metrics().borrow().running_state {
+            Ok(()) => None,
+            Err(fatal) => Some(format!("the raft node stopped: {fatal}")),
+        }
+    }
+
+    fn halt(&self) -> BoxFuture<'_, ()> {
+        Box::pin(async move {
+            self.halted.send_replace(true);
+            let batching = self
+                .batching
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .take();
+            if let Some(batching) = batching {
+                let _ = batching.await;
+            }
+            // Ends the Raft core (and with it the election timer and quorum watch, which end
+            // when its metrics do); an already stopped core answers at once.
+            if let Err(e) = self.raft.shutdown().await {
+                tracing::debug!(channel = %self.channel, error = %e, "raft shutdown");
+            }
+        })
+    }
+
+    fn fetch(&self, from: u64, max_bytes: usize) -> BoxFuture<'_, Result<Vec<Record>, ChainError>> {
+        Box::pin(async move { Ok(self.committed_records(from, max_bytes).await?) })
     }
 
     fn local_end(&self) -> u64 {
         codec::offset(self.reader.end(), 0)
     }
 
-    fn close(&self) {
-        let raft = self.raft.clone();
-        tokio::spawn(async move {
-            let _ = raft.shutdown().await;
-        });
+    fn block_metadata(&self, last_offset: u64) -> Bytes {
+        let (raft_index, position) = codec::split_offset(last_offset);
+        RaftMetadata {
+            raft_index: Some(raft_index),
+            position: position as u32,
+        }
+        .encode_to_vec()
+        .into()
+    }
+
+    fn resume_after(&self, metadata: &[u8]) -> Option<u64> {
+        let metadata = RaftMetadata::decode(metadata).ok()?;
+        let position = usize::try_from(metadata.position).ok()?;
+        if position >= codec::MAX_BATCH_RECORDS {
+            return None;
+        }
+        // The next position of the same entry: past its last record, reading skips on to the
+        // next entry.
+        Some(codec::offset(metadata.raft_index?, position) + 1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::chain::solo::SoloChain;
+    use crate::log::Partition;
+
+    #[tokio::test]
+    async fn a_single_node_group_orders_resumes_from_its_metadata_and_halts_completely() {
+        let dir = tempfile::tempdir().unwrap();
+        let timing = Timing {
+            heartbeat: Duration::from_millis(50),
+            election_min: Duration::from_millis(150),
+            election_max: Duration::from_millis(300),
+            produce_timeout: Duration::from_secs(20),
+        };
+        let members = BTreeMap::from([(1, Node::new("127.0.0.1:1"))]);
+        let chain = RaftLog::open(
+            "ordo",
+            dir.path(),
+            1,
+            PartitionConfig::default(),
+            &timing,
+            Some(members),
+            ClusterClients::default(),
+        )
+        .await
+        .unwrap();
+        let offset = tokio::time::timeout(
+            Duration::from_secs(30),
+            chain.order(Bytes::from_static(b"a")),
+        )
+        .await
+        .expect("ordered within 30 s")
+        .unwrap();
+        let (index, position) = codec::split_offset(offset);
+        assert!(index > 0 && position == 0, "offset {offset:#x}");
+        assert_eq!(
+            chain.resume_after(&chain.block_metadata(offset)),
+            Some(offset + 1)
+        );
+        // The last record of a full entry resumes at the next entry.
+        let last = codec::offset(index, codec::MAX_BATCH_RECORDS - 1);
+        assert_eq!(
+            chain.resume_after(&chain.block_metadata(last)),
+            Some(codec::offset(index + 1, 0))
+        );
+        // Solo's metadata is not raft's: a ledger written under one type is refused by the other.
+        let partition = Partition::open(&dir.path().join("solo"), PartitionConfig::default());
+        let solo = SoloChain::new(partition.unwrap());
+        assert_eq!(chain.resume_after(&solo.block_metadata(7)), None);
+        assert_eq!(solo.resume_after(&chain.block_metadata(offset)), None);
+        solo.halt().await;
+
+        chain.halt().await;
+        chain.halt().await;
+        assert!(chain.errored().is_some());
+        assert!(matches!(chain.wait_ready().await, Err(ChainError::Halted)));
+        assert!(matches!(
+            chain.order(Bytes::from_static(b"b")).await,
+            Err(ChainError::Halted)
+        ));
+        assert!(chain.batching.lock().unwrap().is_none());
     }
 }
