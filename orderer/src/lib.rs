@@ -1,17 +1,21 @@
-//! The Ordo orderer: Broadcast → log → block cutter → block writer → ledger → Deliver.
+//! The Ordo orderer node: Broadcast → processor → chain (log) → consumer → ledger → Deliver.
 //!
-//! Layers, bottom up:
-//! - [`log`]: the Kafka-like partition (segments, offsets, group commit). Knows nothing of blocks.
-//! - [`chain`]: how a channel's records are ordered, one chain per channel of the node's
-//!   consensus type (solo: a local partition; raft: a replicated one).
-//! - pure logic: [`cutter`] (batch size rules), [`assembler`] (log records → batches, time-to-cut,
-//!   config), [`block`] (hashing, verification), [`writer`] (signed blocks), [`validate`] and
-//!   [`policy`] (envelope checks, who may do what), [`entry`] (what a log record means).
-//! - storage: [`ledger`] (block files + index).
-//! - run time: [`channel`] (consumer task), [`registrar`] (the channels served), [`server`]
-//!   (Broadcast, Deliver, the cluster transport), [`node`] (start-up in named steps, shutdown).
-//! - admin: [`status`] (`orderer admin status` as JSON or a table).
-//! - setup: [`config`], [`genesis`], [`dev`], [`identity`], [`envelope`] (client-side building).
+//! Owns everything with a clock, a file or a socket around the pure rules of `ordo-core`:
+//! - storage: [`store`] (numbered entries in framed, checksummed, rolled files with recovery),
+//!   under [`log`] (the Kafka-like partition: offsets, group commit; knows nothing of blocks) and
+//!   [`ledger`] (blocks by number);
+//! - ordering: [`chain`], one chain per channel of the node's consensus type (solo over a local
+//!   partition, raft over a replicated one), owning offsets, membership and shutdown;
+//! - run time: [`channel`] (the consumer task: log records → `ordo_core::assembler` → signed
+//!   blocks → ledger), [`registrar`] (the channels served, added and removed while running),
+//!   [`server`] (the gRPC services: Broadcast, Deliver, cluster transport and admin, connection
+//!   and stream bounds), [`node`] (start-up in named steps, the one shutdown);
+//! - setup and admin: [`config`] (`orderer.toml`), [`dev`] (a one-node development layout),
+//!   [`status`] (`orderer admin status`).
+//!
+//! May import: `ordo-core` for every rule about messages, identities, policies and blocks (none
+//! is written twice here), `ordo-client` for identity folders and block files, `ordo-proto`.
+//! Nothing here is imported by `ordo-core`, `ordo-client` or peer-sim.
 
 pub mod chain;
 pub mod channel;
