@@ -19,9 +19,10 @@ use crate::chain::{Chain, ChainError};
 use crate::ledger::{Ledger, LedgerError};
 use ordo_core::assembler::{Assembler, Batch};
 use ordo_core::block;
+use ordo_core::config::wire::from_block as config_from_block;
 use ordo_core::entry::Entry;
 use ordo_core::identity::Signer;
-use ordo_core::policy::{config_from_block, ChannelPolicy};
+use ordo_core::policy::ChannelPolicy;
 use ordo_core::writer::{BlockInfo, BlockWriter};
 
 /// How much the consumer reads from the log at a time.

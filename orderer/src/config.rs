@@ -9,8 +9,6 @@ use anyhow::{anyhow, Context};
 use ordo_proto::ordo::{BatchSize, ChannelConfig, Consenter, Organization};
 use serde::{Deserialize, Serialize};
 
-use ordo_core::policy::validate_config;
-
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct NodeConfig {
@@ -463,7 +461,9 @@ impl ChannelFile {
             consenters,
             dedup_window_blocks: self.dedup_window_blocks,
         };
-        validate_config(&config).map_err(|e| anyhow!(e))?;
+        ordo_core::config::ChannelConfig::try_from(&config)
+            .and_then(|c| c.validate())
+            .map_err(|e| anyhow!(e))?;
         Ok(config)
     }
 }

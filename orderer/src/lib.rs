@@ -21,7 +21,6 @@ pub mod chain;
 pub mod channel;
 pub mod config;
 pub mod dev;
-pub mod durable;
 pub mod ledger;
 pub mod log;
 pub mod node;

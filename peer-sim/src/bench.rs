@@ -15,8 +15,8 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, bail, Context};
 use clap::Args;
 use ed25519_dalek::{Signature, VerifyingKey};
+use ordo_core::config::wire::from_block as config_from_block;
 use ordo_core::identity::Signer;
-use ordo_core::policy::config_from_block;
 use tokio::task::JoinHandle;
 
 use crate::chain::ChainVerifier;

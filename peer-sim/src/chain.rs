@@ -6,9 +6,10 @@ use std::sync::Arc;
 
 use anyhow::{anyhow, bail};
 use ordo_core::block;
+use ordo_core::config::wire::from_block as config_from_block;
 use ordo_core::envelope::stored_tx_id;
 use ordo_core::identity::Msp;
-use ordo_core::policy::{config_from_block, ChannelPolicy};
+use ordo_core::policy::ChannelPolicy;
 use ordo_proto::common::Block;
 
 #[derive(Default)]

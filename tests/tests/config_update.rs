@@ -7,8 +7,8 @@ use std::sync::Arc;
 
 use common::{test_batch, wait_for_txs, Orderer};
 use ordo_core::block::last_config_index;
+use ordo_core::config::wire::from_block as config_from_block;
 use ordo_core::envelope::{build, stored_tx_id};
-use ordo_core::policy::config_from_block;
 use ordo_peer_sim::{submit, Load};
 use ordo_proto::common::{HeaderType, Status};
 use prost::Message;

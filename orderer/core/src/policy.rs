@@ -4,17 +4,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use ordo_proto::ordo as proto;
-
 use crate::config::{ChannelConfig, ConfigError};
 use crate::cutter::CutRules;
 use crate::identity::{Ed25519Msp, Identity, Msp, Role};
 
 // Where the node finds a configuration; the functions are the wire module's.
-pub use crate::config::valid_channel_id;
-pub use crate::config::wire::{
-    from_block as config_from_block, from_envelope as config_from_envelope,
-};
 
 #[derive(Clone, Debug)]
 pub struct ChannelPolicy {
@@ -77,17 +71,12 @@ impl ChannelPolicy {
     }
 }
 
-/// Structural checks on a configuration in its wire form (a channel file the node reads): the
-/// domain rules of [`ChannelConfig::validate`] after decoding.
-pub fn validate_config(config: &proto::ChannelConfig) -> Result<(), ConfigError> {
-    ChannelConfig::try_from(config)?.validate()
-}
-
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
     use crate::config::{BatchSize, Consenter, Organization};
     use crate::identity::Signer;
+    use ordo_proto::ordo as proto;
 
     /// A channel "ch": Org1MSP with `writer` (who also reads) and `admin`, one consenter.
     pub(crate) fn config(admin: &Signer, writer: &Signer, orderer: &Signer) -> ChannelConfig {
@@ -155,8 +144,9 @@ pub(crate) mod tests {
         no_consenters.consenters.clear();
         assert!(ChannelPolicy::new(no_consenters).is_err());
         let mut wire = config(&a, &w, &o).to_proto();
-        validate_config(&wire).unwrap();
+        let valid = |wire: &proto::ChannelConfig| ChannelConfig::try_from(wire)?.validate();
+        valid(&wire).unwrap();
         wire.batch_size = None;
-        assert!(validate_config(&wire).is_err());
+        assert!(valid(&wire).is_err());
     }
 }

@@ -10,7 +10,8 @@
 //!   `.index` and the scan that reads it back; `segment::recovery` decides what a bad frame found
 //!   at open is (torn tail or damage);
 //! * `files` ([`Store`], [`Reader`]): the ordered segments of one directory: open and recover,
-//!   append, sync, roll, truncate; one writer, concurrent readers.
+//!   append, sync, roll, truncate; one writer, concurrent readers;
+//! * `durable`: directory fsyncs and the copy of a torn tail made before it is cut.
 //!
 //! Recovery rules (the same for every user):
 //! * a segment is fsynced (data and index) before the next one is created, so every segment but
@@ -31,6 +32,7 @@
 //! What stays with the users: when to fsync (the log group-commits, the ledger syncs each block),
 //! what a reader may see (the log's high watermark, the ledger's height), and what an entry holds.
 
+mod durable;
 mod files;
 mod frame;
 mod segment;

@@ -66,7 +66,7 @@ impl Names {
     }
 }
 
-pub(super) use crate::durable::sync_dir;
+pub(super) use crate::store::durable::sync_dir;
 pub(super) use recovery::sealed_damage;
 
 mod recovery;

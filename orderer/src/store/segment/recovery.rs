@@ -10,7 +10,7 @@ use std::sync::atomic::Ordering;
 use super::super::frame::{self, FRAME_OVERHEAD, LENGTH_FIELD_LEN};
 use super::super::{Names, StoreError};
 use super::{Segment, SCAN_CHUNK};
-use crate::durable;
+use crate::store::durable;
 
 /// A whole frame with a matching checksum found by [`Segment::find_frame`].
 struct FoundFrame {

@@ -1,6 +1,5 @@
-//! File changes made durable, for the store under the log and the ledger: a directory's entries
-//! fsynced, and a torn tail kept in a file of its own before the file it is cut from is
-//! truncated, so recovery destroys nothing.
+//! File changes made durable: a directory's entries fsynced, and a torn tail kept in a file of
+//! its own before the file it is cut from is truncated, so recovery destroys nothing.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
