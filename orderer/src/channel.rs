@@ -412,7 +412,7 @@ mod tests {
     #[tokio::test]
     async fn a_block_without_readable_metadata_is_a_refusal_not_a_fresh_start() {
         let dir = tempfile::tempdir().unwrap();
-        let layout = crate::dev::prepare_with(
+        let layout = crate::setup::dev::prepare_with(
             dir.path(),
             "127.0.0.1:0".parse().unwrap(),
             Default::default(),
@@ -421,7 +421,7 @@ mod tests {
         let genesis = read_genesis(
             &layout
                 .config
-                .with_file_name(format!("genesis/{}.block", crate::dev::CHANNEL)),
+                .with_file_name(format!("genesis/{}.block", crate::setup::dev::CHANNEL)),
         )
         .unwrap();
         let ledger = Ledger::open(&dir.path().join("ledger"), LedgerConfig::default()).unwrap();

@@ -10,8 +10,8 @@
 //!   blocks → ledger), [`registrar`] (the channels served, added and removed while running),
 //!   [`server`] (the gRPC services: Broadcast, Deliver, cluster transport and admin, connection
 //!   and stream bounds), [`node`] (start-up in named steps, the one shutdown);
-//! - setup and admin: [`config`] (`orderer.toml`), [`dev`] (a one-node development layout),
-//!   [`status`] (`orderer admin status`).
+//! - setup and admin: [`setup`] (`setup::config`: `orderer.toml`; `setup::dev`: a one-node
+//!   development layout), [`status`] (`orderer admin status`).
 //!
 //! May import: `ordo-core` for every rule about messages, identities, policies and blocks (none
 //! is written twice here), `ordo-client` for identity folders and block files, `ordo-proto`.
@@ -19,12 +19,11 @@
 
 pub mod chain;
 pub mod channel;
-pub mod config;
-pub mod dev;
 pub mod ledger;
 pub mod log;
 pub mod node;
 pub mod registrar;
 pub mod server;
+pub mod setup;
 pub mod status;
 pub mod store;

@@ -8,11 +8,11 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use ordo_core::genesis;
 use ordo_core::identity::Signer;
-use ordo_orderer::config::{
+use ordo_orderer::node::Node;
+use ordo_orderer::setup::config::{
     ChannelFile, ClusterSection, Consensus, NodeConfig, NodeSection, PeerSection,
 };
-use ordo_orderer::dev;
-use ordo_orderer::node::Node;
+use ordo_orderer::setup::dev;
 
 /// Ordo, an ordering service for permissioned blockchains (Hyperledger Fabric's AtomicBroadcast).
 ///

@@ -22,7 +22,6 @@ use crate::chain::raft::{Node as RaftNode, NodeId, OpenError, RaftLog, Timing};
 use crate::chain::solo::SoloChain;
 use crate::chain::Chain;
 use crate::channel::{read_genesis, Channel, Genesis};
-use crate::config::{ClusterSection, Consensus, LimitsSection, NodeConfig};
 use crate::ledger::{Ledger, LedgerConfig, LedgerError};
 use crate::log::{LogError, Partition, PartitionConfig};
 use crate::registrar::Registrar;
@@ -30,6 +29,7 @@ use crate::server::cluster::Groups;
 use crate::server::connections;
 use crate::server::outbox;
 use crate::server::{AtomicBroadcastService, ServiceSettings};
+use crate::setup::config::{ClusterSection, Consensus, LimitsSection, NodeConfig};
 
 pub struct Node {
     registrar: Registrar,
@@ -517,7 +517,7 @@ impl DataDirLock {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{BatchSection, ChannelFile};
+    use crate::setup::config::{BatchSection, ChannelFile};
     use ordo_core::envelope;
     use ordo_proto::common::{HeaderType, Status};
     use ordo_proto::orderer::atomic_broadcast_client::AtomicBroadcastClient;
@@ -551,7 +551,8 @@ mod tests {
             ..BatchSection::default()
         };
         let layout =
-            crate::dev::prepare_with(dir.path(), "127.0.0.1:0".parse().unwrap(), batch).unwrap();
+            crate::setup::dev::prepare_with(dir.path(), "127.0.0.1:0".parse().unwrap(), batch)
+                .unwrap();
         let config = NodeConfig::load(&layout.config).unwrap();
         let client = ordo_client::identity_dir::load(&layout.client_identity).unwrap();
         let node = Node::start(&config).await.unwrap();
@@ -631,7 +632,7 @@ mod tests {
         let gone = broadcast(&node, &client, "second").await;
         assert_eq!(gone.status, Status::NotFound as i32, "{gone:?}");
         // The configured channel is served throughout.
-        let still = broadcast(&node, &client, crate::dev::CHANNEL).await;
+        let still = broadcast(&node, &client, crate::setup::dev::CHANNEL).await;
         assert_eq!(still.status, Status::Success as i32, "{still:?}");
         node.stop().await;
     }

@@ -213,7 +213,7 @@ async fn corrupt_raft_replica_refuses_to_start_and_is_repaired_from_the_others()
     let channel_dir = node
         .data_dir
         .join("channels")
-        .join(ordo_orderer::dev::CHANNEL);
+        .join(ordo_orderer::setup::dev::CHANNEL);
     let segment = last_file(&channel_dir.join("log"), "", ".log");
     flip_middle_byte(&segment);
     assert_refuses_to_start(

@@ -19,7 +19,7 @@ use std::process::Output;
 use std::time::Duration;
 
 use ordo_core::envelope::stored_tx_id;
-use ordo_orderer::dev;
+use ordo_orderer::setup::dev;
 
 /// How long the script may take in all (its own Deliver timeout is 30 s).
 const SCRIPT_TIMEOUT: Duration = Duration::from_secs(120);

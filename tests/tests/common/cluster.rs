@@ -42,11 +42,11 @@ use std::time::{Duration, Instant};
 use ordo_core::block;
 use ordo_core::genesis;
 use ordo_core::identity::Signer;
-use ordo_orderer::config::{
+use ordo_orderer::setup::config::{
     BatchSection, ChannelFile, ClusterSection, Consensus, ConsenterSection, NodeConfig,
     NodeSection, OrganizationSection, PeerSection,
 };
-use ordo_orderer::dev::CHANNEL;
+use ordo_orderer::setup::dev::CHANNEL;
 use ordo_peer_sim::{ChainVerifier, Client, Load, Submitted};
 use ordo_proto::common::{Block, BlockMetadataIndex};
 use tokio::io::copy_bidirectional;

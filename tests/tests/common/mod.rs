@@ -14,8 +14,8 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use ordo_core::identity::Signer;
-use ordo_orderer::config::{BatchSection, NodeConfig};
-use ordo_orderer::dev;
+use ordo_orderer::setup::config::{BatchSection, NodeConfig};
+use ordo_orderer::setup::dev;
 use ordo_peer_sim::Client;
 
 /// Path of a workspace binary, built (once per test process) with the same profile as the tests.

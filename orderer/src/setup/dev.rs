@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 
-use crate::config::{
+use crate::setup::config::{
     BatchSection, ChannelFile, ConsenterSection, NodeConfig, NodeSection, OrganizationSection,
 };
 use ordo_core::genesis;
@@ -82,7 +82,7 @@ pub fn prepare_with(
             data_dir: PathBuf::from("."),
             listen,
             identity: PathBuf::from("crypto/orderer"),
-            consensus: crate::config::Consensus::Solo,
+            consensus: crate::setup::config::Consensus::Solo,
             id: 1,
             cluster_listen: None,
         },

@@ -1,0 +1,5 @@
+//! What a node needs before it runs: its configuration file (`orderer.toml`, and the channel
+//! file `orderer genesis` reads) and the one-node development layout.
+
+pub mod config;
+pub mod dev;
