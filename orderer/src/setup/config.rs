@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, Context};
-use ordo_proto::ordo::{BatchSize, ChannelConfig, Consenter, Organization};
+use ordo_core::config::{BatchSize, ChannelConfig, Consenter, Organization};
 use serde::{Deserialize, Serialize};
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -418,7 +418,7 @@ impl ChannelFile {
         toml::from_str(&text).map_err(|e| anyhow!("{}: {e}", path.display()))
     }
 
-    /// The protobuf configuration, checked.
+    /// The configuration the file describes, checked.
     pub fn to_config(&self) -> anyhow::Result<ChannelConfig> {
         let key = |what: &str, hex_key: &str| -> anyhow::Result<bytes::Bytes> {
             let raw = hex::decode(hex_key.trim())
@@ -451,19 +451,17 @@ impl ChannelFile {
         let config = ChannelConfig {
             channel_id: self.channel_id.clone(),
             sequence: 0,
-            batch_size: Some(BatchSize {
+            batch_size: BatchSize {
                 max_message_count: self.batch.max_message_count,
                 absolute_max_bytes: self.batch.absolute_max_bytes,
                 preferred_max_bytes: self.batch.preferred_max_bytes,
-            }),
-            batch_timeout_ms: self.batch.timeout_ms,
+            },
+            batch_timeout: std::time::Duration::from_millis(self.batch.timeout_ms),
             organizations,
             consenters,
             dedup_window_blocks: self.dedup_window_blocks,
         };
-        ordo_core::config::ChannelConfig::try_from(&config)
-            .and_then(|c| c.validate())
-            .map_err(|e| anyhow!(e))?;
+        config.validate().map_err(|e| anyhow!(e))?;
         Ok(config)
     }
 }
@@ -480,8 +478,8 @@ mod tests {
         );
         let file: ChannelFile = toml::from_str(&text).unwrap();
         let config = file.to_config().unwrap();
-        assert_eq!(config.batch_size.unwrap().max_message_count, 500);
-        assert_eq!(config.batch_timeout_ms, 2000);
+        assert_eq!(config.batch_size.max_message_count, 500);
+        assert_eq!(config.batch_timeout, std::time::Duration::from_secs(2));
         assert_eq!(config.dedup_window_blocks, 100);
 
         let off: ChannelFile =
