@@ -251,7 +251,9 @@ impl ChannelOpener {
         Ledger::open(&ledger_dir, self.ledger.clone()).map_err(|e| {
             let context = format!("opening the ledger of channel {id}");
             match e {
-                LedgerError::Corrupt(_) => refusal(e.into(), context, &ledger_repair(&ledger_dir)),
+                LedgerError::Corrupt(_) | LedgerError::OldFormat(_) => {
+                    refusal(e.into(), context, &ledger_repair(&ledger_dir))
+                }
                 e => anyhow::Error::new(e).context(context),
             }
         })
@@ -287,24 +289,34 @@ impl Node {
             signer: ordo_client::identity_dir::load(&config.node.identity)?,
         };
         let registrar = Registrar::default();
-        for section in &config.channels {
-            let genesis = read_genesis(&section.genesis_block)?;
-            let channel = opener.open(&genesis).await?;
-            if let Err(e) = registrar.insert(channel.clone()) {
-                channel.shutdown().await;
-                return Err(e.into());
+        let serving = async {
+            for section in &config.channels {
+                let genesis = read_genesis(&section.genesis_block)?;
+                let reservation = registrar.reserve(genesis.channel_id())?;
+                reservation.serve(opener.open(&genesis).await?);
             }
-        }
-        let (local_addr, client_server) = serve_clients(config, &registrar).await?;
-        let mut servers = vec![client_server];
-        let mut cluster_addr = None;
-        if let (ChainStarter::Raft { groups, .. }, Some(listen)) =
-            (&opener.chains, config.node.cluster_listen)
-        {
-            let (addr, served) = serve_cluster(config, listen, groups.clone()).await?;
-            cluster_addr = Some(addr);
-            servers.push(served);
-        }
+            let (local_addr, client_server) = serve_clients(config, &registrar).await?;
+            let mut servers = vec![client_server];
+            let mut cluster_addr = None;
+            if let (ChainStarter::Raft { groups, .. }, Some(listen)) =
+                (&opener.chains, config.node.cluster_listen)
+            {
+                let (addr, served) = serve_cluster(config, listen, groups.clone()).await?;
+                cluster_addr = Some(addr);
+                servers.push(served);
+            }
+            anyhow::Ok((local_addr, cluster_addr, servers))
+        };
+        let (local_addr, cluster_addr, servers) = match serving.await {
+            Ok(served) => served,
+            Err(e) => {
+                // The channels opened so far must not run on once the data folder is unlocked.
+                for channel in registrar.channels() {
+                    registrar.remove(channel.id()).await;
+                }
+                return Err(e);
+            }
+        };
         Ok(Node {
             registrar,
             opener,
@@ -335,15 +347,10 @@ impl Node {
     pub async fn add_channel(&self, genesis_block: &Path) -> anyhow::Result<String> {
         let genesis = read_genesis(genesis_block)?;
         let id = genesis.channel_id().to_string();
-        // Checked first: opening would otherwise touch the files of the channel being served.
-        if self.registrar.contains(&id) {
-            anyhow::bail!("channel {id} is already served by this node");
-        }
-        let channel = self.opener.open(&genesis).await?;
-        if let Err(e) = self.registrar.insert(channel.clone()) {
-            channel.shutdown().await;
-            return Err(e.into());
-        }
+        // Held before any file is opened: a second instance of the channel (served, or being
+        // opened or removed) would otherwise open the same files.
+        let reservation = self.registrar.reserve(&id)?;
+        reservation.serve(self.opener.open(&genesis).await?);
         tracing::info!(channel = %id, "channel added");
         Ok(id)
     }
@@ -352,12 +359,15 @@ impl Node {
     /// it from now on, and its chain is halted when this resolves. Its data stays on disk.
     /// Returns whether it was served.
     pub async fn remove_channel(&self, id: &str) -> bool {
-        let removed = self.registrar.remove(id).await;
-        if removed {
-            self.opener.forget_chain(id);
-            tracing::info!(channel = %id, "channel removed");
-        }
-        removed
+        let Some((channel, held)) = self.registrar.take(id) else {
+            return false;
+        };
+        channel.shutdown().await;
+        // Still held: no new instance of the channel can have registered a chain of its own.
+        self.opener.forget_chain(id);
+        drop(held);
+        tracing::info!(channel = %id, "channel removed");
+        true
     }
 
     /// The one shutdown: stops accepting, lets open streams finish for up to

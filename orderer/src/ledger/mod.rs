@@ -63,6 +63,10 @@ pub enum LedgerError {
     Corrupt(String),
     #[error("block {got} appended where block {expected} was due")]
     OutOfOrder { expected: u64, got: u64 },
+    /// Files of the ledger format before the shared store (`index.dat`, `blocks_NNNNNN.dat`):
+    /// read as empty, the channel would write its blocks again beside them.
+    #[error("{0} is a ledger file of an earlier Ordo format, which this version does not read")]
+    OldFormat(String),
 }
 
 impl From<StoreError> for LedgerError {
@@ -113,6 +117,7 @@ impl Ledger {
         config: LedgerConfig,
         index_interval_bytes: u32,
     ) -> Result<Ledger, LedgerError> {
+        refuse_old_format(dir)?;
         let store = Store::open(
             dir,
             StoreConfig {
@@ -229,4 +234,27 @@ fn writer_failed() -> LedgerError {
     LedgerError::Io(io::Error::other(
         "ledger writer stopped after an earlier failure; reopen the ledger to recover",
     ))
+}
+
+/// Refuses a folder that holds the ledger files of the format before the shared store.
+fn refuse_old_format(dir: &Path) -> Result<(), LedgerError> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e.into()),
+    };
+    for entry in entries {
+        let name = entry?.file_name();
+        let name = name.to_string_lossy();
+        let old_data = name
+            .strip_prefix(NAMES.prefix)
+            .and_then(|rest| rest.strip_suffix(NAMES.data_suffix))
+            .is_some_and(|digits| digits.len() == 6 && digits.bytes().all(|b| b.is_ascii_digit()));
+        if name == "index.dat" || old_data {
+            return Err(LedgerError::OldFormat(
+                dir.join(&*name).display().to_string(),
+            ));
+        }
+    }
+    Ok(())
 }

@@ -574,3 +574,20 @@ fn concurrent_readers_see_only_complete_blocks() {
         reader.join().expect("reader thread");
     }
 }
+
+#[test]
+fn a_ledger_of_the_earlier_format_is_refused_not_read_as_empty() {
+    for old in ["index.dat", "blocks_000000.dat"] {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(old), b"old").unwrap();
+        let refused = Ledger::open(dir.path(), LedgerConfig::default())
+            .err()
+            .unwrap();
+        assert!(
+            matches!(&refused, LedgerError::OldFormat(path) if path.ends_with(old)),
+            "{refused}"
+        );
+        let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+        assert_eq!(names.len(), 1, "nothing written beside {old}");
+    }
+}

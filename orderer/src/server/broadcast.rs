@@ -16,7 +16,8 @@ use ordo_proto::orderer::BroadcastResponse;
 use tokio::sync::mpsc;
 use tonic::Streaming;
 
-use crate::server::{self, Channels, ServiceSettings};
+use crate::registrar::Registrar;
+use crate::server::{self, ServiceSettings};
 use ordo_core::processor::{ChannelView, Processor, Rejection};
 
 /// Envelopes of one stream whose commit is awaited at once (their bytes are bounded too, by
@@ -26,7 +27,7 @@ const IN_FLIGHT: usize = 1024;
 const VERIFY_BATCH: usize = 64;
 
 pub async fn serve(
-    channels: Channels,
+    registrar: Registrar,
     settings: ServiceSettings,
     mut inbound: Streaming<Envelope>,
     tx: mpsc::Sender<Result<BroadcastResponse, tonic::Status>>,
@@ -82,7 +83,7 @@ pub async fn serve(
                     }
                 }
                 let admitted = processor.admit(SystemTime::now(), &batch, |id| {
-                    channels.get(id).map(|channel| ChannelView {
+                    registrar.get(id).map(|channel| ChannelView {
                         handle: channel.clone(),
                         policy: channel.policy(),
                         healthy: channel.is_healthy(),

@@ -19,22 +19,23 @@ use prost::Message;
 use tonic::Streaming;
 
 use crate::channel::Channel;
+use crate::registrar::Registrar;
+use crate::server;
 use crate::server::outbox::Outbox;
-use crate::server::{self, Channels};
 use ordo_core::identity::{CreatorCache, Identity};
 use ordo_core::processor::{self, Rejection};
 
 type Sender = Outbox<DeliverResponse>;
 
 pub async fn serve(
-    channels: Channels,
+    registrar: Registrar,
     time_window: Duration,
     mut inbound: Streaming<Envelope>,
     tx: Sender,
 ) {
     while let Some(request) = inbound.next().await {
         let outcome = match request {
-            Ok(request) => serve_request(&channels, time_window, &request, &tx).await,
+            Ok(request) => serve_request(&registrar, time_window, &request, &tx).await,
             Err(status) => match server::refusal_of(&status) {
                 Some(rejection) => Err(Ended::Refused(rejection)),
                 None => return,
@@ -76,7 +77,7 @@ struct Seek {
 }
 
 fn check(
-    channels: &Channels,
+    registrar: &Registrar,
     time_window: Duration,
     request: &Envelope,
 ) -> Result<Seek, Rejection> {
@@ -89,7 +90,7 @@ fn check(
             headers.header_type
         )));
     }
-    let channel = channels.get(&headers.channel_id).ok_or_else(|| {
+    let channel = registrar.get(&headers.channel_id).ok_or_else(|| {
         Rejection::new(
             Status::NotFound,
             format!("channel {} does not exist", headers.channel_id),
@@ -124,12 +125,12 @@ fn resolve(position: Option<&SeekPosition>, height: u64) -> Option<u64> {
 }
 
 async fn serve_request(
-    channels: &Channels,
+    registrar: &Registrar,
     time_window: Duration,
     request: &Envelope,
     tx: &Sender,
 ) -> Result<(), Ended> {
-    let seek = check(channels, time_window, request)?;
+    let seek = check(registrar, time_window, request)?;
     tx.open().map_err(|_| {
         Rejection::new(
             Status::ServiceUnavailable,

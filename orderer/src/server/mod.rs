@@ -22,7 +22,7 @@ use ordo_core::processor::Rejection;
 
 /// The channels the services look requests up in: the node's registrar (named so here to keep
 /// the services' signatures as they are).
-pub use crate::registrar::Registrar as Channels;
+use crate::registrar::Registrar;
 
 /// The Fabric status for a request message that could not be received, or `None` if the
 /// stream broke (the client is gone and there is no one to answer). Logged at debug: a client
@@ -62,13 +62,16 @@ pub struct ServiceSettings {
 }
 
 pub struct AtomicBroadcastService {
-    channels: Channels,
+    registrar: Registrar,
     settings: ServiceSettings,
 }
 
 impl AtomicBroadcastService {
-    pub fn new(channels: Channels, settings: ServiceSettings) -> Self {
-        AtomicBroadcastService { channels, settings }
+    pub fn new(registrar: Registrar, settings: ServiceSettings) -> Self {
+        AtomicBroadcastService {
+            registrar,
+            settings,
+        }
     }
 }
 
@@ -123,7 +126,7 @@ impl AtomicBroadcast for AtomicBroadcastService {
         let (tx, rx) = mpsc::channel(BROADCAST_QUEUE);
         let responses = Guarded::new(&request, ReceiverStream::new(rx));
         tokio::spawn(broadcast::serve(
-            self.channels.clone(),
+            self.registrar.clone(),
             self.settings.clone(),
             request.into_inner(),
             tx,
@@ -138,7 +141,7 @@ impl AtomicBroadcast for AtomicBroadcastService {
         let (outbox, queued) = self.settings.deliver_budget.outbox();
         let responses = Guarded::new(&request, queued);
         tokio::spawn(deliver::serve(
-            self.channels.clone(),
+            self.registrar.clone(),
             self.settings.time_window,
             request.into_inner(),
             outbox,

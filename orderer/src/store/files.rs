@@ -219,7 +219,8 @@ impl Store {
         // The target may become sealed later without being rewritten, so its
         // index must be durable too.
         target.sync(true)?;
-        if !removed.is_empty() {
+        // A segment created since the last sync may survive the cut: its entry is owed too.
+        if !removed.is_empty() || self.unsynced_dir {
             sync_dir(&self.dir)?;
         }
         self.active = target;
