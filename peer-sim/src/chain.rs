@@ -1,5 +1,6 @@
 //! Verifying a chain as it arrives: hash chain, data hashes, orderer signatures (against the
-//! consenters named in the genesis configuration), and each transaction at most once.
+//! consenters of the configuration in force: the genesis one, then each config block's), and
+//! each transaction at most once.
 
 use std::collections::HashSet;
 use std::sync::Arc;

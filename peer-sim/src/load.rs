@@ -460,7 +460,7 @@ mod tests {
         let creator = msp.deserialize(signer.creator()).unwrap();
         for (env, tx_id) in prepared.envelopes.iter().zip(&prepared.tx_ids) {
             assert_eq!(
-                stored_tx_id(&env.encode_to_vec()).as_deref(),
+                stored_tx_id(&env.encode_to_vec().into()).as_deref(),
                 Some(tx_id.as_str())
             );
             assert!(msp.verify(&creator, &env.payload, &env.signature));

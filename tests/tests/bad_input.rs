@@ -138,7 +138,7 @@ async fn each_rejection_has_its_status_and_good_clients_are_unaffected() {
     // Swap the tx_id for another valid-looking one and re-sign: only the tx_id is wrong.
     let wrong_tx_id = {
         let envelope = tx(&signer, "ordo");
-        let id = envelope::stored_tx_id(&envelope.encode_to_vec()).unwrap();
+        let id = envelope::stored_tx_id(&envelope.encode_to_vec().into()).unwrap();
         let other = envelope::tx_id(b"another nonce", signer.creator());
         resigned(&signer, envelope, |payload| {
             let at = payload

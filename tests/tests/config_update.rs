@@ -29,7 +29,7 @@ async fn config_block_stands_alone_and_its_rules_apply() {
         HeaderType::Config,
         config.encode_to_vec().into(),
     );
-    let update_id = stored_tx_id(&update.encode_to_vec()).unwrap();
+    let update_id = stored_tx_id(&update.encode_to_vec().into()).unwrap();
     let answer = client.broadcast_one(update).await.unwrap();
     assert_eq!(answer.status, Status::Success as i32, "{}", answer.info);
 

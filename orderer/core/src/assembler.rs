@@ -82,7 +82,10 @@ impl Assembler {
     ) -> Result<Self, E> {
         let recent = TxWindow::rebuild(policy.config().dedup_window_blocks, next_block, |n| {
             let (window, data) = past(n)?;
-            let tx_ids = data.iter().filter_map(dedup::envelope_tx_id).collect();
+            let tx_ids = data
+                .iter()
+                .filter_map(crate::envelope::stored_tx_id)
+                .collect();
             Ok(dedup::PastBlock { window, tx_ids })
         })?;
         Ok(Assembler::resume(policy, next_block, recent))
@@ -138,7 +141,7 @@ impl Assembler {
                         self.policy = policy.clone();
                         // Remembered like any block's, so a restarted node's window (read from the
                         // ledger) holds the same ids.
-                        let tx_id = dedup::envelope_tx_id(&bytes);
+                        let tx_id = crate::envelope::stored_tx_id(&bytes);
                         let message = Pending {
                             offset,
                             envelope: bytes,

@@ -12,10 +12,6 @@
 use std::collections::hash_map::Entry;
 use std::collections::{HashMap, HashSet, VecDeque};
 
-use bytes::Bytes;
-
-use crate::envelope::Headers;
-
 /// The tx_ids of the last blocks cut (at most the window) and of the pending batch.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct TxWindow {
@@ -141,16 +137,10 @@ impl TxWindow {
     }
 }
 
-/// The tx_id of a canonical envelope (`Envelope → Payload → Header → ChannelHeader.tx_id`);
-/// `None` if it does not parse or has no tx_id, and is then not subject to suppression.
-pub fn envelope_tx_id(canonical: &Bytes) -> Option<String> {
-    let (_, headers) = Headers::of_canonical(canonical).ok()?;
-    Some(headers.tx_id).filter(|id| !id.is_empty())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use bytes::Bytes;
 
     #[derive(Clone, Copy)]
     enum Op {
@@ -337,12 +327,21 @@ mod tests {
             ordo_proto::common::HeaderType::EndorserTransaction,
             Bytes::from_static(b"x"),
         );
-        assert_eq!(envelope_tx_id(&env.encode_to_vec().into()), Some(tx_id));
-        assert_eq!(envelope_tx_id(&Bytes::from_static(b"\xff")), None);
+        assert_eq!(
+            crate::envelope::stored_tx_id(&env.encode_to_vec().into()),
+            Some(tx_id)
+        );
+        assert_eq!(
+            crate::envelope::stored_tx_id(&Bytes::from_static(b"\xff")),
+            None
+        );
         let no_header = Envelope {
             payload: Payload::default().encode_to_vec().into(),
             signature: Bytes::new(),
         };
-        assert_eq!(envelope_tx_id(&no_header.encode_to_vec().into()), None);
+        assert_eq!(
+            crate::envelope::stored_tx_id(&no_header.encode_to_vec().into()),
+            None
+        );
     }
 }

@@ -188,7 +188,7 @@ impl Headers {
 }
 
 /// The tx_id of a canonical envelope, as stored in a block; `None` if it does not parse.
-pub fn stored_tx_id(envelope: &[u8]) -> Option<String> {
-    let (_, headers) = Headers::of_canonical(&Bytes::copy_from_slice(envelope)).ok()?;
-    Some(headers.tx_id)
+pub fn stored_tx_id(canonical: &Bytes) -> Option<String> {
+    let (_, headers) = Headers::of_canonical(canonical).ok()?;
+    Some(headers.tx_id).filter(|id| !id.is_empty())
 }

@@ -1,6 +1,6 @@
 //! Ordo's pure core: everything about Fabric's messages and the ordering rules that can be
-//! decided without a clock, a file or a socket. The node, peer-sim and the tests share it, so a
-//! rule is written once and tested here on its own.
+//! decided without a file or a socket, and without the clock except to date a new envelope. The
+//! node, peer-sim and the tests share it, so a rule is written once and tested here on its own.
 //!
 //! Owns: [`envelope`] (building envelopes, and the one decoder of their headers), [`identity`]
 //! (the [`identity::Msp`] trait: creators, signatures, roles; Ed25519 its implementation),
@@ -15,7 +15,8 @@
 //! is answered.
 //!
 //! May not import: tokio, tonic, files or sockets (`std::fs`, `std::net`), nor any other Ordo
-//! crate than `ordo-proto`. Time enters as arguments.
+//! crate than `ordo-proto`. Time enters as arguments, except where a client builds an envelope
+//! (`envelope::build` stamps it with the clock, as a Fabric SDK does).
 
 pub mod assembler;
 pub mod block;

@@ -135,11 +135,19 @@ pub fn check_signature(
     parsed: &Parsed,
     envelope: &Envelope,
 ) -> Result<(), Rejection> {
+    verify_signature(policy, &parsed.identity, envelope)
+}
+
+fn verify_signature(
+    policy: &ChannelPolicy,
+    identity: &Identity,
+    envelope: &Envelope,
+) -> Result<(), Rejection> {
     if !policy
         .msp()
-        .verify(&parsed.identity, &envelope.payload, &envelope.signature)
+        .verify(identity, &envelope.payload, &envelope.signature)
     {
-        return Err(bad_signature(&parsed.identity));
+        return Err(bad_signature(identity));
     }
     Ok(())
 }
@@ -203,12 +211,7 @@ pub fn recheck_config_record(
         .msp()
         .deserialize(&headers.creator)
         .map_err(|e| bad(&e))?;
-    if !policy
-        .msp()
-        .verify(&identity, &envelope.payload, &envelope.signature)
-    {
-        return Err(bad_signature(&identity));
-    }
+    verify_signature(policy, &identity, &envelope)?;
     check_config_update(policy, &identity, &headers)
 }
 
