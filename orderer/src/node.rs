@@ -589,13 +589,11 @@ mod tests {
         assert_eq!(ordered.status, Status::Success as i32, "{ordered:?}");
         let channel = node.registrar().get("second").unwrap();
         let ledger = channel.ledger().clone();
-        tokio::time::timeout(Duration::from_secs(10), async {
-            while ledger.height() < 2 {
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-        })
-        .await
-        .expect("block 1 of the added channel");
+        let mut height = ledger.subscribe();
+        tokio::time::timeout(Duration::from_secs(10), height.wait_for(|&h| h >= 2))
+            .await
+            .expect("block 1 of the added channel")
+            .unwrap();
         // A Deliver stream following the chain: once it has block 1 it waits for block 2, which
         // will not come before the removal.
         let mut deliver = AtomicBroadcastClient::connect(format!("http://{}", node.local_addr()))
