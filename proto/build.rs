@@ -5,8 +5,18 @@
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let files = [
         "proto/common/common.proto",
+        "proto/common/configtx.proto",
+        "proto/common/configuration.proto",
+        "proto/common/policies.proto",
         "proto/msp/identities.proto",
+        "proto/msp/msp_config.proto",
+        "proto/msp/msp_principal.proto",
         "proto/orderer/ab.proto",
+        "proto/orderer/configuration.proto",
+        "proto/orderer/etcdraft/configuration.proto",
+        "proto/orderer/etcdraft/metadata.proto",
+        "proto/peer/configuration.proto",
+        "proto/ordo/options.proto",
         "proto/ordo/ordo.proto",
     ];
     for file in &files {

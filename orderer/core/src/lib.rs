@@ -21,12 +21,15 @@
 pub mod assembler;
 pub mod block;
 pub mod config;
+pub mod configtx;
 pub mod cutter;
 pub mod dedup;
 pub mod entry;
 pub mod envelope;
 pub mod genesis;
 pub mod identity;
+pub mod msp;
+pub mod policies;
 pub mod policy;
 pub mod processor;
 pub mod writer;

@@ -1,0 +1,17 @@
+//! Fabric's policies: signature policies (n-out-of over principals) and implicit-meta policies
+//! (ANY / ALL / MAJORITY of a sub-policy over child groups), compiled from the channel
+//! configuration into a manager that answers a policy path over a set of signatures, with
+//! Fabric's evaluation semantics. Pure.
+
+pub mod dsl;
+
+use bytes::Bytes;
+
+/// One signature a policy is evaluated over (Fabric's `SignedData`): `signature` by the creator
+/// `identity` (a marshalled `msp.SerializedIdentity`) over `data`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SignedData {
+    pub data: Bytes,
+    pub identity: Bytes,
+    pub signature: Bytes,
+}
