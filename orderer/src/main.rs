@@ -61,6 +61,9 @@ enum Command {
     /// Paths are written as given: a relative one is taken from the folder of the config file.
     /// Keys not given keep their defaults (README.md, "Configuration").
     Config(Box<ConfigArgs>),
+    /// Generate development crypto material as Fabric's cryptogen does: per organisation a CA
+    /// and a TLS CA, NodeOUs, and MSP folders for its nodes, its admin and its users.
+    Cryptogen(CryptogenArgs),
     /// Generate an Ed25519 identity folder (key.pem, key.pub, mspid).
     Keygen {
         #[arg(long)]
@@ -68,6 +71,76 @@ enum Command {
         #[arg(long, short)]
         out: PathBuf,
     },
+}
+
+#[derive(Args)]
+struct CryptogenArgs {
+    /// Output folder; one sub-folder per organisation.
+    #[arg(long, short)]
+    out: PathBuf,
+    /// An orderer organisation, `NAME[:NODES]` (MSP id `<NAME>MSP`); may repeat.
+    #[arg(
+        long = "orderer-org",
+        value_name = "NAME[:NODES]",
+        default_value = "Orderer:1"
+    )]
+    orderer_orgs: Vec<String>,
+    /// A peer (application) organisation, `NAME[:USERS]`; may repeat.
+    #[arg(
+        long = "peer-org",
+        value_name = "NAME[:USERS]",
+        default_value = "Org1:1"
+    )]
+    peer_orgs: Vec<String>,
+    /// Signing key type: ecdsa (P-256) or ed25519 (needs the V3_0 channel capability).
+    #[arg(long, default_value = "ecdsa")]
+    key_type: ordo_client::cryptogen::KeyKind,
+    /// Extra host names or addresses the nodes' TLS certificates are valid for; may repeat.
+    #[arg(long = "host")]
+    hosts: Vec<String>,
+}
+
+impl CryptogenArgs {
+    fn specs(&self) -> anyhow::Result<Vec<ordo_client::cryptogen::OrgSpec>> {
+        use ordo_client::cryptogen::{OrgKind, OrgSpec};
+        let parse = |text: &str, kind: OrgKind| -> anyhow::Result<OrgSpec> {
+            let (name, count) = match text.split_once(':') {
+                Some((name, count)) => (
+                    name,
+                    count.parse().map_err(|_| {
+                        anyhow::anyhow!("{text:?}: the count after ':' must be a number")
+                    })?,
+                ),
+                None => (text, 1),
+            };
+            if name.is_empty()
+                || !name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
+            {
+                anyhow::bail!("{text:?}: an organisation name is letters, digits, '-' and '.'");
+            }
+            let (nodes, users) = match kind {
+                OrgKind::Orderer => (count, 0),
+                OrgKind::Peer => (1, count),
+            };
+            Ok(OrgSpec {
+                name: name.to_string(),
+                kind,
+                nodes,
+                users,
+                hosts: self.hosts.clone(),
+            })
+        };
+        let mut specs = Vec::new();
+        for org in &self.orderer_orgs {
+            specs.push(parse(org, OrgKind::Orderer)?);
+        }
+        for org in &self.peer_orgs {
+            specs.push(parse(org, OrgKind::Peer)?);
+        }
+        Ok(specs)
+    }
 }
 
 #[derive(Subcommand)]
@@ -285,6 +358,16 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     println!("wrote the node config to {}", out.display());
                 }
                 None => print!("{}", config.to_toml()?),
+            }
+            Ok(())
+        }
+        Some(Command::Cryptogen(args)) => {
+            let made = ordo_client::cryptogen::generate(&args.out, &args.specs()?, args.key_type)?;
+            for org in made {
+                println!("{} ({}): {}", org.name, org.mspid, org.msp.display());
+                for node in org.nodes.iter().chain(&org.users) {
+                    println!("  {}", node.display());
+                }
             }
             Ok(())
         }

@@ -1,7 +1,10 @@
 //! The client side of Ordo around the pure core: what a node's tools, peer-sim and the tests
-//! read from and write to disk: identity folders and block files.
+//! read from and write to disk: identity folders, Fabric MSP folders, development crypto
+//! (cryptogen) and block files.
 //!
 //! May not import: the node crate (`ordo-orderer`) or openraft.
 
 pub mod block_file;
+pub mod cryptogen;
 pub mod identity_dir;
+pub mod msp_dir;
