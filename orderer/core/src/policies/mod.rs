@@ -1,9 +1,21 @@
 //! Fabric's policies: signature policies (n-out-of over principals) and implicit-meta policies
 //! (ANY / ALL / MAJORITY of a sub-policy over child groups), compiled from the channel
 //! configuration into a manager that answers a policy path over a set of signatures, with
-//! Fabric's evaluation semantics. Pure.
+//! Fabric's evaluation semantics (`common/policies`, `common/cauthdsl`). Pure.
+//!
+//! Evaluation goes through [`Identities`], which the channel's MSP implements: policies never
+//! see certificates, only decoded identities, their signer keys and principal checks.
 
 pub mod dsl;
+mod error;
+mod identities;
+mod signature;
+#[cfg(test)]
+mod testing;
+
+pub use error::{CompileError, PolicyError, Unsatisfied};
+pub use identities::{valid_identities, Identities};
+pub use signature::SignaturePolicy;
 
 use bytes::Bytes;
 
