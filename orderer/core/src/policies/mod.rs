@@ -9,12 +9,18 @@
 pub mod dsl;
 mod error;
 mod identities;
+mod implicit_meta;
+mod manager;
+mod policy;
 mod signature;
 #[cfg(test)]
 mod testing;
 
 pub use error::{CompileError, PolicyError, Unsatisfied};
 pub use identities::{valid_identities, Identities};
+pub use implicit_meta::ImplicitMeta;
+pub use manager::PolicyManager;
+pub use policy::Policy;
 pub use signature::SignaturePolicy;
 
 use bytes::Bytes;
