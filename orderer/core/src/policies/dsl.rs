@@ -8,6 +8,10 @@
 //! all-lower- or all-upper-case, as Fabric), one or more comma-separated args, each a nested
 //! gate or a principal `'MSPID.role'` (single or double quotes; role `member`, `admin`,
 //! `client`, `peer` or `orderer`; MSPID of ASCII letters, digits, `.` and `-`).
+//! OutOf's threshold is a decimal literal (a fraction truncates, as Fabric's float-to-int).
+//! Fabric evaluates the text with a general expression engine, so it also takes quoted numbers,
+//! escapes inside strings and strings that are themselves policy expressions; those are refused
+//! here, as is nesting deeper than [`MAX_DEPTH`].
 
 use ordo_proto::common::implicit_meta_policy::Rule;
 use ordo_proto::common::policy::PolicyType;
@@ -118,7 +122,8 @@ impl Parser<'_> {
             self.pos += 1;
         }
         let name = std::str::from_utf8(&self.src[start..self.pos]).ok()?;
-        (!name.is_empty() && !name.as_bytes()[0].is_ascii_digit()).then_some(name)
+        let leading_letter = name.as_bytes().first().is_some_and(|c| !c.is_ascii_digit());
+        leading_letter.then_some(name)
     }
 
     fn gate(&mut self, depth: usize) -> Result<Gate, String> {

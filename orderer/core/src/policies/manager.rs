@@ -269,6 +269,13 @@ mod tests {
     }
 
     #[test]
+    fn shareable_across_threads() {
+        fn send_sync<T: Send + Sync>() {}
+        send_sync::<PolicyManager>();
+        send_sync::<Arc<Policy>>();
+    }
+
+    #[test]
     fn implicit_meta_thresholds_over_1_to_5_groups() {
         for m in 1..=5usize {
             let orgs: Vec<String> = (0..m).map(|i| format!("O{i}")).collect();
