@@ -227,7 +227,7 @@ mod tests {
             s: vec![5],
         };
         let der = encode_ecdsa_sig(&sig);
-        assert_eq!(der, [0x30, 7, 2, 3, 0, 0x80, 1, 2, 1, 5]);
+        assert_eq!(der, [0x30, 8, 2, 3, 0, 0x80, 1, 2, 1, 5]);
         let mut trailing = der.clone();
         trailing.extend_from_slice(b"junk");
         assert_eq!(parse_ecdsa_sig(&trailing).unwrap(), sig);

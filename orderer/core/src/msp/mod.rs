@@ -32,3 +32,8 @@ pub use setup::Msp;
 pub use signer::SigningIdentity;
 pub use tls::verify_tls_cert_in;
 pub use version::MspVersion;
+
+#[cfg(test)]
+pub(crate) mod testing;
+#[cfg(test)]
+mod tests;

@@ -336,10 +336,8 @@ impl Msp {
             let admin = Arc::new(Cert::from_der(der).map_err(|e| format!("admin {i}: {e}"))?);
             match &self.node_ous {
                 Some(ous) if self.version.four_node_ous() => {
-                    let has = |o: &Option<NodeOu>| {
-                        o.as_ref()
-                            .is_some_and(|o| admin.ous.iter().any(|x| *x == o.ou))
-                    };
+                    let has =
+                        |o: &Option<NodeOu>| o.as_ref().is_some_and(|o| admin.ous.contains(&o.ou));
                     if !has(&ous.client) && !has(&ous.admin) {
                         return Err(format!(
                             "admin {i} is invalid: {} carries neither the client nor the admin OU",

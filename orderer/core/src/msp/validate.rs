@@ -59,8 +59,7 @@ impl Msp {
             let aki = crl.aki.as_ref().ok_or(
                 "could not obtain Authority Key Identifier for crl: authorityKeyIdentifier not found",
             )?;
-            if aki == ski && crl.revoked.iter().any(|s| *s == cert.serial) && crl.signed_by(issuer)
-            {
+            if aki == ski && crl.revoked.contains(&cert.serial) && crl.signed_by(issuer) {
                 return Err("The certificate has been revoked".into());
             }
         }
