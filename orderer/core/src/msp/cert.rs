@@ -357,6 +357,9 @@ pub(crate) fn verify_signed(
             },
             point,
         ),
+        (SigAlg::EcdsaSha512, PublicKey::Ecdsa { curve, point }) => {
+            return verify_ecdsa_sha512(*curve, point, tbs, signature)
+        }
         (SigAlg::Ed25519, PublicKey::Ed25519(k)) => (&r::ED25519, k.as_slice()),
         (SigAlg::RsaSha256, PublicKey::Rsa(k)) => (&r::RSA_PKCS1_2048_8192_SHA256, k),
         (SigAlg::RsaSha384, PublicKey::Rsa(k)) => (&r::RSA_PKCS1_2048_8192_SHA384, k),
@@ -380,6 +383,34 @@ pub(crate) fn verify_signed(
     r::UnparsedPublicKey::new(ring_alg, key_bytes)
         .verify(tbs, signature)
         .map_err(|_| "signature does not verify".to_string())
+}
+
+/// ECDSA with SHA-512 (which ring lacks), through the RustCrypto curves' prehash verification.
+fn verify_ecdsa_sha512(
+    curve: Curve,
+    point: &[u8],
+    tbs: &[u8],
+    signature: &[u8],
+) -> Result<(), String> {
+    use p256::ecdsa::signature::hazmat::PrehashVerifier;
+    use sha2::Digest;
+    let digest = sha2::Sha512::digest(tbs);
+    let sig = der::encode_ecdsa_sig(&der::parse_ecdsa_sig(signature)?);
+    let ok = match curve {
+        Curve::P256 => p256::ecdsa::VerifyingKey::from_sec1_bytes(point)
+            .ok()
+            .zip(p256::ecdsa::Signature::from_der(&sig).ok())
+            .is_some_and(|(k, s)| k.verify_prehash(&digest, &s).is_ok()),
+        Curve::P384 => p384::ecdsa::VerifyingKey::from_sec1_bytes(point)
+            .ok()
+            .zip(p384::ecdsa::Signature::from_der(&sig).ok())
+            .is_some_and(|(k, s)| k.verify_prehash(&digest, &s).is_ok()),
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err("signature does not verify".into())
+    }
 }
 
 /// The first PEM block's contents, as Go's `pem.Decode` finds it: text before it is skipped, the
@@ -415,4 +446,30 @@ pub(crate) fn to_pem(der: &[u8]) -> String {
         &pem::Pem::new("CERTIFICATE", der.to_vec()),
         pem::EncodeConfig::new().set_line_ending(pem::LineEnding::LF),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ecdsa_sha512_signatures_verify_without_ring() {
+        use p256::ecdsa::signature::hazmat::PrehashSigner;
+        use sha2::Digest;
+        let key = p256::ecdsa::SigningKey::random(&mut rand::rngs::OsRng);
+        let tbs = b"to be signed";
+        let sig: p256::ecdsa::Signature = key.sign_prehash(&sha2::Sha512::digest(tbs)).unwrap();
+        let public = PublicKey::Ecdsa {
+            curve: Curve::P256,
+            point: key
+                .verifying_key()
+                .to_encoded_point(false)
+                .as_bytes()
+                .to_vec(),
+        };
+        let der = sig.to_der().as_bytes().to_vec();
+        assert!(verify_signed(&SigAlg::EcdsaSha512, tbs, &der, &public).is_ok());
+        assert!(verify_signed(&SigAlg::EcdsaSha512, b"other", &der, &public).is_err());
+        assert!(verify_signed(&SigAlg::EcdsaSha1, tbs, &der, &public).is_err());
+    }
 }

@@ -545,3 +545,73 @@ fn versions_from_capabilities() {
         assert_eq!(MspVersion::from_channel_capabilities(caps), v);
     }
 }
+
+#[test]
+fn ou_identifiers_and_node_ous_with_certifiers() {
+    use ordo_proto::msp::FabricOuIdentifier;
+    let org = TestOrg::with_intermediate("Org1MSP", KeyKind::EcdsaP256);
+    let ica_pem = org.intermediate.as_ref().unwrap().pem();
+    let mut config = org.msp_config();
+    config.organizational_unit_identifiers = vec![FabricOuIdentifier {
+        certificate: ica_pem.clone().into(),
+        organizational_unit_identifier: "peer".into(),
+    }];
+    if let Some(n) = config.fabric_node_ous.as_mut() {
+        n.peer_ou_identifier = Some(FabricOuIdentifier {
+            certificate: ica_pem.into(),
+            organizational_unit_identifier: "peer".into(),
+        });
+    }
+    let mgr = MspManager::setup(&[testing::wrap(&config)], MspVersion::V1_4_3).unwrap();
+    let peer = mgr.deserialize(&org.creator(&org.peer("p"))).unwrap();
+    assert_eq!(mgr.validate(&peer), Ok(()));
+    // H(intermediate ‖ root), both sanitised as the MSP holds them.
+    let msp = mgr.msp("Org1MSP").unwrap();
+    let mut chain = msp
+        .sanitize(org.intermediate.as_ref().unwrap().cert.der())
+        .unwrap();
+    chain.extend(msp.sanitize(org.root.cert.der()).unwrap());
+    use sha2::Digest;
+    assert_eq!(
+        peer.ous()[0].certifiers[..],
+        sha2::Sha256::digest(&chain)[..]
+    );
+    // A client carries no OU listed in organizational_unit_identifiers.
+    let client = mgr.deserialize(&org.creator(&org.client("c"))).unwrap();
+    let err = mgr.validate(&client).unwrap_err();
+    assert!(
+        err.contains("none of the identity's organizational units"),
+        "{err}"
+    );
+
+    // An OU identifier naming a CA outside the MSP is refused at setup.
+    let stranger = TestOrg::new("X", KeyKind::EcdsaP256);
+    let mut config = org.msp_config();
+    config.organizational_unit_identifiers = vec![FabricOuIdentifier {
+        certificate: stranger.root.pem().into(),
+        organizational_unit_identifier: "peer".into(),
+    }];
+    assert!(Msp::setup(&config, MspVersion::V1_4_3).is_err());
+}
+
+#[test]
+fn msp_1_1_knows_only_client_and_peer_node_ous() {
+    let org = TestOrg::new("Org1MSP", KeyKind::EcdsaP256);
+    let mut config = org.msp_config();
+    let admin = org.issue("Admin", &["client"]);
+    config.admins = vec![admin.cert_pem.clone().into()];
+    let mgr = MspManager::setup(&[testing::wrap(&config)], MspVersion::V1_1).unwrap();
+    let ordinary_admin = mgr.deserialize(&org.creator(&org.admin("a"))).unwrap();
+    assert!(mgr.validate(&ordinary_admin).is_err());
+    let explicit = mgr.deserialize(&org.creator(&admin)).unwrap();
+    mgr.satisfies(&explicit, &role("Org1MSP", Role::Admin))
+        .unwrap();
+    let peer = mgr.deserialize(&org.creator(&org.peer("p"))).unwrap();
+    mgr.satisfies(&peer, &role("Org1MSP", Role::Peer)).unwrap();
+    assert!(mgr
+        .satisfies(&peer, &role("Org1MSP", Role::Orderer))
+        .is_err());
+    assert!(mgr
+        .satisfies(&peer, &Principal::Combined(vec![member("Org1MSP")]))
+        .is_err());
+}
