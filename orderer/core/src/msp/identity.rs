@@ -15,7 +15,9 @@ use super::signature::VerifyKey;
 /// An OU of an identity, paired with the certifiers identifier of the chain that issued it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct IdentityOu {
+    /// The subject OU attribute value.
     pub ou: String,
+    /// H(chain[1] ‖ … ‖ root), the issuing chain's identifier.
     pub certifiers: Bytes,
 }
 
@@ -35,6 +37,7 @@ pub(crate) struct Inner {
 }
 
 impl Identity {
+    /// The MSP ID the identity was deserialised under.
     pub fn mspid(&self) -> &str {
         &self.0.mspid
     }

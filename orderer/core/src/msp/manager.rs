@@ -61,14 +61,17 @@ impl MspManager {
         })
     }
 
+    /// The MSP version every MSP of the channel was set up with.
     pub fn version(&self) -> MspVersion {
         self.version
     }
 
+    /// The MSP with this ID, if the channel defines it.
     pub fn msp(&self, mspid: &str) -> Option<&Msp> {
         self.msps.iter().find(|m| m.name() == mspid)
     }
 
+    /// The channel's MSP IDs, in config order.
     pub fn mspids(&self) -> impl Iterator<Item = &str> {
         self.msps.iter().map(Msp::name)
     }

@@ -143,6 +143,7 @@ impl Msp {
         &self.name
     }
 
+    /// The MSP version this MSP was set up with.
     pub fn version(&self) -> MspVersion {
         self.version
     }

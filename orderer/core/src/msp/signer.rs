@@ -142,6 +142,7 @@ impl SigningIdentity {
         &self.serialized
     }
 
+    /// The MSP ID written into [`Self::serialized`].
     pub fn mspid(&self) -> &str {
         &self.mspid
     }
@@ -151,6 +152,7 @@ impl SigningIdentity {
         &self.cert_der
     }
 
+    /// The certificate's NotAfter; the caller refuses an expired local identity.
     pub fn not_after(&self) -> Option<SystemTime> {
         self.not_after
     }

@@ -615,3 +615,11 @@ fn msp_1_1_knows_only_client_and_peer_node_ous() {
         .satisfies(&peer, &Principal::Combined(vec![member("Org1MSP")]))
         .is_err());
 }
+
+#[test]
+fn shared_across_threads() {
+    fn send_sync<T: Send + Sync>() {}
+    send_sync::<MspManager>();
+    send_sync::<Identity>();
+    send_sync::<SigningIdentity>();
+}
