@@ -14,6 +14,10 @@
 //! closures, so this module needs neither the MSP nor the policy engine.
 
 pub mod duration;
+pub mod genesis;
+pub mod values;
+
+pub use values::ChannelValues;
 
 /// Why a configuration, a config update or a profile was refused. `element` names the part of
 /// the config at fault (a path such as `/Channel/Orderer/BatchSize`, or a flattened key such as
