@@ -15,8 +15,13 @@
 
 pub mod duration;
 pub mod genesis;
+pub mod update;
 pub mod values;
 
+pub use update::{
+    authorize_update, check_config_envelope, config_signatures, config_update_envelope,
+    propose_config_update,
+};
 pub use values::ChannelValues;
 
 /// Why a configuration, a config update or a profile was refused. `element` names the part of
