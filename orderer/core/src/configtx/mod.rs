@@ -16,12 +16,14 @@
 pub mod duration;
 pub mod genesis;
 pub mod update;
+pub mod validate_new;
 pub mod values;
 
 pub use update::{
     authorize_update, check_config_envelope, config_signatures, config_update_envelope,
     propose_config_update,
 };
+pub use validate_new::validate_new;
 pub use values::ChannelValues;
 
 /// Why a configuration, a config update or a profile was refused. `element` names the part of
