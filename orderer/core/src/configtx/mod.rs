@@ -14,6 +14,7 @@
 //! closures, so this module needs neither the MSP nor the policy engine.
 
 pub mod duration;
+pub mod etcdraft;
 pub mod genesis;
 pub mod update;
 pub mod validate_new;
