@@ -460,7 +460,8 @@ pub fn genesis_block_from_config(
             channel_header: channel_header.encode_to_vec().into(),
             signature_header: signature_header.encode_to_vec().into(),
         }),
-        data: envelope_config.encode_to_vec().into(),
+        // Sorted maps: the same profile, time and nonce give the same block.
+        data: super::canonical::encode_config_envelope(&envelope_config).into(),
     };
     let envelope = Envelope {
         payload: payload.encode_to_vec().into(),
@@ -848,6 +849,8 @@ pub(crate) mod tests {
         assert_eq!(cfg.sequence, 0);
         assert_eq!(cfg, config(&sample_profile()).unwrap());
         all_versions_zero(cfg.channel_group.as_ref().unwrap(), "/Channel");
+        // Reproducible bytes.
+        assert_eq!(genesis_block(&sample_profile(), t, nonce).unwrap(), block);
     }
 
     #[test]
