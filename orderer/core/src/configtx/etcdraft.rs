@@ -182,7 +182,8 @@ pub fn next_block_metadata(
                 Some(r) => prev.consenter_ids[r],
                 None => {
                     let id = next.next_consenter_id;
-                    next.next_consenter_id += 1;
+                    next.next_consenter_id =
+                        id.checked_add(1).ok_or_else(|| err("Raft ids exhausted"))?;
                     id
                 }
             }

@@ -307,8 +307,11 @@ pub fn authorize_update(
 
     let fix_mod_policies = result.contains_key(ORDERER_CAPABILITIES_KEY);
     let root = rebuild(&format!("/{CHANNEL}"), &result, fix_mod_policies)?;
+    let sequence = current.sequence.checked_add(1).ok_or_else(|| {
+        ConfigTxError::invalid("current config", "sequence cannot advance past u64::MAX")
+    })?;
     Ok(Config {
-        sequence: current.sequence + 1,
+        sequence,
         channel_group: Some(root),
     })
 }
