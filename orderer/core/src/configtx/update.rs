@@ -1047,6 +1047,25 @@ mod tests {
                 .contains("cannot validate config at sequence 5")
         );
 
+        let mut no_update = proposed.clone();
+        no_update.last_update = None;
+        assert!(check_config_envelope(&cur, &no_update, "mychannel", &|_, _| Ok(())).is_err());
+
+        // A last_update that is not a CONFIG_UPDATE.
+        let mut payload = Payload::decode(env.payload.clone()).unwrap();
+        let ch = ChannelHeader {
+            r#type: HeaderType::Config as i32,
+            ..Default::default()
+        };
+        payload.header.as_mut().unwrap().channel_header = ch.encode_to_vec().into();
+        let not_update = Envelope {
+            payload: payload.encode_to_vec().into(),
+            signature: Bytes::new(),
+        };
+        let err =
+            propose_config_update(&cur, "mychannel", &not_update, &|_, _| Ok(())).unwrap_err();
+        assert!(err.to_string().contains("expected CONFIG_UPDATE"), "{err}");
+
         // The signatures must still satisfy the policy at commit.
         assert!(
             check_config_envelope(&cur, &proposed, "mychannel", &|_, _| Err("no".into())).is_err()
