@@ -29,6 +29,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .build_server(grpc)
         // Envelope and block payloads are passed along as received; `Bytes` makes that zero-copy.
         .bytes(".")
+        // Maps as BTreeMap: encoded in key order, so a config (and a genesis block) encodes the
+        // same way every time.
+        .btree_map(".")
         .compile_fds(fds)?;
     Ok(())
 }

@@ -3,7 +3,7 @@
 //! unsigned CONFIG envelope. The CLI layer reads a profile file into [`Profile`] and compiles any
 //! policy strings; this module only assembles protos. Every element is written at version 0.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
@@ -334,15 +334,18 @@ fn application_group(profile: &ApplicationProfile) -> Result<ConfigGroup, Config
         &[],
     )?);
     if let Some(acls) = profile.acls.as_ref().filter(|a| !a.is_empty()) {
-        let encoded = sorted_map_encoding(acls.iter().map(|(api, policy_ref)| AcLs {
-            acls: HashMap::from([(
-                api.clone(),
-                ApiResource {
-                    policy_ref: policy_ref.clone(),
-                },
-            )]),
-        }));
-        g.values.insert(ACLS.into(), raw_value(encoded));
+        let acls = AcLs {
+            acls: acls
+                .iter()
+                .map(|(api, policy_ref)| {
+                    let resource = ApiResource {
+                        policy_ref: policy_ref.clone(),
+                    };
+                    (api.clone(), resource)
+                })
+                .collect(),
+        };
+        g.values.insert(ACLS.into(), value(acls));
     }
     if !profile.capabilities.is_empty() {
         g.values
@@ -461,7 +464,7 @@ pub fn genesis_block_from_config(
             signature_header: signature_header.encode_to_vec().into(),
         }),
         // Sorted maps: the same profile, time and nonce give the same block.
-        data: super::canonical::encode_config_envelope(&envelope_config).into(),
+        data: envelope_config.encode_to_vec().into(),
     };
     let envelope = Envelope {
         payload: payload.encode_to_vec().into(),
@@ -548,11 +551,11 @@ fn msp_id(path: &str, msp: &MspConfig) -> Result<String, ConfigTxError> {
     Ok(fabric.name)
 }
 
-fn group(policies: HashMap<String, ConfigPolicy>) -> ConfigGroup {
+fn group(policies: BTreeMap<String, ConfigPolicy>) -> ConfigGroup {
     ConfigGroup {
         version: 0,
-        groups: HashMap::new(),
-        values: HashMap::new(),
+        groups: BTreeMap::new(),
+        values: BTreeMap::new(),
         policies,
         mod_policy: ADMINS.into(),
     }
@@ -566,34 +569,10 @@ fn value<M: Message>(message: M) -> ConfigValue {
     }
 }
 
-fn raw_value(bytes: Bytes) -> ConfigValue {
-    ConfigValue {
-        version: 0,
-        value: bytes,
-        mod_policy: ADMINS.into(),
-    }
-}
-
-/// A map-valued message encoded with its entries in key order: the concatenation of one-entry
-/// messages is a valid encoding of the whole map (protobuf merges repeated map fields), and it
-/// makes the config's bytes the same on every run, which prost's HashMap order would not.
-fn sorted_map_encoding<M: Message>(single_entry_messages: impl Iterator<Item = M>) -> Bytes {
-    let mut out = Vec::new();
-    for m in single_entry_messages {
-        out.extend_from_slice(&m.encode_to_vec());
-    }
-    out.into()
-}
-
 fn capabilities(names: &[String]) -> ConfigValue {
-    let mut sorted: Vec<&String> = names.iter().collect();
-    sorted.sort();
-    sorted.dedup();
-    raw_value(sorted_map_encoding(sorted.into_iter().map(|n| {
-        Capabilities {
-            capabilities: HashMap::from([(n.clone(), Capability {})]),
-        }
-    })))
+    value(Capabilities {
+        capabilities: names.iter().map(|n| (n.clone(), Capability {})).collect(),
+    })
 }
 
 /// The given policies, or the defaults; configtxgen requires Readers, Writers and Admins (and
@@ -603,7 +582,7 @@ fn policies_or(
     given: Option<&Policies>,
     defaults: Policies,
     also_required: &[&str],
-) -> Result<HashMap<String, ConfigPolicy>, ConfigTxError> {
+) -> Result<BTreeMap<String, ConfigPolicy>, ConfigTxError> {
     let chosen = given.cloned().unwrap_or(defaults);
     for name in [READERS, WRITERS, ADMINS].iter().chain(also_required) {
         if !chosen.contains_key(*name) {

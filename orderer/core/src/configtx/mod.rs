@@ -9,12 +9,10 @@
 //! - [`etcdraft`]: etcdraft's consensus metadata, its checks and Raft ids.
 //! - [`genesis`]: configtxgen's channel config and block 0 from a profile.
 //! - [`duration`]: Go duration strings.
-//! - [`canonical`]: config trees encoded with sorted maps, for reproducible bytes.
 //!
 //! Policy checks and TLS certificate verification are not done here: callers pass them in as
 //! closures, so this module needs neither the MSP nor the policy engine.
 
-pub mod canonical;
 pub mod duration;
 pub mod etcdraft;
 pub mod genesis;
