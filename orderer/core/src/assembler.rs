@@ -6,7 +6,10 @@
 //! - a time-to-cut record TTC-N cuts the pending batch only while block N is the next block;
 //!   later or stale TTCs are ignored;
 //! - a valid config envelope cuts the pending batch, then goes into a block of its own, and its
-//!   configuration applies from the next record on;
+//!   configuration applies from the next record on; one that is not valid under the
+//!   configuration in force (a concurrent update that lost the race) is dropped;
+//! - a transaction admitted under an earlier configuration is checked again under the one in
+//!   force (Fabric's resubmission rule) and dropped if that no longer admits it;
 //! - a transaction whose tx_id was ordered within the dedup window (see [`crate::dedup`]), or is
 //!   already pending, is dropped: a client that resubmits after a failover is not ordered twice.
 //!   Config envelopes are exempt; their sequence number already makes a replay invalid.
@@ -17,7 +20,7 @@ use crate::cutter::BlockCutter;
 use crate::dedup::{self, TxWindow};
 use crate::entry::Entry;
 use crate::envelope::Headers;
-use crate::policy::ChannelPolicy;
+use crate::bundle::Bundle;
 use crate::processor;
 
 /// The contents of one block to write.
@@ -29,7 +32,7 @@ pub struct Batch {
     /// Offset of the last record this batch consumed.
     pub last_offset: u64,
     /// Set for a config block: the configuration it installs.
-    pub config: Option<ChannelPolicy>,
+    pub config: Option<Bundle>,
 }
 
 /// A message of the pending batch.
@@ -41,7 +44,7 @@ struct Pending {
 }
 
 pub struct Assembler {
-    policy: ChannelPolicy,
+    bundle: Bundle,
     cutter: BlockCutter<Pending>,
     next_block: u64,
     /// The tx_ids ordered recently or pending, for duplicate suppression.
@@ -49,21 +52,21 @@ pub struct Assembler {
 }
 
 impl Assembler {
-    /// Starts after block `next_block - 1`, under `policy`, remembering no tx_id: for a new
+    /// Starts after block `next_block - 1`, under `bundle`, remembering no tx_id: for a new
     /// channel, or where no earlier block matters.
-    pub fn new(policy: ChannelPolicy, next_block: u64) -> Self {
-        let recent = TxWindow::new(dedup_window(&policy));
-        Assembler::resume(policy, next_block, recent)
+    pub fn new(bundle: Bundle, next_block: u64) -> Self {
+        let recent = TxWindow::new(dedup_window(&bundle));
+        Assembler::resume(bundle, next_block, recent)
     }
 
-    /// Starts after block `next_block - 1`, under `policy`, remembering the tx_ids in `recent`;
+    /// Starts after block `next_block - 1`, under `bundle`, remembering the tx_ids in `recent`;
     /// after a restart, that is [`TxWindow::rebuild`] over the ledger, so the node drops the same
     /// envelopes as if it had not stopped.
-    pub fn resume(policy: ChannelPolicy, next_block: u64, mut recent: TxWindow) -> Self {
-        recent.set_window(dedup_window(&policy));
-        let cutter = BlockCutter::new(policy.cut_rules());
+    pub fn resume(bundle: Bundle, next_block: u64, mut recent: TxWindow) -> Self {
+        recent.set_window(dedup_window(&bundle));
+        let cutter = BlockCutter::new(bundle.cut_rules());
         Assembler {
-            policy,
+            bundle,
             cutter,
             next_block,
             recent,
@@ -71,16 +74,16 @@ impl Assembler {
     }
 
     /// The assembler a node that never stopped would have after block `next_block - 1`, under
-    /// `policy` (the configuration in force). `past(n)` gives block `n`'s data and the dedup
+    /// `bundle` (the configuration in force). `past(n)` gives block `n`'s data and the dedup
     /// window in force once it was written; the tx_ids of the last blocks are remembered, each
     /// under that window. The one restart rebuild: the node runs it over its ledger, the tests
     /// over the blocks they wrote.
     pub fn rebuild<E>(
-        policy: ChannelPolicy,
+        bundle: Bundle,
         next_block: u64,
         mut past: impl FnMut(u64) -> Result<(u32, Vec<Bytes>), E>,
     ) -> Result<Self, E> {
-        let recent = TxWindow::rebuild(policy.config().dedup_window_blocks, next_block, |n| {
+        let recent = TxWindow::rebuild(bundle.dedup_window_blocks(), next_block, |n| {
             let (window, data) = past(n)?;
             let tx_ids = data
                 .iter()
@@ -88,7 +91,7 @@ impl Assembler {
                 .collect();
             Ok(dedup::PastBlock { window, tx_ids })
         })?;
-        Ok(Assembler::resume(policy, next_block, recent))
+        Ok(Assembler::resume(bundle, next_block, recent))
     }
 
     pub fn next_block(&self) -> u64 {
@@ -99,19 +102,28 @@ impl Assembler {
         self.cutter.has_pending()
     }
 
-    pub fn policy(&self) -> &ChannelPolicy {
-        &self.policy
+    pub fn bundle(&self) -> &Bundle {
+        &self.bundle
     }
 
     /// Consumes the record at `offset` and returns the batches it completes, in order.
     pub fn consume(&mut self, offset: u64, record: &Bytes) -> Vec<Batch> {
         let mut batches = Vec::new();
         match Entry::decode(record) {
-            Some(Entry::Envelope(bytes)) => {
+            Some(Entry::Envelope {
+                sequence,
+                envelope: bytes,
+            }) => {
                 let Some((size, tx_id)) = inspect(&bytes) else {
                     tracing::warn!(offset, "skipping an undecodable envelope record");
                     return batches;
                 };
+                if sequence != self.bundle.sequence() {
+                    if let Err(refused) = processor::recheck_transaction(&self.bundle, &bytes) {
+                        tracing::warn!(offset, sequence, reason = %refused.info, "dropping a transaction the configuration in force no longer admits");
+                        return batches;
+                    }
+                }
                 if let Some(tx_id) = &tx_id {
                     if self.recent.contains(tx_id) {
                         tracing::debug!(offset, %tx_id, "dropping an envelope already ordered");
@@ -129,16 +141,16 @@ impl Assembler {
                 }
             }
             Some(Entry::Config(bytes)) => {
-                match processor::recheck_config_record(&self.policy, &bytes) {
-                    Ok(policy) => {
+                match processor::recheck_config_record(&self.bundle, &bytes) {
+                    Ok(bundle) => {
                         if self.cutter.has_pending() {
                             let pending = self.cutter.cut();
                             batches.push(self.seal(pending, None));
                         }
-                        self.cutter.set_rules(policy.cut_rules());
+                        self.cutter.set_rules(bundle.cut_rules());
                         // The config block already counts under its own window, as on restart.
-                        self.recent.set_window(dedup_window(&policy));
-                        self.policy = policy.clone();
+                        self.recent.set_window(dedup_window(&bundle));
+                        self.bundle = bundle.clone();
                         // Remembered like any block's, so a restarted node's window (read from the
                         // ledger) holds the same ids.
                         let tx_id = crate::envelope::stored_tx_id(&bytes);
@@ -147,7 +159,7 @@ impl Assembler {
                             envelope: bytes,
                             tx_id,
                         };
-                        batches.push(self.seal(vec![message], Some(policy)));
+                        batches.push(self.seal(vec![message], Some(bundle)));
                     }
                     Err(refused) => {
                         tracing::warn!(offset, reason = %refused.info, "ignoring a config record")
@@ -167,7 +179,7 @@ impl Assembler {
         batches
     }
 
-    fn seal(&mut self, messages: Vec<Pending>, config: Option<ChannelPolicy>) -> Batch {
+    fn seal(&mut self, messages: Vec<Pending>, config: Option<Bundle>) -> Batch {
         let last_offset = messages.last().map(|m| m.offset).unwrap_or_default();
         let number = self.next_block;
         self.next_block += 1;
@@ -187,8 +199,8 @@ impl Assembler {
     }
 }
 
-fn dedup_window(policy: &ChannelPolicy) -> u32 {
-    policy.config().dedup_window_blocks
+fn dedup_window(bundle: &Bundle) -> u32 {
+    bundle.dedup_window_blocks()
 }
 
 /// What the cutter needs of a canonical envelope: its size as Fabric's rules count it,
@@ -202,56 +214,42 @@ fn inspect(canonical: &Bytes) -> Option<(usize, Option<String>)> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{BatchSize, ChannelConfig};
-    use crate::envelope::build;
-    use crate::identity::Signer;
-    use ordo_proto::common::HeaderType;
+    use crate::testing::TestChannel;
     use std::collections::HashMap;
 
-    struct Fixture {
-        admin: Signer,
-        writer: Signer,
-        config: ChannelConfig,
+    type Fixture = TestChannel;
+
+    /// Channel "ch": at most 3 messages a block, a dedup window of 2 blocks.
+    fn fixture() -> Fixture {
+        fixture_with_window(2)
     }
 
-    fn fixture() -> Fixture {
-        let admin = Signer::generate("Org1MSP");
-        let writer = Signer::generate("Org1MSP");
-        let orderer = Signer::generate("OrdererMSP");
-        let mut config = crate::policy::tests::config(&admin, &writer, &orderer);
-        config.batch_size = BatchSize {
-            max_message_count: 3,
-            absolute_max_bytes: 100_000,
-            preferred_max_bytes: 50_000,
-        };
-        config.dedup_window_blocks = 2;
-        Fixture {
-            admin,
-            writer,
-            config,
-        }
+    fn fixture_with_window(window: u32) -> Fixture {
+        TestChannel::with(|profile| {
+            profile.orderer.batch_size.max_message_count = 3;
+            profile.orderer.batch_size.absolute_max_bytes = 100_000;
+            profile.orderer.batch_size.preferred_max_bytes = 50_000;
+            profile.orderer.dedup_window_blocks = Some(window);
+        })
     }
 
     fn tx(f: &Fixture) -> Bytes {
-        let env = build(
-            &f.writer,
-            "ch",
-            HeaderType::EndorserTransaction,
-            Bytes::from_static(b"x"),
-        );
-        Entry::encode_envelope(&env, false)
+        Entry::encode_envelope(&f.tx(&f.client), 0)
     }
 
-    fn config_record(f: &Fixture, signer: &Signer, sequence: u64, max_count: u32) -> Bytes {
-        let mut next = f.config.clone();
-        next.sequence = sequence;
-        next.batch_size.max_message_count = max_count;
-        signed_config(signer, &next)
+    /// The record of a config update of BatchSize's max_message_count, against `bundle`.
+    fn config_record(f: &Fixture, bundle: &Bundle, max_count: u32) -> Bytes {
+        let update =
+            TestChannel::batch_size_update(bundle, max_count, &[&f.orderer_admin], &f.orderer_admin);
+        f.config_record(bundle, &update)
     }
 
-    fn signed_config(signer: &Signer, config: &ChannelConfig) -> Bytes {
-        let env = build(signer, "ch", HeaderType::Config, config.encode());
-        Entry::encode_envelope(&env, true)
+    /// The bundle `record` installs over `bundle`.
+    fn applied(bundle: &Bundle, record: &Bytes) -> Bundle {
+        let Some(Entry::Config(canonical)) = Entry::decode(record) else {
+            panic!("not a config record");
+        };
+        processor::recheck_config_record(bundle, &canonical).unwrap()
     }
 
     /// Transactions named by letter: a record can be fed again to play a client resubmitting
@@ -284,7 +282,7 @@ mod tests {
 
     fn envelope_body(entry: Entry) -> Bytes {
         match entry {
-            Entry::Envelope(b) | Entry::Config(b) => b,
+            Entry::Envelope { envelope: b, .. } | Entry::Config(b) => b,
             Entry::TimeToCut(_) => panic!("not an envelope"),
         }
     }
@@ -318,7 +316,7 @@ mod tests {
     #[test]
     fn time_to_cut_only_for_the_next_block() {
         let f = fixture();
-        let mut a = Assembler::new(ChannelPolicy::new(f.config.clone()).unwrap(), 1);
+        let mut a = Assembler::new(f.bundle.clone(), 1);
         let records = [
             tx(&f),
             Entry::encode_time_to_cut(2), // future block: ignored
@@ -335,7 +333,7 @@ mod tests {
     #[test]
     fn count_rule_cuts_and_offsets_follow_the_last_message() {
         let f = fixture();
-        let mut a = Assembler::new(ChannelPolicy::new(f.config.clone()).unwrap(), 1);
+        let mut a = Assembler::new(f.bundle.clone(), 1);
         let records: Vec<Bytes> = (0..7).map(|_| tx(&f)).collect();
         assert_eq!(
             run(&mut a, &records),
@@ -346,10 +344,10 @@ mod tests {
     #[test]
     fn config_is_cut_alone_and_applies_after() {
         let f = fixture();
-        let mut a = Assembler::new(ChannelPolicy::new(f.config.clone()).unwrap(), 1);
+        let mut a = Assembler::new(f.bundle.clone(), 1);
         let records = [
             tx(&f),
-            config_record(&f, &f.admin, 1, 2),
+            config_record(&f, &f.bundle, 2),
             tx(&f),
             tx(&f), // new max_message_count 2 cuts here
         ];
@@ -357,27 +355,35 @@ mod tests {
             run(&mut a, &records),
             vec![(1, 1, 0, false), (2, 1, 1, true), (3, 2, 3, false)]
         );
-        assert_eq!(a.policy().config().sequence, 1);
+        assert_eq!(a.bundle().sequence(), 1);
     }
 
     #[test]
     fn invalid_config_records_are_ignored_by_everyone() {
         let f = fixture();
-        let mut a = Assembler::new(ChannelPolicy::new(f.config.clone()).unwrap(), 1);
+        let mut a = Assembler::new(f.bundle.clone(), 1);
+        let first = config_record(&f, &f.bundle, 2);
+        // Signed by the client instead of the orderer that made it.
+        let Some(Entry::Config(canonical)) = Entry::decode(&first) else {
+            panic!("not a config record");
+        };
+        let (mut envelope, _) = Headers::of_canonical(&canonical).unwrap();
+        envelope.signature = f.client.sign(&envelope.payload).into();
         let records = [
-            config_record(&f, &f.writer, 1, 2), // not an admin
-            config_record(&f, &f.admin, 5, 2),  // wrong sequence
-            Bytes::from_static(&[42, 1, 2]),    // unknown kind
+            Entry::encode_config(&envelope),
+            first.clone(),
+            first,                           // the same update again: its sequence is past
+            Bytes::from_static(&[42, 1, 2]), // unknown kind
         ];
-        assert!(run(&mut a, &records).is_empty());
-        assert_eq!(a.next_block(), 1);
+        assert_eq!(run(&mut a, &records), vec![(1, 1, 1, true)]);
+        assert_eq!(a.next_block(), 2);
     }
 
     #[test]
     fn replay_from_a_block_boundary_cuts_the_same_blocks() {
         // What a restart does: resume after the last block's offset with the pending batch rebuilt.
         let f = fixture();
-        let policy = ChannelPolicy::new(f.config.clone()).unwrap();
+        let bundle = f.bundle.clone();
         let records: Vec<Bytes> = vec![
             tx(&f),
             tx(&f),
@@ -388,14 +394,14 @@ mod tests {
             Entry::encode_time_to_cut(1), // stale
             Entry::encode_time_to_cut(3),
         ];
-        let mut whole = Assembler::new(policy.clone(), 1);
+        let mut whole = Assembler::new(bundle.clone(), 1);
         let all = run(&mut whole, &records);
         assert_eq!(
             all,
             vec![(1, 3, 2, false), (2, 1, 4, false), (3, 1, 7, false)]
         );
 
-        let mut resumed = Assembler::new(policy, 2);
+        let mut resumed = Assembler::new(bundle, 2);
         let mut after = Vec::new();
         for (offset, record) in records.iter().enumerate().skip(3) {
             for b in resumed.consume(offset as u64, record) {
@@ -409,7 +415,7 @@ mod tests {
     fn a_resubmission_is_dropped_within_the_window_and_accepted_after() {
         let f = fixture(); // window: 2 blocks
         let t = Named::new(&f, &["a", "b", "c"]);
-        let mut asm = Assembler::new(ChannelPolicy::new(f.config.clone()).unwrap(), 1);
+        let mut asm = Assembler::new(f.bundle.clone(), 1);
         let records = [
             t.tx("a"),
             Entry::encode_time_to_cut(1),
@@ -437,7 +443,7 @@ mod tests {
     fn duplicates_within_the_pending_batch_are_dropped() {
         let f = fixture();
         let t = Named::new(&f, &["a", "b", "c"]);
-        let mut asm = Assembler::new(ChannelPolicy::new(f.config.clone()).unwrap(), 1);
+        let mut asm = Assembler::new(f.bundle.clone(), 1);
         let records = [
             t.tx("a"),
             t.tx("a"),
@@ -454,10 +460,9 @@ mod tests {
 
     #[test]
     fn window_zero_orders_everything() {
-        let mut f = fixture();
-        f.config.dedup_window_blocks = 0;
+        let f = fixture_with_window(0);
         let t = Named::new(&f, &["a"]);
-        let mut asm = Assembler::new(ChannelPolicy::new(f.config.clone()).unwrap(), 1);
+        let mut asm = Assembler::new(f.bundle.clone(), 1);
         let records = [
             t.tx("a"),
             t.tx("a"),
@@ -475,21 +480,18 @@ mod tests {
     fn a_config_change_applies_the_new_window() {
         let f = fixture();
         let t = Named::new(&f, &["a", "b"]);
-        let mut asm = Assembler::new(ChannelPolicy::new(f.config.clone()).unwrap(), 1);
-        let mut smaller = f.config.clone();
-        smaller.sequence = 1;
-        smaller.dedup_window_blocks = 1;
-        let mut off = smaller.clone();
-        off.sequence = 2;
-        off.dedup_window_blocks = 0;
+        let mut asm = Assembler::new(f.bundle.clone(), 1);
+        let smaller = f.config_record(&f.bundle, &f.dedup_window_update(&f.bundle, 1));
+        let after = applied(&f.bundle, &smaller);
+        let off = f.config_record(&after, &f.dedup_window_update(&after, 0));
         let records = [
             t.tx("a"),
             Entry::encode_time_to_cut(1),
-            signed_config(&f.admin, &smaller), // block 2; the window holds only it
+            smaller, // block 2; the window holds only it
             t.tx("a"),                         // block 1 is forgotten: ordered
             Entry::encode_time_to_cut(3),
             t.tx("a"), // in block 3: dropped
-            signed_config(&f.admin, &off),
+            off,
             t.tx("a"),
             t.tx("a"),
             Entry::encode_time_to_cut(5),
@@ -515,16 +517,14 @@ mod tests {
         /// The window in force once it is written.
         window: u32,
         /// The configuration in force once it is written.
-        config: ChannelConfig,
+        config: Bundle,
     }
 
     #[test]
     fn replay_after_a_restart_drops_the_same_envelopes() {
         let f = fixture(); // window 2, at most 3 messages a block
         let t = Named::new(&f, &["a", "b", "c", "d", "e", "g", "h"]);
-        let mut wider = f.config.clone();
-        wider.sequence = 1;
-        wider.dedup_window_blocks = 5;
+        let wider = f.config_record(&f.bundle, &f.dedup_window_update(&f.bundle, 5));
         let records = vec![
             t.tx("a"),
             t.tx("b"),
@@ -538,7 +538,7 @@ mod tests {
             t.tx("g"),
             Entry::encode_time_to_cut(3),
             t.tx("a"), // block 1 left the window: ordered (block 4, cut by the config)
-            signed_config(&f.admin, &wider), // block 5; the window grows to 5
+            wider, // block 5; the window grows to 5
             t.tx("g"), // in block 3: dropped
             t.tx("c"), // block 2 left the window before it grew: ordered
             Entry::encode_time_to_cut(6),
@@ -552,22 +552,22 @@ mod tests {
             number: 0,
             data: vec![],
             last_offset: None,
-            window: f.config.dedup_window_blocks,
-            config: f.config.clone(),
+            window: f.bundle.dedup_window_blocks(),
+            config: f.bundle.clone(),
         };
         let mut ledger = vec![genesis];
-        let mut in_force = f.config.clone();
+        let mut in_force = f.bundle.clone();
         let mut whole = resume(&ledger);
         for (offset, record) in records.iter().enumerate() {
             for batch in whole.consume(offset as u64, record) {
-                if let Some(policy) = &batch.config {
-                    in_force = policy.config().clone();
+                if let Some(bundle) = &batch.config {
+                    in_force = bundle.clone();
                 }
                 ledger.push(Written {
                     number: batch.number,
                     data: batch.data,
                     last_offset: Some(batch.last_offset),
-                    window: in_force.dedup_window_blocks,
+                    window: in_force.dedup_window_blocks(),
                     config: in_force.clone(),
                 });
             }
@@ -609,8 +609,8 @@ mod tests {
     /// configuration in force, remembering what the ledger says it should.
     fn resume(ledger: &[Written]) -> Assembler {
         let last = ledger.last().unwrap();
-        let policy = ChannelPolicy::new(last.config.clone()).unwrap();
-        Assembler::rebuild(policy, last.number + 1, |n| {
+        let bundle = last.config.clone();
+        Assembler::rebuild(bundle, last.number + 1, |n| {
             let block = &ledger[n as usize];
             Ok::<_, ()>((block.window, block.data.clone()))
         })

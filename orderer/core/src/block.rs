@@ -13,7 +13,8 @@ use ordo_proto::common::{
 use prost::Message;
 use sha2::{Digest, Sha256};
 
-use crate::identity::{Msp, Role};
+use crate::bundle::{paths, Bundle};
+use crate::policies::SignedData;
 
 /// Number of `BlockMetadata.metadata` slots: one per `BlockMetadataIndex` value.
 pub const METADATA_SLOTS: usize = 5;
@@ -147,42 +148,41 @@ pub fn verify_chain(block: &Block, previous: Option<&[u8; 32]>) -> Result<[u8; 3
     Ok(header_hash(header))
 }
 
-/// Checks that every signature a block carries over its SIGNATURES value verifies and is by an
-/// orderer of the channel, as `msp` (the channel's, in force for this block) knows them.
-pub fn verify_signature(block: &Block, msp: &dyn Msp) -> Result<(), VerifyError> {
+/// Checks a block's signatures as Fabric's peers do: the signatures over its SIGNATURES value
+/// (value ‖ signature header ‖ DER header) must satisfy the channel's
+/// /Channel/Orderer/BlockValidation policy under `bundle`, the configuration in force for the
+/// block.
+pub fn verify_signature(block: &Block, bundle: &Bundle) -> Result<(), VerifyError> {
     let header = block.header.clone().unwrap_or_default();
-    let fail = |reason: &str| VerifyError {
+    let fail = |reason: String| VerifyError {
         number: header.number,
-        reason: reason.to_string(),
+        reason,
     };
     let signatures = metadata(block, BlockMetadataIndex::Signatures)
-        .ok_or_else(|| fail("no SIGNATURES metadata"))?;
+        .ok_or_else(|| fail("no SIGNATURES metadata".into()))?;
     if signatures.signatures.is_empty() {
-        return Err(fail("not signed"));
+        return Err(fail("not signed".into()));
     }
     let header_bytes = header_bytes(&header);
+    let mut signed = Vec::with_capacity(signatures.signatures.len());
     for sig in &signatures.signatures {
         let sig_header = SignatureHeader::decode(sig.signature_header.as_ref())
-            .map_err(|_| fail("undecodable signature header"))?;
-        let signer = msp
-            .deserialize(&sig_header.creator)
-            .map_err(|e| fail(&format!("signer: {e}")))?;
-        if !msp.has_role(&signer, signer.mspid(), Role::Orderer) {
-            return Err(fail(
-                "signed by an identity that is not an orderer of the channel",
-            ));
-        }
+            .map_err(|e| fail(format!("undecodable signature header: {e}")))?;
         let mut message = Vec::with_capacity(
             signatures.value.len() + sig.signature_header.len() + header_bytes.len(),
         );
         message.extend_from_slice(&signatures.value);
         message.extend_from_slice(&sig.signature_header);
         message.extend_from_slice(&header_bytes);
-        if !msp.verify(&signer, &message, &sig.signature) {
-            return Err(fail("orderer signature does not verify"));
-        }
+        signed.push(SignedData {
+            data: message.into(),
+            identity: sig_header.creator,
+            signature: sig.signature.clone(),
+        });
     }
-    Ok(())
+    bundle
+        .evaluate(paths::BLOCK_VALIDATION, &signed)
+        .map_err(|e| fail(format!("signatures do not satisfy the block validation policy: {e}")))
 }
 
 #[cfg(test)]

@@ -320,9 +320,9 @@ mod tests {
         use ordo_proto::common::{Envelope, Payload};
         use prost::Message;
 
-        let signer = crate::identity::Signer::generate("Org1MSP");
+        let ch = crate::testing::TestChannel::new();
         let (env, tx_id) = crate::envelope::build_with_tx_id(
-            &signer,
+            &ch.client,
             "ch",
             ordo_proto::common::HeaderType::EndorserTransaction,
             Bytes::from_static(b"x"),

@@ -7,7 +7,7 @@ use prost::Message;
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 
-use crate::identity::Signer;
+use crate::msp::SigningIdentity;
 
 /// Fabric's transaction id: lowercase hex of SHA-256(nonce ‖ creator).
 pub fn tx_id(nonce: &[u8], creator: &[u8]) -> String {
@@ -25,19 +25,19 @@ pub fn nonce() -> Bytes {
 }
 
 /// A signed envelope of `header_type` carrying `data`, with a fresh nonce and matching tx_id.
-pub fn build(signer: &Signer, channel_id: &str, header_type: HeaderType, data: Bytes) -> Envelope {
+pub fn build(signer: &SigningIdentity, channel_id: &str, header_type: HeaderType, data: Bytes) -> Envelope {
     build_with_tx_id(signer, channel_id, header_type, data).0
 }
 
 /// [`build`], also returning the envelope's tx_id.
 pub fn build_with_tx_id(
-    signer: &Signer,
+    signer: &SigningIdentity,
     channel_id: &str,
     header_type: HeaderType,
     data: Bytes,
 ) -> (Envelope, String) {
     let nonce = nonce();
-    let tx_id = tx_id(&nonce, signer.creator());
+    let tx_id = tx_id(&nonce, signer.serialized());
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap_or_default();
@@ -52,7 +52,7 @@ pub fn build_with_tx_id(
         ..Default::default()
     };
     let signature_header = SignatureHeader {
-        creator: signer.creator().clone(),
+        creator: signer.serialized().clone(),
         nonce,
     };
     let payload = Payload {
@@ -66,14 +66,50 @@ pub fn build_with_tx_id(
     let signature = signer.sign(&payload);
     let envelope = Envelope {
         payload: payload.into(),
-        signature: Bytes::copy_from_slice(&signature),
+        signature: signature.into(),
     };
     (envelope, tx_id)
 }
 
+/// The CONFIG envelope an orderer makes of an accepted config update (FABRIC-CONFIG.md §5.5):
+/// channel header version 0, epoch 0, no tx_id, dated `now` to the second; signed by the orderer.
+pub fn config_envelope(
+    signer: &SigningIdentity,
+    channel_id: &str,
+    config: &ordo_proto::common::ConfigEnvelope,
+    now: std::time::SystemTime,
+) -> Envelope {
+    let seconds = now
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    let channel_header = ChannelHeader {
+        r#type: HeaderType::Config as i32,
+        channel_id: channel_id.to_string(),
+        timestamp: Some(prost_types::Timestamp { seconds, nanos: 0 }),
+        ..Default::default()
+    };
+    let signature_header = SignatureHeader {
+        creator: signer.serialized().clone(),
+        nonce: nonce(),
+    };
+    let payload = Payload {
+        header: Some(Header {
+            channel_header: channel_header.encode_to_vec().into(),
+            signature_header: signature_header.encode_to_vec().into(),
+        }),
+        data: config.encode_to_vec().into(),
+    }
+    .encode_to_vec();
+    let signature = signer.sign(&payload);
+    Envelope {
+        payload: payload.into(),
+        signature: signature.into(),
+    }
+}
+
 /// A Deliver request for blocks `start..=stop` (`stop` = `u64::MAX` follows the chain forever).
 pub fn seek(
-    signer: &Signer,
+    signer: &SigningIdentity,
     channel_id: &str,
     start: SeekPosition,
     stop: SeekPosition,

@@ -1,37 +1,45 @@
 //! Fabric's message processor: every rule Broadcast admits an envelope by, in one place and
 //! each checked once, answered with Fabric statuses. Pure: the node supplies the run-time facts
-//! (which channels exist, whether they serve, the clock).
+//! (which channels exist, whether they serve, the clock, its own signing identity).
 //!
 //! The order, for each envelope:
 //!
-//! 1. headers decode, with a channel, a nonce, a payload, a signature, and a creator the
-//!    identity layer can read → BAD_REQUEST;
+//! 1. headers decode, with a channel, a nonce, a payload and a signature → BAD_REQUEST;
 //! 2. timestamp within the time window of the orderer's clock → BAD_REQUEST;
 //! 3. the channel exists → NOT_FOUND, and serves → SERVICE_UNAVAILABLE;
 //! 4. no larger than the channel's AbsoluteMaxBytes → REQUEST_ENTITY_TOO_LARGE;
-//! 5. the signature verifies (checked in one batch for the envelopes that arrived together)
+//! 5. the header type is one Broadcast takes: MESSAGE, ENDORSER_TRANSACTION (and types this
+//!    version does not know), CONFIG_UPDATE; a CONFIG envelope sent directly and every other
+//!    type → BAD_REQUEST;
+//! 6. the creator is an identity of one of the channel's MSPs → FORBIDDEN (Fabric skips an
+//!    identity it cannot deserialise, so the writers policy fails);
+//! 7. the creator's certificate has not expired (Fabric's expiration filter) → BAD_REQUEST;
+//! 8. the signature verifies (checked in one batch for the envelopes that arrived together)
 //!    → FORBIDDEN;
-//! 6. by header type: MESSAGE and ENDORSER_TRANSACTION (and types this version does not know)
-//!    need a writer → FORBIDDEN; CONFIG needs an admin → FORBIDDEN, and a valid next
-//!    configuration → BAD_REQUEST ([`check_config_update`]); any other type → BAD_REQUEST;
-//! 7. tx_id is SHA-256(nonce ‖ creator) → BAD_REQUEST.
+//! 9. the creator satisfies /Channel/Writers (/Channel/Orderer/Writers in maintenance)
+//!    → FORBIDDEN;
+//! 10. a transaction's tx_id is SHA-256(nonce ‖ creator) → BAD_REQUEST; a CONFIG_UPDATE is
+//!    applied to the configuration in force ([`Bundle::propose_update`]: read set, mod_policies
+//!    of what it changes, the resulting configuration valid) → BAD_REQUEST, and becomes a CONFIG
+//!    envelope signed by this orderer, which must itself fit AbsoluteMaxBytes and satisfy the
+//!    writers policy → BAD_REQUEST.
 //!
-//! An admitted envelope becomes its log record. The assembler checks a config record again when
-//! it cuts it ([`recheck_config_record`]), under the configuration in force at that point of the
-//! log, so every node accepts the same changes whatever it admitted.
+//! An admitted envelope becomes its log record. The assembler checks again, under the
+//! configuration in force where the record is cut: a transaction admitted under an earlier
+//! configuration ([`recheck_transaction`], Fabric's resubmission rule), and every CONFIG
+//! envelope ([`recheck_config_record`]), so every node cuts the same blocks whatever it admitted.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
-use ordo_proto::common::{Envelope, HeaderType, Status};
+use ordo_proto::common::{ConfigEnvelope, Envelope, HeaderType, Status};
 use prost::Message;
 
-use crate::config::ChannelConfig;
+use crate::bundle::Bundle;
 use crate::entry::Entry;
-use crate::envelope::{tx_id, Headers};
-use crate::identity::{CreatorCache, Identity, Msp, Signed};
-use crate::policy::ChannelPolicy;
+use crate::envelope::{self, tx_id, Headers};
+use crate::msp::{Identity, MspManager, SigningIdentity};
 
 /// A refusal: the status for the client and a readable reason.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -56,25 +64,20 @@ impl Rejection {
     }
 }
 
-/// A request's headers and signer, decoded; the signature is not yet checked.
+/// A request's headers, decoded; the creator is not yet read.
 #[derive(Clone, Debug)]
 pub struct Parsed {
     pub headers: Headers,
-    pub identity: Identity,
     /// `len(payload) + len(signature)`: what size rules count.
     pub size: usize,
 }
 
-/// Rule 1: decodes a request's headers and its creator (through `creators`).
-pub fn parse(envelope: &Envelope, creators: &mut CreatorCache) -> Result<Parsed, Rejection> {
+/// Rule 1: decodes a request's headers.
+pub fn parse(envelope: &Envelope) -> Result<Parsed, Rejection> {
     let headers =
         Headers::of_request(envelope).map_err(|e| Rejection::bad_request(e.to_string()))?;
-    let identity = creators
-        .get(&headers.creator)
-        .map_err(|e| Rejection::bad_request(e.to_string()))?;
     Ok(Parsed {
         headers,
-        identity,
         size: envelope.payload.len() + envelope.signature.len(),
     })
 }
@@ -97,122 +100,166 @@ pub fn check_timestamp(
         .map_err(|e| Rejection::bad_request(format!("channel header timestamp: {e}")))?;
     let skew = at.duration_since(now).unwrap_or_else(|e| e.duration());
     if skew > window {
-        let seconds = |t: SystemTime| match t.duration_since(UNIX_EPOCH) {
-            Ok(d) => d.as_secs() as i64,
-            Err(e) => -(e.duration().as_secs() as i64),
-        };
         return Err(Rejection::bad_request(format!(
             "envelope timestamp {}s (Unix) is more than {}s from the orderer's clock {}s",
-            seconds(at),
+            unix_seconds(at),
             window.as_secs(),
-            seconds(now)
+            unix_seconds(now)
         )));
     }
     Ok(())
 }
 
+fn unix_seconds(t: SystemTime) -> i64 {
+    match t.duration_since(UNIX_EPOCH) {
+        Ok(d) => d.as_secs() as i64,
+        Err(e) => -(e.duration().as_secs() as i64),
+    }
+}
+
 /// Rule 4.
-fn check_size(parsed: &Parsed, absolute_max_bytes: u32) -> Result<(), Rejection> {
-    if parsed.size > absolute_max_bytes as usize {
+fn check_size(size: usize, absolute_max_bytes: u32) -> Result<(), Rejection> {
+    if size > absolute_max_bytes as usize {
         return Err(Rejection::new(
             Status::RequestEntityTooLarge,
-            format!(
-                "envelope of {} bytes exceeds AbsoluteMaxBytes {absolute_max_bytes}",
-                parsed.size
-            ),
+            format!("envelope of {size} bytes exceeds AbsoluteMaxBytes {absolute_max_bytes}"),
         ));
     }
     Ok(())
 }
 
-fn bad_signature(identity: &Identity) -> Rejection {
-    Rejection::forbidden(format!("signature of {} does not verify", identity.mspid()))
-}
-
-/// Rule 5 for one request (Deliver's; Broadcast batches it).
-pub fn check_signature(
-    policy: &ChannelPolicy,
-    parsed: &Parsed,
-    envelope: &Envelope,
-) -> Result<(), Rejection> {
-    verify_signature(policy, &parsed.identity, envelope)
-}
-
-fn verify_signature(
-    policy: &ChannelPolicy,
-    identity: &Identity,
-    envelope: &Envelope,
-) -> Result<(), Rejection> {
-    if !policy
-        .msp()
-        .verify(identity, &envelope.payload, &envelope.signature)
-    {
-        return Err(bad_signature(identity));
+/// Rule 5: whether the envelope is a config update (else a transaction).
+fn check_header_type(header_type: i32) -> Result<bool, Rejection> {
+    match HeaderType::try_from(header_type) {
+        Ok(HeaderType::ConfigUpdate) => Ok(true),
+        Ok(HeaderType::Message | HeaderType::EndorserTransaction) | Err(_) => Ok(false),
+        Ok(HeaderType::Config) => Err(Rejection::bad_request(
+            "a CONFIG envelope cannot be broadcast: submit a CONFIG_UPDATE",
+        )),
+        Ok(other) => Err(Rejection::bad_request(format!(
+            "header type {} cannot be broadcast",
+            other.as_str_name()
+        ))),
     }
-    Ok(())
 }
 
-/// Rule 7.
-fn check_tx_id(parsed: &Parsed) -> Result<(), Rejection> {
-    if parsed.headers.tx_id != tx_id(&parsed.headers.nonce, &parsed.headers.creator) {
+/// Rule 6: the creator as an identity of the channel.
+pub fn deserialize(bundle: &Bundle, creator: &[u8]) -> Result<Identity, Rejection> {
+    bundle
+        .msps()
+        .deserialize(creator)
+        .map_err(|e| Rejection::forbidden(format!("creator is not an identity of the channel: {e}")))
+}
+
+/// Rule 7, Fabric's expiration filter: a creator whose certificate has expired may not write.
+pub fn check_expiry(identity: &Identity, now: SystemTime) -> Result<(), Rejection> {
+    match identity.not_after() {
+        Some(not_after) if not_after < now => Err(Rejection::bad_request(format!(
+            "identity {} of {} expired at {}s (Unix)",
+            identity.subject(),
+            identity.mspid(),
+            unix_seconds(not_after)
+        ))),
+        _ => Ok(()),
+    }
+}
+
+fn bad_signature(identity: &Identity) -> Rejection {
+    Rejection::forbidden(format!(
+        "signature of {} ({}) does not verify",
+        identity.subject(),
+        identity.mspid()
+    ))
+}
+
+/// Rule 9 (or Deliver's readers rule): the policy `check` under `bundle`, answered FORBIDDEN.
+fn check_policy(
+    bundle: &Bundle,
+    identity: &Identity,
+    check: fn(&Bundle, &Identity) -> Result<(), crate::policies::PolicyError>,
+    what: &str,
+) -> Result<(), Rejection> {
+    check(bundle, identity).map_err(|e| {
+        Rejection::forbidden(format!(
+            "{} ({}) may not {what} channel {}: {e}",
+            identity.subject(),
+            identity.mspid(),
+            bundle.channel_id()
+        ))
+    })
+}
+
+/// Deliver's rules 6, 8 and its policy: the creator of a request is an identity of the channel,
+/// its signature verifies, and it satisfies /Channel/Readers. Returns the identity.
+pub fn authorize_reader(
+    bundle: &Bundle,
+    headers: &Headers,
+    envelope: &Envelope,
+) -> Result<Identity, Rejection> {
+    let identity = deserialize(bundle, &headers.creator)?;
+    if !bundle
+        .msps()
+        .verify(&identity, &envelope.payload, &envelope.signature)
+    {
+        return Err(bad_signature(&identity));
+    }
+    check_reader(bundle, &identity)?;
+    Ok(identity)
+}
+
+/// Whether `identity` (already verified) may read the channel under `bundle`.
+pub fn check_reader(bundle: &Bundle, identity: &Identity) -> Result<(), Rejection> {
+    check_policy(bundle, identity, Bundle::check_reader, "read")
+}
+
+/// Rule 10 for a transaction.
+fn check_tx_id(headers: &Headers) -> Result<(), Rejection> {
+    if headers.tx_id != tx_id(&headers.nonce, &headers.creator) {
         return Err(Rejection::bad_request(format!(
             "tx_id {:?} is not SHA-256(nonce ‖ creator)",
-            parsed.headers.tx_id
+            headers.tx_id
         )));
     }
     Ok(())
 }
 
-/// The CONFIG rule: signed (the caller has verified the signature) by an admin of the channel,
-/// carrying a valid configuration for this channel with the next sequence number. Returns the
-/// configuration it installs. Broadcast and the assembler both decide by it.
-pub fn check_config_update(
-    policy: &ChannelPolicy,
-    identity: &Identity,
-    headers: &Headers,
-) -> Result<ChannelPolicy, Rejection> {
-    if !policy.is_admin(identity) {
-        return Err(Rejection::forbidden(format!(
-            "{} may not reconfigure channel {}",
-            identity.mspid(),
-            policy.channel_id()
-        )));
-    }
+/// A canonical envelope's creator, under `bundle`, with its signature checked.
+fn verified_creator(bundle: &Bundle, canonical: &Bytes) -> Result<(Headers, Identity), Rejection> {
     let bad = |e: &dyn std::fmt::Display| Rejection::bad_request(e.to_string());
-    let next = ChannelConfig::decode(&headers.data).map_err(|e| bad(&e))?;
-    let current = policy.config();
-    if next.channel_id != current.channel_id {
-        return Err(Rejection::bad_request(format!(
-            "config is for channel {:?}, not {:?}",
-            next.channel_id, current.channel_id
-        )));
+    let (envelope, headers) = Headers::of_canonical(canonical).map_err(|e| bad(&e))?;
+    let identity = deserialize(bundle, &headers.creator)?;
+    if !bundle
+        .msps()
+        .verify(&identity, &envelope.payload, &envelope.signature)
+    {
+        return Err(bad_signature(&identity));
     }
-    if next.sequence != current.sequence + 1 {
-        return Err(Rejection::bad_request(format!(
-            "config sequence {} is not the next one ({})",
-            next.sequence,
-            current.sequence + 1
-        )));
-    }
-    ChannelPolicy::new(next).map_err(|e| bad(&e))
+    Ok((headers, identity))
 }
 
-/// The assembler's check of a config record's envelope (canonical bytes) under `policy`: the
-/// creator, its signature, then [`check_config_update`].
-pub fn recheck_config_record(
-    policy: &ChannelPolicy,
-    canonical: &Bytes,
-) -> Result<ChannelPolicy, Rejection> {
-    let bad = |e: &dyn std::fmt::Display| Rejection::bad_request(e.to_string());
-    let envelope = Envelope::decode(canonical.clone()).map_err(|e| bad(&e))?;
-    // Required as Broadcast requires them, so a record is judged the same on every path.
-    let headers = Headers::of_request(&envelope).map_err(|e| bad(&e))?;
-    let identity = policy
-        .msp()
-        .deserialize(&headers.creator)
-        .map_err(|e| bad(&e))?;
-    verify_signature(policy, &identity, &envelope)?;
-    check_config_update(policy, &identity, &headers)
+/// The assembler's check of a transaction admitted under an earlier configuration: its creator
+/// still deserialises, its signature verifies and it satisfies the writers policy of `bundle`.
+/// (Deterministic, so every node decides alike: the clock is not read.)
+pub fn recheck_transaction(bundle: &Bundle, canonical: &Bytes) -> Result<(), Rejection> {
+    let (_, identity) = verified_creator(bundle, canonical)?;
+    check_policy(bundle, &identity, Bundle::check_writer, "write to")
+}
+
+/// The assembler's check of a CONFIG record under `bundle`, the configuration it applies to:
+/// made by an identity that satisfies the writers policy (an orderer of the channel), signed by
+/// it, and holding exactly the configuration its last_update gives ([`Bundle::apply`]). Returns
+/// the configuration it installs.
+pub fn recheck_config_record(bundle: &Bundle, canonical: &Bytes) -> Result<Bundle, Rejection> {
+    let (headers, identity) = verified_creator(bundle, canonical)?;
+    check_policy(bundle, &identity, Bundle::check_writer, "reconfigure")?;
+    if headers.header_type != HeaderType::Config as i32 {
+        return Err(Rejection::bad_request("a config record holds a CONFIG envelope"));
+    }
+    let config = ConfigEnvelope::decode(headers.data)
+        .map_err(|e| Rejection::bad_request(format!("ConfigEnvelope does not decode: {e}")))?;
+    bundle
+        .apply(&config)
+        .map_err(|e| Rejection::bad_request(e.to_string()))
 }
 
 /// What the node knows of a channel when an envelope names it.
@@ -220,7 +267,7 @@ pub struct ChannelView<C> {
     /// The node's handle on the channel, handed back with an admitted record.
     pub handle: C,
     /// The configuration in force.
-    pub policy: Arc<ChannelPolicy>,
+    pub bundle: Arc<Bundle>,
     /// False once the channel stopped serving.
     pub healthy: bool,
 }
@@ -229,28 +276,30 @@ pub struct ChannelView<C> {
 #[derive(Debug)]
 pub struct Admitted<C> {
     pub channel: C,
-    /// The log record ([`Entry::encode_envelope`]).
+    /// The log record ([`Entry`]).
     pub record: Bytes,
-    /// The sequence of the configuration it was checked against.
-    pub config_sequence: u64,
 }
 
-/// Broadcast's admission for one stream: it remembers the stream's creators.
+/// An envelope past rules 1-7, waiting for its signature check.
+struct Checked<C> {
+    view: ChannelView<C>,
+    headers: Headers,
+    identity: Identity,
+    config_update: bool,
+}
+
+/// Broadcast's admission for one stream.
 pub struct Processor {
-    creators: CreatorCache,
+    /// Signs the CONFIG envelopes this node makes of config updates.
+    signer: Arc<SigningIdentity>,
     time_window: Duration,
 }
 
 impl Processor {
     /// `time_window` is Fabric's `General.Authentication.TimeWindow` (zero: off).
-    pub fn new(time_window: Duration) -> Self {
-        Self::with_creators(time_window, CreatorCache::default())
-    }
-
-    /// [`Processor::new`], decoding creators through `creators` (another MSP's decoder).
-    pub fn with_creators(time_window: Duration, creators: CreatorCache) -> Self {
+    pub fn new(signer: Arc<SigningIdentity>, time_window: Duration) -> Self {
         Processor {
-            creators,
+            signer,
             time_window,
         }
     }
@@ -259,12 +308,12 @@ impl Processor {
     /// their signatures verified together. The result stops at the first refusal: nothing after
     /// it is to be produced. `lookup` names a channel's state, `now` is the orderer's clock.
     pub fn admit<C>(
-        &mut self,
+        &self,
         now: SystemTime,
         batch: &[Envelope],
         mut lookup: impl FnMut(&str) -> Option<ChannelView<C>>,
     ) -> Vec<Result<Admitted<C>, Rejection>> {
-        // Rules 1-4, up to the first refusal.
+        // Rules 1-7, up to the first refusal.
         let mut checked = Vec::with_capacity(batch.len());
         for envelope in batch {
             let result = self.check_unsigned(now, envelope, &mut lookup);
@@ -276,17 +325,16 @@ impl Processor {
         }
         let verified = verify_batched(&checked, batch);
 
-        // Rules 5-7, in order.
+        // Rules 8-10, in order.
         let mut admitted = Vec::with_capacity(checked.len());
         for ((checked, envelope), verified) in checked.into_iter().zip(batch).zip(verified) {
-            let result = checked.and_then(|(view, parsed)| {
+            let result = checked.and_then(|checked| {
                 if !verified {
-                    return Err(bad_signature(&parsed.identity));
+                    return Err(bad_signature(&checked.identity));
                 }
-                let record = authorize(&view.policy, envelope, &parsed)?;
+                let record = self.authorize(now, envelope, &checked)?;
                 Ok(Admitted {
-                    config_sequence: view.policy.config().sequence,
-                    channel: view.handle,
+                    channel: checked.view.handle,
                     record,
                 })
             });
@@ -300,12 +348,12 @@ impl Processor {
     }
 
     fn check_unsigned<C>(
-        &mut self,
+        &self,
         now: SystemTime,
         envelope: &Envelope,
         lookup: &mut impl FnMut(&str) -> Option<ChannelView<C>>,
-    ) -> Result<(ChannelView<C>, Parsed), Rejection> {
-        let parsed = parse(envelope, &mut self.creators)?;
+    ) -> Result<Checked<C>, Rejection> {
+        let parsed = parse(envelope)?;
         check_timestamp(&parsed, now, self.time_window)?;
         let channel_id = &parsed.headers.channel_id;
         let view = lookup(channel_id).ok_or_else(|| {
@@ -320,113 +368,111 @@ impl Processor {
                 format!("channel {channel_id} is not serving"),
             ));
         }
-        check_size(&parsed, view.policy.absolute_max_bytes())?;
-        Ok((view, parsed))
+        check_size(parsed.size, view.bundle.absolute_max_bytes())?;
+        let config_update = check_header_type(parsed.headers.header_type)?;
+        let identity = deserialize(&view.bundle, &parsed.headers.creator)?;
+        check_expiry(&identity, now)?;
+        Ok(Checked {
+            view,
+            headers: parsed.headers,
+            identity,
+            config_update,
+        })
+    }
+
+    /// Rules 9 and 10 for an envelope whose signature verified; returns its log record.
+    fn authorize<C>(
+        &self,
+        now: SystemTime,
+        envelope: &Envelope,
+        checked: &Checked<C>,
+    ) -> Result<Bytes, Rejection> {
+        let bundle = &checked.view.bundle;
+        check_policy(bundle, &checked.identity, Bundle::check_writer, "write to")?;
+        if !checked.config_update {
+            check_tx_id(&checked.headers)?;
+            return Ok(Entry::encode_envelope(envelope, bundle.sequence()));
+        }
+        let config = self.config_envelope(bundle, envelope, now)?;
+        Ok(Entry::encode_config(&config))
+    }
+
+    /// A config update made into the CONFIG envelope this orderer signs, checked as Fabric
+    /// re-runs its filters on it.
+    fn config_envelope(
+        &self,
+        bundle: &Bundle,
+        update: &Envelope,
+        now: SystemTime,
+    ) -> Result<Envelope, Rejection> {
+        let (proposed, _) = bundle
+            .propose_update(update)
+            .map_err(|e| Rejection::bad_request(format!("config update refused: {e}")))?;
+        let config = envelope::config_envelope(&self.signer, bundle.channel_id(), &proposed, now);
+        let size = config.payload.len() + config.signature.len();
+        if size > bundle.absolute_max_bytes() as usize {
+            return Err(Rejection::bad_request(format!(
+                "the resulting CONFIG envelope of {size} bytes exceeds AbsoluteMaxBytes {}",
+                bundle.absolute_max_bytes()
+            )));
+        }
+        deserialize(bundle, self.signer.serialized())
+            .and_then(|id| check_policy(bundle, &id, Bundle::check_writer, "write to"))
+            .map_err(|e| {
+                Rejection::bad_request(format!(
+                    "this orderer cannot sign the channel's config: {}",
+                    e.info
+                ))
+            })?;
+        Ok(config)
     }
 }
 
-/// Rule 5 for a batch: the signatures of the envelopes that passed rules 1-4, verified together
-/// by each channel's MSP. One entry per `checked` (false where a check already failed).
-fn verify_batched<C>(
-    checked: &[Result<(ChannelView<C>, Parsed), Rejection>],
-    batch: &[Envelope],
-) -> Vec<bool> {
+/// Rule 8 for a batch: the signatures of the envelopes that passed rules 1-7, verified together
+/// by each channel's MSPs. One entry per `checked` (false where a check already failed).
+fn verify_batched<C>(checked: &[Result<Checked<C>, Rejection>], batch: &[Envelope]) -> Vec<bool> {
     let mut verified = vec![false; checked.len()];
-    // Envelopes by the MSP that checks them: usually a single channel's.
-    let mut groups: Vec<(&Arc<dyn Msp>, Vec<usize>)> = Vec::new();
+    // Envelopes by the MSPs that check them: usually a single channel's.
+    let mut groups: Vec<(&Arc<MspManager>, Vec<usize>)> = Vec::new();
     for (i, checked) in checked.iter().enumerate() {
-        if let Ok((view, _)) = checked {
-            let msp = view.policy.msp();
-            match groups.iter_mut().find(|(m, _)| Arc::ptr_eq(m, msp)) {
+        if let Ok(checked) = checked {
+            let msps = checked.view.bundle.msps();
+            match groups.iter_mut().find(|(m, _)| Arc::ptr_eq(m, msps)) {
                 Some((_, members)) => members.push(i),
-                None => groups.push((msp, vec![i])),
+                None => groups.push((msps, vec![i])),
             }
         }
     }
-    for (msp, members) in groups {
-        let items: Vec<Signed> = members
+    for (msps, members) in groups {
+        let items: Vec<(&Identity, &[u8], &[u8])> = members
             .iter()
             .filter_map(|&i| {
-                let (_, parsed) = checked[i].as_ref().ok()?;
-                Some(Signed {
-                    identity: &parsed.identity,
-                    message: &batch[i].payload,
-                    signature: &batch[i].signature,
-                })
+                let checked = checked[i].as_ref().ok()?;
+                Some((
+                    &checked.identity,
+                    batch[i].payload.as_ref(),
+                    batch[i].signature.as_ref(),
+                ))
             })
             .collect();
-        for (&i, ok) in members.iter().zip(msp.verify_batch(&items)) {
+        for (&i, ok) in members.iter().zip(msps.verify_batch(&items)) {
             verified[i] = ok;
         }
     }
     verified
 }
 
-/// Rules 6 and 7 for an envelope whose signature verified; returns its log record.
-fn authorize(
-    policy: &ChannelPolicy,
-    envelope: &Envelope,
-    parsed: &Parsed,
-) -> Result<Bytes, Rejection> {
-    let header_type = parsed.headers.header_type;
-    let config = header_type == HeaderType::Config as i32;
-    if config {
-        check_config_update(policy, &parsed.identity, &parsed.headers)?;
-    } else if !matches!(
-        HeaderType::try_from(header_type),
-        Ok(HeaderType::Message | HeaderType::EndorserTransaction) | Err(_)
-    ) {
-        return Err(Rejection::bad_request(format!(
-            "header type {header_type} cannot be broadcast"
-        )));
-    } else if !policy.can_write(&parsed.identity) {
-        return Err(Rejection::forbidden(format!(
-            "{} may not write to channel {}",
-            parsed.identity.mspid(),
-            policy.channel_id()
-        )));
-    }
-    check_tx_id(parsed)?;
-    Ok(Entry::encode_envelope(envelope, config))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::envelope::build;
-    use crate::identity::Signer;
-    use crate::policy::tests::config;
+    use crate::testing::{TestChannel, CHANNEL};
+    use ordo_proto::common::{ChannelHeader, Header, Payload, SignatureHeader};
 
-    struct Fixture {
-        admin: Signer,
-        writer: Signer,
-        policy: Arc<ChannelPolicy>,
-    }
-
-    fn fixture() -> Fixture {
-        let admin = Signer::generate("Org1MSP");
-        let writer = Signer::generate("Org1MSP");
-        let orderer = Signer::generate("OrdererMSP");
-        let policy = Arc::new(ChannelPolicy::new(config(&admin, &writer, &orderer)).unwrap());
-        Fixture {
-            admin,
-            writer,
-            policy,
-        }
-    }
-
-    fn tx(signer: &Signer) -> Envelope {
-        build(
-            signer,
-            "ch",
-            HeaderType::EndorserTransaction,
-            Bytes::from_static(b"tx"),
-        )
-    }
-
-    fn resigned(signer: &Signer, envelope: &Envelope, edit: impl FnOnce(&mut Headers)) -> Envelope {
-        use ordo_proto::common::{ChannelHeader, Header, Payload, SignatureHeader};
-        use prost::Message;
+    fn resigned(
+        signer: &SigningIdentity,
+        envelope: &Envelope,
+        edit: impl FnOnce(&mut Headers),
+    ) -> Envelope {
         let mut headers = Headers::decode(envelope.payload.clone()).unwrap();
         edit(&mut headers);
         let payload = Payload {
@@ -453,97 +499,135 @@ mod tests {
         let signature = signer.sign(&payload);
         Envelope {
             payload: payload.into(),
-            signature: Bytes::copy_from_slice(&signature),
+            signature: signature.into(),
         }
     }
 
-    /// Admits `batch` on a node that serves channel "ch" under `f.policy`.
-    fn admit(f: &Fixture, batch: &[Envelope]) -> Vec<Result<Admitted<()>, Rejection>> {
-        admit_on(f, batch, true)
-    }
-
     fn admit_on(
-        f: &Fixture,
+        ch: &TestChannel,
+        bundle: &Arc<Bundle>,
         batch: &[Envelope],
         healthy: bool,
     ) -> Vec<Result<Admitted<()>, Rejection>> {
-        let mut processor = Processor::new(Duration::from_secs(15 * 60));
+        let processor = Processor::new(Arc::new(ch.orderer.clone()), Duration::from_secs(900));
         processor.admit(SystemTime::now(), batch, |id| {
-            (id == "ch").then(|| ChannelView {
+            (id == CHANNEL).then(|| ChannelView {
                 handle: (),
-                policy: f.policy.clone(),
+                bundle: bundle.clone(),
                 healthy,
             })
         })
     }
 
-    fn status_of(f: &Fixture, envelope: Envelope) -> Status {
-        match admit(f, &[envelope]).pop().unwrap() {
+    fn admit(ch: &TestChannel, batch: &[Envelope]) -> Vec<Result<Admitted<()>, Rejection>> {
+        admit_on(ch, &Arc::new(ch.bundle.clone()), batch, true)
+    }
+
+    fn outcome(ch: &TestChannel, envelope: Envelope) -> Result<Bytes, Rejection> {
+        admit(ch, &[envelope]).pop().unwrap().map(|a| a.record)
+    }
+
+    fn status_of(ch: &TestChannel, envelope: Envelope) -> Status {
+        match outcome(ch, envelope) {
             Ok(_) => Status::Success,
             Err(r) => r.status,
         }
     }
 
     #[test]
-    fn a_good_envelope_becomes_its_record() {
-        let f = fixture();
-        let env = tx(&f.writer);
-        let admitted = admit(&f, std::slice::from_ref(&env))
-            .pop()
-            .unwrap()
-            .unwrap();
-        assert_eq!(admitted.record, Entry::encode_envelope(&env, false));
-        assert_eq!(admitted.config_sequence, 0);
+    fn a_writer_s_envelope_becomes_its_record() {
+        let ch = TestChannel::new();
+        for writer in [&ch.client, &ch.admin, &ch.orderer] {
+            let env = ch.tx(writer);
+            assert_eq!(outcome(&ch, env.clone()), Ok(Entry::encode_envelope(&env, 0)));
+        }
     }
 
     #[test]
     fn each_failure_has_its_status() {
-        let f = fixture();
-        let env = tx(&f.writer);
+        let ch = TestChannel::new();
+        let env = ch.tx(&ch.client);
         let garbage = Envelope {
             payload: Bytes::from_static(b"\xff\xff\xff"),
             signature: Bytes::from_static(b"s"),
         };
-        assert_eq!(status_of(&f, garbage), Status::BadRequest);
+        assert_eq!(status_of(&ch, garbage), Status::BadRequest);
         let unsigned = Envelope {
             signature: Bytes::new(),
             ..env.clone()
         };
-        assert_eq!(status_of(&f, unsigned), Status::BadRequest);
-        let bad_creator = resigned(&f.writer, &env, |h| h.creator = Bytes::from_static(b"\xff"));
-        assert_eq!(status_of(&f, bad_creator), Status::BadRequest);
-        let undated = resigned(&f.writer, &env, |h| h.timestamp = None);
-        assert_eq!(status_of(&f, undated), Status::BadRequest);
-        let elsewhere = resigned(&f.writer, &env, |h| h.channel_id = "other".into());
-        assert_eq!(status_of(&f, elsewhere), Status::NotFound);
-        assert_eq!(
-            admit_on(&f, std::slice::from_ref(&env), false)[0]
-                .as_ref()
-                .unwrap_err()
-                .status,
-            Status::ServiceUnavailable
-        );
-        let large = resigned(&f.writer, &env, |h| h.data = vec![0; 2000].into());
-        assert_eq!(status_of(&f, large), Status::RequestEntityTooLarge);
-        let mut forged = env.clone();
-        let mut sig = forged.signature.to_vec();
-        sig[0] ^= 1;
-        forged.signature = sig.into();
-        assert_eq!(status_of(&f, forged), Status::Forbidden);
-        assert_eq!(status_of(&f, tx(&f.admin)), Status::Forbidden);
-        let seek = resigned(&f.writer, &env, |h| {
+        assert_eq!(status_of(&ch, unsigned), Status::BadRequest);
+        let undated = resigned(&ch.client, &env, |h| h.timestamp = None);
+        assert_eq!(status_of(&ch, undated), Status::BadRequest);
+        let elsewhere = resigned(&ch.client, &env, |h| h.channel_id = "other".into());
+        assert_eq!(status_of(&ch, elsewhere), Status::NotFound);
+        let bundle = Arc::new(ch.bundle.clone());
+        let sick = admit_on(&ch, &bundle, std::slice::from_ref(&env), false);
+        assert_eq!(sick[0].as_ref().unwrap_err().status, Status::ServiceUnavailable);
+        let large = resigned(&ch.client, &env, |h| h.data = vec![0; 200_000].into());
+        assert_eq!(status_of(&ch, large), Status::RequestEntityTooLarge);
+        let seek = resigned(&ch.client, &env, |h| {
             h.header_type = HeaderType::DeliverSeekInfo as i32
         });
-        assert_eq!(status_of(&f, seek), Status::BadRequest);
-        let wrong_id = resigned(&f.writer, &env, |h| h.tx_id = "00".into());
-        assert_eq!(status_of(&f, wrong_id), Status::BadRequest);
+        assert_eq!(status_of(&ch, seek), Status::BadRequest);
+        let config = resigned(&ch.orderer_admin, &env, |h| {
+            h.header_type = HeaderType::Config as i32
+        });
+        assert_eq!(status_of(&ch, config), Status::BadRequest);
+        let wrong_id = resigned(&ch.client, &env, |h| h.tx_id = "00".into());
+        assert_eq!(status_of(&ch, wrong_id), Status::BadRequest);
+    }
+
+    #[test]
+    fn creators_are_identities_of_the_channel_that_may_write() {
+        let ch = TestChannel::new();
+        let env = ch.tx(&ch.client);
+        // Fabric skips an identity it cannot deserialise; the writers policy then fails.
+        let not_pem = resigned(&ch.client, &env, |h| {
+            h.creator = crate::msp::testing::creator("Org1MSP", b"not a certificate").into()
+        });
+        let refused = outcome(&ch, not_pem).unwrap_err();
+        assert_eq!(refused.status, Status::Forbidden, "{}", refused.info);
+        let stranger = crate::msp::testing::TestOrg::new("Org1MSP", crate::msp::testing::KeyKind::EcdsaP256);
+        let issued = stranger.client("mallory");
+        let foreign = SigningIdentity::without_msp(
+            "Org1MSP",
+            issued.cert_pem.as_bytes(),
+            issued.key_pem.as_bytes(),
+        )
+        .unwrap();
+        let refused = outcome(&ch, ch.tx(&foreign)).unwrap_err();
+        assert_eq!(refused.status, Status::Forbidden, "{}", refused.info);
+        // A peer is a member of Org1 but not one of its writers (admin or client).
+        let refused = outcome(&ch, ch.tx(&ch.peer)).unwrap_err();
+        assert_eq!(refused.status, Status::Forbidden);
+        assert!(refused.info.contains("may not write"), "{}", refused.info);
+        let mut forged = env.clone();
+        let mut sig = forged.signature.to_vec();
+        let last = sig.len() - 1;
+        sig[last] ^= 1;
+        forged.signature = sig.into();
+        assert_eq!(status_of(&ch, forged), Status::Forbidden);
+    }
+
+    #[test]
+    fn an_expired_creator_may_not_write() {
+        let ch = TestChannel::new();
+        let mut opts = crate::msp::testing::IssueOpts::new("old", &["client"]);
+        opts.years = Some((2000, 2001));
+        let issued = ch.org1.issue_with(&opts);
+        let msp = ch.bundle.msps().msp("Org1MSP").unwrap();
+        let expired = SigningIdentity::new(msp, issued.cert_pem.as_bytes(), issued.key_pem.as_bytes())
+            .unwrap();
+        let refused = outcome(&ch, ch.tx(&expired)).unwrap_err();
+        assert_eq!(refused.status, Status::BadRequest);
+        assert!(refused.info.contains("expired"), "{}", refused.info);
     }
 
     #[test]
     fn timestamps_outside_the_window_are_refused() {
-        let f = fixture();
-        let env = tx(&f.writer);
-        let mut parsed = parse(&env, &mut CreatorCache::default()).unwrap();
+        let ch = TestChannel::new();
+        let mut parsed = parse(&ch.tx(&ch.client)).unwrap();
         let window = Duration::from_secs(15 * 60);
         let now = SystemTime::now();
         check_timestamp(&parsed, now, window).unwrap();
@@ -564,71 +648,88 @@ mod tests {
 
     #[test]
     fn a_batch_stops_at_its_first_refusal_and_singles_out_bad_signatures() {
-        let f = fixture();
-        let mut batch: Vec<Envelope> = (0..5).map(|_| tx(&f.writer)).collect();
+        let ch = TestChannel::new();
+        let mut batch: Vec<Envelope> = (0..5).map(|_| ch.tx(&ch.client)).collect();
         let mut sig = batch[3].signature.to_vec();
         sig[10] ^= 1;
         batch[3].signature = sig.into();
-        let admitted = admit(&f, &batch);
+        let admitted = admit(&ch, &batch);
         assert_eq!(admitted.len(), 4);
         assert!(admitted[..3].iter().all(|a| a.is_ok()));
         assert_eq!(admitted[3].as_ref().unwrap_err().status, Status::Forbidden);
     }
 
     #[test]
-    fn config_updates_need_an_admin_and_the_next_sequence() {
-        let f = fixture();
-        let mut next = f.policy.config().clone();
-        next.sequence = 1;
-        next.batch_timeout = Duration::from_millis(50);
-        let update = |signer: &Signer, cfg: &ChannelConfig| {
-            build(signer, "ch", HeaderType::Config, cfg.encode())
+    fn a_config_update_becomes_a_config_envelope_signed_by_the_orderer() {
+        let ch = TestChannel::new();
+        let update =
+            TestChannel::batch_size_update(&ch.bundle, 3, &[&ch.orderer_admin], &ch.orderer_admin);
+        let record = outcome(&ch, update.clone()).unwrap();
+        let Some(Entry::Config(canonical)) = Entry::decode(&record) else {
+            panic!("not a config record");
         };
-        let good = update(&f.admin, &next);
-        let admitted = admit(&f, std::slice::from_ref(&good))
-            .pop()
-            .unwrap()
-            .unwrap();
-        assert_eq!(admitted.record, Entry::encode_envelope(&good, true));
-        // The assembler's check of the same record agrees, and yields the new configuration.
-        let canonical = Entry::decode(&admitted.record);
-        let Some(Entry::Config(canonical)) = canonical else {
-            panic!("not a config record: {canonical:?}");
-        };
-        let installed = recheck_config_record(&f.policy, &canonical).unwrap();
-        assert_eq!(installed.batch_timeout(), Duration::from_millis(50));
-
-        let by_writer = admit(&f, &[update(&f.writer, &next)]).pop().unwrap();
-        let refused = by_writer.unwrap_err();
-        assert_eq!(refused.status, Status::Forbidden);
-        assert!(
-            refused.info.contains("may not reconfigure"),
-            "{}",
-            refused.info
-        );
-        let mut stale = next.clone();
-        stale.sequence = 0;
-        let refused = admit(&f, &[update(&f.admin, &stale)])
-            .pop()
-            .unwrap()
-            .unwrap_err();
-        assert_eq!(refused.status, Status::BadRequest);
-        assert!(refused.info.contains("sequence"), "{}", refused.info);
-        let mut broken = next.clone();
-        broken.consenters.clear();
-        assert_eq!(status_of(&f, update(&f.admin, &broken)), Status::BadRequest);
-
-        // A record whose signature was tampered with after admission is refused by the assembler.
+        let (_, headers) = Headers::of_canonical(&canonical).unwrap();
+        assert_eq!(headers.header_type, HeaderType::Config as i32);
+        assert_eq!(&headers.creator, ch.orderer.serialized());
+        assert!(headers.tx_id.is_empty());
+        let config = ConfigEnvelope::decode(headers.data).unwrap();
+        assert_eq!(config.config.as_ref().unwrap().sequence, 1);
+        assert_eq!(config.last_update.as_ref(), Some(&update));
+        // The assembler's check of the record agrees, and yields the new configuration.
+        let next = recheck_config_record(&ch.bundle, &canonical).unwrap();
+        assert_eq!(next.sequence(), 1);
+        assert_eq!(next.cut_rules().max_message_count, 3);
+        // ... but only once: the same record again is for a sequence already passed.
+        let stale = recheck_config_record(&next, &canonical).unwrap_err();
+        assert_eq!(stale.status, Status::BadRequest);
+        // A record altered after admission is refused.
         let (envelope, _) = Headers::of_canonical(&canonical).unwrap();
         let mut sig = envelope.signature.to_vec();
-        sig[0] ^= 1;
+        sig[8] ^= 1;
         let tampered = Envelope {
             signature: sig.into(),
             ..envelope
         };
-        use prost::Message;
         let refused =
-            recheck_config_record(&f.policy, &tampered.encode_to_vec().into()).unwrap_err();
+            recheck_config_record(&ch.bundle, &tampered.encode_to_vec().into()).unwrap_err();
         assert_eq!(refused.status, Status::Forbidden);
+    }
+
+    #[test]
+    fn config_updates_need_the_mod_policy_and_the_current_versions() {
+        let ch = TestChannel::new();
+        // An Org1 admin may write, but BatchSize's mod_policy is /Channel/Orderer/Admins.
+        let by_org1 = TestChannel::batch_size_update(&ch.bundle, 3, &[&ch.admin], &ch.admin);
+        let refused = outcome(&ch, by_org1).unwrap_err();
+        assert_eq!(refused.status, Status::BadRequest);
+        assert!(refused.info.contains("BatchSize"), "{}", refused.info);
+        // The outer envelope is what /Channel/Writers checks: a peer may not submit.
+        let by_peer =
+            TestChannel::batch_size_update(&ch.bundle, 3, &[&ch.orderer_admin], &ch.peer);
+        assert_eq!(status_of(&ch, by_peer), Status::Forbidden);
+        // Against a configuration where BatchSize already moved on, the versions are stale.
+        let update =
+            TestChannel::batch_size_update(&ch.bundle, 3, &[&ch.orderer_admin], &ch.orderer_admin);
+        let Some(Entry::Config(canonical)) = Entry::decode(&outcome(&ch, update.clone()).unwrap())
+        else {
+            panic!("not a config record");
+        };
+        let next = Arc::new(recheck_config_record(&ch.bundle, &canonical).unwrap());
+        let again = admit_on(&ch, &next, &[update], true).pop().unwrap().unwrap_err();
+        assert_eq!(again.status, Status::BadRequest);
+        assert!(again.info.contains("version"), "{}", again.info);
+    }
+
+    #[test]
+    fn transactions_admitted_under_an_older_config_are_checked_again() {
+        let ch = TestChannel::new();
+        let env = ch.tx(&ch.client);
+        let canonical: Bytes = env.encode_to_vec().into();
+        recheck_transaction(&ch.bundle, &canonical).unwrap();
+        let peer = ch.tx(&ch.peer).encode_to_vec().into();
+        assert_eq!(
+            recheck_transaction(&ch.bundle, &peer).unwrap_err().status,
+            Status::Forbidden
+        );
     }
 }

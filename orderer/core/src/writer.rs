@@ -11,7 +11,7 @@ use prost::Message;
 
 use crate::block::{self, METADATA_SLOTS};
 use crate::envelope;
-use crate::identity::Signer;
+use crate::msp::SigningIdentity;
 
 /// What a block says beyond its transactions.
 #[derive(Clone, Debug)]
@@ -25,11 +25,11 @@ pub struct BlockInfo {
 }
 
 pub struct BlockWriter {
-    signer: Signer,
+    signer: SigningIdentity,
 }
 
 impl BlockWriter {
-    pub fn new(signer: Signer) -> Self {
+    pub fn new(signer: SigningIdentity) -> Self {
         BlockWriter { signer }
     }
 
@@ -42,7 +42,7 @@ impl BlockWriter {
         };
         let value = orderer_metadata_value(&info);
         let signature_header: Bytes = SignatureHeader {
-            creator: self.signer.creator().clone(),
+            creator: self.signer.serialized().clone(),
             nonce: envelope::nonce(),
         }
         .encode_to_vec()
@@ -58,7 +58,7 @@ impl BlockWriter {
             value,
             signatures: vec![MetadataSignature {
                 signature_header,
-                signature: Bytes::copy_from_slice(&signature),
+                signature: signature.into(),
                 identifier_header: Bytes::new(),
             }],
         };
@@ -67,31 +67,6 @@ impl BlockWriter {
             data: Some(BlockData { data }),
             metadata: Some(metadata(signatures, info.last_config)),
         }
-    }
-}
-
-/// Block 0: the channel's config envelope, unsigned by any orderer (as Fabric's genesis blocks).
-pub fn genesis_block(config_envelope: Bytes) -> Block {
-    let data = vec![config_envelope];
-    let info = BlockInfo {
-        number: 0,
-        last_config: 0,
-        consenter_metadata: Bytes::new(),
-    };
-    Block {
-        header: Some(BlockHeader {
-            number: 0,
-            previous_hash: Bytes::new(),
-            data_hash: Bytes::copy_from_slice(&block::data_hash(&data)),
-        }),
-        data: Some(BlockData { data }),
-        metadata: Some(metadata(
-            Metadata {
-                value: orderer_metadata_value(&info),
-                signatures: vec![],
-            },
-            0,
-        )),
     }
 }
 
@@ -125,22 +100,14 @@ fn metadata(signatures: Metadata, last_config: u64) -> BlockMetadata {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::policy::ChannelPolicy;
-
-    /// The MSP of a channel whose only orderer is `signer`.
-    fn channel_of(signer: &Signer) -> ChannelPolicy {
-        let someone = Signer::generate("Org1MSP");
-        ChannelPolicy::new(crate::policy::tests::config(&someone, &someone, signer)).unwrap()
-    }
+    use crate::testing::TestChannel;
 
     #[test]
     fn written_blocks_verify_and_chain() {
-        let signer = Signer::generate("OrdererMSP");
-        let policy = channel_of(&signer);
-        let orderers = policy.msp().as_ref();
-        let writer = BlockWriter::new(signer);
-        let genesis = genesis_block(Bytes::from_static(b"config"));
-        let h0 = block::verify_chain(&genesis, None).unwrap();
+        let ch = TestChannel::new();
+        let writer = BlockWriter::new(ch.orderer.clone());
+        let genesis = &ch.genesis;
+        let h0 = block::verify_chain(genesis, None).unwrap();
 
         let data = vec![Bytes::from_static(b"tx1"), Bytes::from_static(b"tx2")];
         let info = BlockInfo {
@@ -148,14 +115,13 @@ mod tests {
             last_config: 0,
             consenter_metadata: Bytes::from_static(b"resume here"),
         };
-        let b1 = writer.write(info, &h0, data);
+        let b1 = writer.write(info.clone(), &h0, data.clone());
         block::verify_chain(&b1, Some(&h0)).unwrap();
-        block::verify_signature(&b1, orderers).unwrap();
+        block::verify_signature(&b1, &ch.bundle).unwrap();
         assert_eq!(
             block::consenter_metadata(&b1).unwrap(),
             Bytes::from_static(b"resume here")
         );
-        assert!(block::consenter_metadata(&genesis).unwrap().is_empty());
         assert_eq!(block::last_config_index(&b1), Some(0));
         assert_eq!(b1.metadata.as_ref().unwrap().metadata.len(), 5);
 
@@ -164,12 +130,15 @@ mod tests {
         tampered.data.as_mut().unwrap().data[0] = Bytes::from_static(b"tx9");
         assert!(block::verify_chain(&tampered, Some(&h0)).is_err());
         assert!(block::verify_chain(&b1, Some(&[0; 32])).is_err());
-        // A signature by someone else is refused.
-        let stranger = channel_of(&Signer::generate("OrdererMSP"));
-        assert!(block::verify_signature(&b1, stranger.msp().as_ref()).is_err());
+        // Signed by an application org's identity, or by another channel's orderer: refused.
+        let by_client = BlockWriter::new(ch.client.clone()).write(info.clone(), &h0, data.clone());
+        assert!(block::verify_signature(&by_client, &ch.bundle).is_err());
+        let elsewhere = TestChannel::new();
+        let by_stranger = BlockWriter::new(elsewhere.orderer.clone()).write(info, &h0, data);
+        assert!(block::verify_signature(&by_stranger, &ch.bundle).is_err());
         // Header tampering invalidates the signature.
         let mut renumbered = b1.clone();
         renumbered.header.as_mut().unwrap().number = 2;
-        assert!(block::verify_signature(&renumbered, orderers).is_err());
+        assert!(block::verify_signature(&renumbered, &ch.bundle).is_err());
     }
 }

@@ -418,7 +418,7 @@ pub fn genesis_block_from_config(
     timestamp: SystemTime,
     nonce: [u8; 24],
 ) -> Result<Block, ConfigTxError> {
-    if !crate::config::valid_channel_id(channel_id) {
+    if !super::valid_channel_id(channel_id) {
         return Err(ConfigTxError::invalid(
             "channel id",
             format!("{channel_id:?} must be 1-249 characters of a-z, 0-9, '.', '-', starting with a letter"),

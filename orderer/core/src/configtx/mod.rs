@@ -89,3 +89,40 @@ pub mod keys {
     pub const ENDORSEMENT: &str = "Endorsement";
     pub const LIFECYCLE_ENDORSEMENT: &str = "LifecycleEndorsement";
 }
+
+/// Fabric's channel name rule: 1-249 characters of a-z, 0-9, '.', '-', starting with a letter.
+pub fn valid_channel_id(id: &str) -> bool {
+    let mut chars = id.chars();
+    matches!(chars.next(), Some('a'..='z'))
+        && id.len() < 250
+        && chars.all(|c| matches!(c, 'a'..='z' | '0'..='9' | '.' | '-'))
+}
+
+/// [`valid_channel_id`] as a check, with its message.
+pub fn check_channel_id(id: &str) -> Result<(), ConfigTxError> {
+    if valid_channel_id(id) {
+        Ok(())
+    } else {
+        Err(ConfigTxError::invalid(
+            "channel id",
+            format!(
+                "bad channel ID: {id:?} must be 1-249 characters of a-z, 0-9, '.', '-', \
+                 starting with a letter"
+            ),
+        ))
+    }
+}
+
+#[cfg(test)]
+mod channel_id_tests {
+    use super::valid_channel_id;
+
+    #[test]
+    fn channel_ids() {
+        assert!(valid_channel_id("ordo"));
+        assert!(valid_channel_id("my-channel.1"));
+        assert!(!valid_channel_id(""));
+        assert!(!valid_channel_id("1abc"));
+        assert!(!valid_channel_id("Upper"));
+    }
+}

@@ -234,7 +234,7 @@ pub fn authorize_update(
         .channel_group
         .as_ref()
         .ok_or_else(|| ConfigTxError::invalid("current config", "nil channel group"))?;
-    if !crate::config::valid_channel_id(channel_id) {
+    if !super::valid_channel_id(channel_id) {
         return Err(ConfigTxError::invalid(
             "channel id",
             format!("bad channel ID: '{channel_id}' contains illegal characters"),

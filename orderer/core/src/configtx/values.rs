@@ -49,16 +49,6 @@ pub enum HashAlgorithm {
     Sha3_256,
 }
 
-/// The MSP version a channel capability set selects (§1.2).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub enum MspVersion {
-    V1_0,
-    V1_1,
-    V1_3,
-    V1_4_3,
-    V3_0,
-}
-
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct BatchSizeValues {
     pub max_message_count: u32,
@@ -278,22 +268,6 @@ impl ChannelValues {
 
     pub fn has_channel_capability(&self, name: &str) -> bool {
         self.channel_capabilities.contains(name)
-    }
-
-    /// The MSP version the channel capabilities select.
-    pub fn msp_version(&self) -> MspVersion {
-        let has = |c| self.has_channel_capability(c);
-        if has("V3_0") {
-            MspVersion::V3_0
-        } else if has("V1_4_3") || has("V2_0") {
-            MspVersion::V1_4_3
-        } else if has("V1_3") || has("V1_4_2") {
-            MspVersion::V1_3
-        } else if has("V1_1") {
-            MspVersion::V1_1
-        } else {
-            MspVersion::V1_0
-        }
     }
 
     /// Where the channel's orderers are reached: the orgs' Endpoints when any org has them
@@ -710,7 +684,10 @@ mod tests {
         assert_eq!(v.sequence, 0);
         assert_eq!(v.hashing_algorithm, HashAlgorithm::Sha256);
         assert_eq!(v.channel_capabilities(), vec!["V3_0"]);
-        assert_eq!(v.msp_version(), MspVersion::V3_0);
+        assert_eq!(
+            crate::msp::MspVersion::from_channel_capabilities(&v.channel_capabilities()),
+            crate::msp::MspVersion::V3_0
+        );
         assert!(v.orderer_capabilities.contains("V2_0"));
         assert_eq!(v.batch_size.max_message_count, 500);
         assert_eq!(v.batch_size.absolute_max_bytes, 10 * 1024 * 1024);
@@ -906,7 +883,10 @@ mod tests {
             .remove(ENDPOINTS);
         let v = ChannelValues::from_config(&cfg).unwrap();
         assert_eq!(v.orderer_endpoints(), vec!["o:7050".to_string()]);
-        assert_eq!(v.msp_version(), MspVersion::V1_3);
+        assert_eq!(
+            crate::msp::MspVersion::from_channel_capabilities(&v.channel_capabilities()),
+            crate::msp::MspVersion::V1_3
+        );
     }
 
     #[test]

@@ -12,6 +12,7 @@ use super::error::MspError;
 use super::hash::HashFamily;
 use super::setup::Msp;
 
+#[derive(Clone)]
 enum SignKey {
     P256(p256::ecdsa::SigningKey),
     P384(p384::ecdsa::SigningKey),
@@ -19,6 +20,7 @@ enum SignKey {
 }
 
 /// A signing identity.
+#[derive(Clone)]
 pub struct SigningIdentity {
     mspid: String,
     cert_der: Vec<u8>,
