@@ -6,5 +6,4 @@
 
 pub mod block_file;
 pub mod cryptogen;
-pub mod identity_dir;
 pub mod msp_dir;

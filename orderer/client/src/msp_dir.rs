@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
 use bytes::Bytes;
+use ordo_core::msp::{Msp, MspVersion, SigningIdentity};
 use ordo_proto::msp::{
     FabricCryptoConfig, FabricMspConfig, FabricNodeOUs, FabricOuIdentifier, MspConfig,
 };
@@ -202,4 +203,31 @@ fn pem_files(dir: &Path) -> anyhow::Result<Vec<Bytes>> {
         }
     }
     Ok(out)
+}
+
+/// The signing identity of MSP folder `dir` (its `signcerts/` and `keystore/`), as MSP `mspid`:
+/// the certificate is sanitised by the folder's own CAs, as Fabric's local MSP does. Of several
+/// keys in `keystore/`, the one matching the certificate is taken.
+pub fn signing_identity(dir: &Path, mspid: &str) -> anyhow::Result<SigningIdentity> {
+    let folder = load(dir, mspid)?;
+    let Some(signer) = &folder.signer else {
+        bail!("{}: signcerts/ holds no certificate", dir.display());
+    };
+    let msp = Msp::setup(&folder.config, MspVersion::V3_0)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", dir.display()))?;
+    let mut refusals = Vec::new();
+    for (path, key) in &signer.keys {
+        match SigningIdentity::new(&msp, &signer.cert_pem, key) {
+            Ok(identity) => return Ok(identity),
+            Err(e) => refusals.push(format!("{}: {e}", path.display())),
+        }
+    }
+    if refusals.is_empty() {
+        bail!("{}: keystore/ holds no key", dir.display());
+    }
+    bail!(
+        "{}: no key in keystore/ signs for the certificate ({})",
+        dir.display(),
+        refusals.join("; ")
+    )
 }
