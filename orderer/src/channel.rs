@@ -9,7 +9,6 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use bytes::Bytes;
-use ordo_core::config::ChannelConfig;
 use ordo_proto::common::{Block, BlockHeader};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -19,10 +18,9 @@ use crate::chain::{Chain, ChainError};
 use crate::ledger::{Ledger, LedgerError};
 use ordo_core::assembler::{Assembler, Batch};
 use ordo_core::block;
-use ordo_core::config::wire::from_block as config_from_block;
+use ordo_core::bundle::Bundle;
 use ordo_core::entry::Entry;
-use ordo_core::identity::Signer;
-use ordo_core::policy::ChannelPolicy;
+use ordo_core::msp::SigningIdentity;
 use ordo_core::writer::{BlockInfo, BlockWriter};
 
 /// How much the consumer reads from the log at a time.
@@ -32,7 +30,7 @@ pub struct Channel {
     id: String,
     chain: Arc<dyn Chain>,
     ledger: Arc<Ledger>,
-    policy: RwLock<Arc<ChannelPolicy>>,
+    bundle: RwLock<Arc<Bundle>>,
     /// Cleared when the consumer stops on an error: the channel then answers SERVICE_UNAVAILABLE
     /// (waiting Deliver streams are woken to say so).
     healthy: watch::Sender<bool>,
@@ -43,12 +41,12 @@ pub struct Channel {
 /// A channel's genesis block, read and parsed once.
 pub struct Genesis {
     pub block: Block,
-    pub config: ChannelConfig,
+    pub bundle: Bundle,
 }
 
 impl Genesis {
     pub fn channel_id(&self) -> &str {
-        &self.config.channel_id
+        self.bundle.channel_id()
     }
 }
 
@@ -57,7 +55,7 @@ impl Genesis {
 struct Resume {
     last_header: BlockHeader,
     last_config: u64,
-    policy: ChannelPolicy,
+    bundle: Bundle,
     next_offset: u64,
 }
 
@@ -68,7 +66,7 @@ impl Channel {
         genesis: &Genesis,
         ledger: Ledger,
         chain: Arc<dyn Chain>,
-        signer: Signer,
+        signer: SigningIdentity,
     ) -> anyhow::Result<Arc<Channel>> {
         let id = genesis.channel_id().to_string();
         check_genesis(&id, &ledger, &genesis.block)?;
@@ -86,7 +84,7 @@ impl Channel {
             id,
             chain,
             ledger: Arc::new(ledger),
-            policy: RwLock::new(Arc::new(resume.policy)),
+            bundle: RwLock::new(Arc::new(resume.bundle.clone())),
             healthy: watch::Sender::new(true),
             stop,
             consumer: std::sync::Mutex::new(None),
@@ -113,8 +111,8 @@ impl Channel {
     }
 
     /// The configuration in force (as of the last block written).
-    pub fn policy(&self) -> Arc<ChannelPolicy> {
-        self.policy
+    pub fn bundle(&self) -> Arc<Bundle> {
+        self.bundle
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .clone()
@@ -219,7 +217,7 @@ impl Consumer {
     }
 
     fn timeout(&self) -> Duration {
-        self.assembler.policy().batch_timeout()
+        self.assembler.bundle().batch_timeout()
     }
 
     fn send_time_to_cut(&self) {
@@ -246,13 +244,13 @@ impl Consumer {
         let ledger = self.channel.ledger.clone();
         tokio::task::spawn_blocking(move || ledger.append(&block)).await??;
         self.previous_hash = hash;
-        if let Some(policy) = batch.config {
-            tracing::info!(channel = %self.channel.id, block = batch.number, sequence = policy.config().sequence, "configuration updated");
+        if let Some(bundle) = batch.config {
+            tracing::info!(channel = %self.channel.id, block = batch.number, sequence = bundle.sequence(), "configuration updated");
             *self
                 .channel
-                .policy
+                .bundle
                 .write()
-                .unwrap_or_else(|e| e.into_inner()) = Arc::new(policy);
+                .unwrap_or_else(|e| e.into_inner()) = Arc::new(bundle);
         }
         Ok(())
     }
@@ -296,16 +294,23 @@ fn check_genesis(id: &str, ledger: &Ledger, genesis: &Block) -> anyhow::Result<(
 
 /// The configuration block `number` holds; block 0's is the genesis block's, already parsed
 /// (the ledger's block 0 was checked to be the same).
-fn config_of(genesis: &Genesis, ledger: &Ledger, number: u64) -> anyhow::Result<ChannelConfig> {
+fn config_of(genesis: &Genesis, ledger: &Ledger, number: u64) -> anyhow::Result<Bundle> {
     let id = genesis.channel_id();
     if number == 0 {
-        return Ok(genesis.config.clone());
+        return Ok(genesis.bundle.clone());
     }
     let block = ledger
         .block(number)?
         .with_context(|| format!("channel {id}: config block {number} is missing"))?;
-    config_from_block(&block)
-        .map_err(|e| anyhow::anyhow!("channel {id}: config block {number}: {e}"))
+    let bundle = Bundle::from_block(&block)
+        .map_err(|e| anyhow::anyhow!("channel {id}: config block {number}: {e}"))?;
+    if bundle.channel_id() != id {
+        bail!(
+            "channel {id}: config block {number} is for channel {}",
+            bundle.channel_id()
+        );
+    }
+    Ok(bundle)
 }
 
 /// Where the channel resumes: after the ledger's last block, under the config it names, at the
@@ -316,9 +321,7 @@ fn resume_point(genesis: &Genesis, ledger: &Ledger, chain: &dyn Chain) -> anyhow
     let last_header = last.header.clone().unwrap_or_default();
     let last_config =
         recorded_last_config(&last).map_err(|e| anyhow::anyhow!("channel {id}: {e}"))?;
-    let config = config_of(genesis, ledger, last_config)?;
-    let policy = ChannelPolicy::new(config)
-        .map_err(|e| anyhow::anyhow!("channel {id}: config block {last_config}: {e}"))?;
+    let bundle = config_of(genesis, ledger, last_config)?;
 
     // Resume right after the last record the chain holds; the pending batch is rebuilt from
     // the log, so the blocks cut after a restart are the ones that would have been cut.
@@ -347,7 +350,7 @@ fn resume_point(genesis: &Genesis, ledger: &Ledger, chain: &dyn Chain) -> anyhow
     Ok(Resume {
         last_header,
         last_config,
-        policy,
+        bundle,
         next_offset,
     })
 }
@@ -368,7 +371,7 @@ fn rebuild_assembler(
             .with_context(|| format!("channel {id}: block {number} is missing"))
     };
     Assembler::rebuild(
-        resume.policy.clone(),
+        resume.bundle.clone(),
         resume.last_header.number + 1,
         |number| -> anyhow::Result<(u32, Vec<Bytes>)> {
             let block = read_block(number)?;
@@ -377,7 +380,7 @@ fn rebuild_assembler(
             let window = match config_windows.get(&config_index) {
                 Some(&window) => window,
                 None => {
-                    let window = config_of(genesis, ledger, config_index)?.dedup_window_blocks;
+                    let window = config_of(genesis, ledger, config_index)?.dedup_window_blocks();
                     config_windows.insert(config_index, window);
                     window
                 }
@@ -396,9 +399,13 @@ pub fn read_genesis(path: &Path) -> anyhow::Result<Genesis> {
     if block.header.as_ref().map(|h| h.number) != Some(0) {
         bail!("{} is not a genesis block (number 0)", path.display());
     }
-    let config =
-        config_from_block(&block).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-    Ok(Genesis { block, config })
+    let bundle = Bundle::from_block(&block).map_err(|e| {
+        anyhow::anyhow!(
+            "{}: not a channel genesis block Ordo can serve: {e}",
+            path.display()
+        )
+    })?;
+    Ok(Genesis { block, bundle })
 }
 
 #[cfg(test)]
@@ -418,12 +425,7 @@ mod tests {
             Default::default(),
         )
         .unwrap();
-        let genesis = read_genesis(
-            &layout
-                .config
-                .with_file_name(format!("genesis/{}.block", crate::setup::dev::CHANNEL)),
-        )
-        .unwrap();
+        let genesis = read_genesis(&layout.genesis_block).unwrap();
         let ledger = Ledger::open(&dir.path().join("ledger"), LedgerConfig::default()).unwrap();
         ledger.append(&genesis.block).unwrap();
         ledger
@@ -440,7 +442,10 @@ mod tests {
             })
             .unwrap();
         let log = Partition::open(&dir.path().join("log"), PartitionConfig::default()).unwrap();
-        let signer = ordo_client::identity_dir::load(&dir.path().join("crypto/orderer")).unwrap();
+        let config = crate::setup::config::NodeConfig::load(&layout.config).unwrap();
+        let signer =
+            ordo_client::msp_dir::signing_identity(&config.node.msp_dir, &config.node.mspid)
+                .unwrap();
         let refused = Channel::open(&genesis, ledger, SoloChain::new(log), signer)
             .err()
             .expect("a refusal");

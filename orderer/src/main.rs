@@ -6,11 +6,9 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
-use ordo_core::genesis;
-use ordo_core::identity::Signer;
 use ordo_orderer::node::Node;
 use ordo_orderer::setup::config::{
-    ChannelFile, ClusterSection, Consensus, NodeConfig, NodeSection, PeerSection,
+    ClusterSection, Consensus, NodeConfig, NodeSection,
 };
 use ordo_orderer::setup::dev;
 
@@ -37,14 +35,15 @@ enum Command {
         #[arg(long)]
         listen: Option<SocketAddr>,
     },
-    /// Write a channel's genesis block from a channel config file.
+    /// Write a channel's genesis block (a Fabric config block, as configtxgen writes it) from a
+    /// profile file (README.md, "Channel profile").
     Genesis {
-        /// Channel config (TOML): channel id, batch rules, organisations, consenters.
+        /// The profile (TOML, modelled on configtx.yaml).
         #[arg(long)]
-        channel_config: PathBuf,
-        /// Identity folder that signs the genesis config envelope.
+        profile: PathBuf,
+        /// The channel id; overrides the profile's `channel_id`.
         #[arg(long)]
-        signer: PathBuf,
+        channel_id: Option<String>,
         #[arg(long, short)]
         output: PathBuf,
     },
@@ -64,13 +63,6 @@ enum Command {
     /// Generate development crypto material as Fabric's cryptogen does: per organisation a CA
     /// and a TLS CA, NodeOUs, and MSP folders for its nodes, its admin and its users.
     Cryptogen(CryptogenArgs),
-    /// Generate an Ed25519 identity folder (key.pem, key.pub, mspid).
-    Keygen {
-        #[arg(long)]
-        mspid: String,
-        #[arg(long, short)]
-        out: PathBuf,
-    },
 }
 
 #[derive(Args)]
@@ -182,21 +174,25 @@ struct ConfigArgs {
     /// node.listen: client gRPC address.
     #[arg(long)]
     listen: SocketAddr,
-    /// node.identity: identity folder of this node.
+    /// node.msp_dir: this node's MSP folder.
     #[arg(long)]
-    identity: PathBuf,
+    msp_dir: PathBuf,
+    /// node.mspid: the MSP id of this node's identity.
+    #[arg(long)]
+    mspid: String,
     /// node.consensus.
     #[arg(long, value_enum, default_value_t = Consensus::Solo)]
     consensus: Consensus,
-    /// node.id: this node's id in the cluster.
+    /// node.id: this node's Raft id in channels whose consenters do not list it.
     #[arg(long, default_value_t = 1)]
     id: u64,
     /// node.cluster_listen: cluster gRPC address (raft).
     #[arg(long)]
     cluster_listen: Option<SocketAddr>,
-    /// An initial member of the cluster (raft), ID=HOST:PORT of its cluster service; repeatable.
-    #[arg(long, value_name = "ID=HOST:PORT", value_parser = parse_peer)]
-    peer: Vec<PeerSection>,
+    /// cluster.address: this node's cluster address as consenters list it (raft; default: the
+    /// cluster_listen address).
+    #[arg(long, value_name = "HOST:PORT")]
+    cluster_address: Option<String>,
     /// The genesis block of a channel to serve; repeatable.
     #[arg(long, value_name = "FILE")]
     genesis: Vec<PathBuf>,
@@ -217,22 +213,6 @@ struct ConfigArgs {
     segment_bytes: Option<u64>,
 }
 
-fn parse_peer(text: &str) -> Result<PeerSection, String> {
-    let (id, address) = text
-        .split_once('=')
-        .ok_or_else(|| format!("{text:?} is not ID=HOST:PORT"))?;
-    let id = id
-        .parse()
-        .map_err(|_| format!("{id:?} in {text:?} is not a node id"))?;
-    if address.is_empty() {
-        return Err(format!("{text:?} has no address"));
-    }
-    Ok(PeerSection {
-        id,
-        address: address.into(),
-    })
-}
-
 impl ConfigArgs {
     fn into_config(self) -> anyhow::Result<NodeConfig> {
         let raft = self.consensus == Consensus::Raft;
@@ -240,7 +220,8 @@ impl ConfigArgs {
             NodeSection {
                 data_dir: self.data_dir,
                 listen: self.listen,
-                identity: self.identity,
+                msp_dir: self.msp_dir,
+                mspid: self.mspid,
                 consensus: self.consensus,
                 id: self.id,
                 cluster_listen: self.cluster_listen,
@@ -259,7 +240,7 @@ impl ConfigArgs {
         if raft {
             let defaults = ClusterSection::default();
             config.cluster = Some(ClusterSection {
-                peers: self.peer,
+                address: self.cluster_address.clone(),
                 heartbeat_ms: self.heartbeat_ms.unwrap_or(defaults.heartbeat_ms),
                 election_timeout_min_ms: self
                     .election_timeout_min_ms
@@ -272,11 +253,11 @@ impl ConfigArgs {
                     .unwrap_or(defaults.produce_timeout_ms),
             });
         } else if config.node.cluster_listen.is_some()
-            || !self.peer.is_empty()
+            || self.cluster_address.is_some()
             || timings.iter().any(Option::is_some)
         {
             anyhow::bail!(
-                "--cluster-listen, --peer and the cluster timings are for --consensus raft"
+                "--cluster-listen, --cluster-address and the cluster timings are for --consensus raft"
             );
         }
         config.check().map_err(anyhow::Error::msg)?;
@@ -318,11 +299,20 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let mut config = NodeConfig::load(&layout.config)?;
             config.node.listen = cli.dev.listen;
             println!("data:               {}", config.node.data_dir.display());
-            println!("client credentials: {}", layout.client_identity.display());
+            println!(
+                "client MSP:         {} ({})",
+                layout.client_msp.display(),
+                dev::CLIENT_MSPID
+            );
+            println!(
+                "orderer admin MSP:  {} ({})",
+                layout.admin_msp.display(),
+                dev::ORDERER_MSPID
+            );
             println!(
                 "channel:            {} ({})",
                 dev::CHANNEL,
-                layout.channel_file.display()
+                layout.genesis_block.display()
             );
             serve(config)
         }
@@ -334,16 +324,16 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             serve(config)
         }
         Some(Command::Genesis {
-            channel_config,
-            signer,
+            profile,
+            channel_id,
             output,
         }) => {
-            let config = ChannelFile::load(&channel_config)?.to_config()?;
-            let signer = ordo_client::identity_dir::load(&signer)?;
-            ordo_client::block_file::write(&output, &genesis::genesis_block(&config, &signer))?;
+            let profile = ordo_client::profile::load(&profile)?;
+            let block = ordo_client::profile::write_genesis(&profile, channel_id.as_deref(), &output)?;
+            let id = channel_id.unwrap_or(profile.channel_id);
             println!(
-                "wrote the genesis block of channel {} to {}",
-                config.channel_id,
+                "wrote the genesis block of channel {id} ({} bytes) to {}",
+                prost::Message::encoded_len(&block),
                 output.display()
             );
             Ok(())
@@ -369,15 +359,6 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     println!("  {}", node.display());
                 }
             }
-            Ok(())
-        }
-        Some(Command::Keygen { mspid, out }) => {
-            if out.join("key.pem").exists() {
-                anyhow::bail!("{} already holds a key", out.display());
-            }
-            let signer = Signer::generate(mspid);
-            ordo_client::identity_dir::save(&signer, &out)?;
-            println!("{}", hex::encode(signer.public_key()));
             Ok(())
         }
     }

@@ -12,7 +12,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use ordo_core::identity::Signer;
+use ordo_core::bundle::{paths, Bundle};
+use ordo_core::configtx::etcdraft;
+use ordo_core::configtx::values::Consensus as ChannelConsensus;
+use ordo_core::msp::SigningIdentity;
+use ordo_core::policies::SignedData;
 use ordo_proto::orderer::atomic_broadcast_server::AtomicBroadcastServer;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -115,8 +119,10 @@ enum ChainStarter {
     Solo,
     Raft {
         timing: Timing,
-        /// The initial members, if this node is one of them (it then bootstraps an empty group).
-        bootstrap: Option<BTreeMap<NodeId, RaftNode>>,
+        /// This node's cluster address, as channels' consenters list it.
+        address: String,
+        /// This node's Raft id in a channel whose consenters do not list it.
+        default_id: NodeId,
         clients: ClusterClients,
         /// Every raft channel's group, served by the cluster service.
         groups: Groups,
@@ -132,19 +138,15 @@ impl ChainStarter {
                     .cluster
                     .as_ref()
                     .context("consensus \"raft\" needs a [cluster] section")?;
+                let address = match (&cluster.address, config.node.cluster_listen) {
+                    (Some(address), _) => address.clone(),
+                    (None, Some(listen)) => listen.to_string(),
+                    (None, None) => anyhow::bail!("consensus \"raft\" needs node.cluster_listen"),
+                };
                 ChainStarter::Raft {
                     timing: timing(cluster),
-                    bootstrap: cluster
-                        .peers
-                        .iter()
-                        .any(|p| p.id == config.node.id)
-                        .then(|| {
-                            cluster
-                                .peers
-                                .iter()
-                                .map(|p| (p.id, RaftNode::new(&p.address)))
-                                .collect()
-                        }),
+                    address,
+                    default_id: config.node.id,
                     clients: ClusterClients::default(),
                     groups: Groups::default(),
                 }
@@ -166,22 +168,23 @@ fn timing(cluster: &ClusterSection) -> Timing {
 /// starter of the node's type, and the node's signing identity.
 struct ChannelOpener {
     data_dir: PathBuf,
-    node_id: NodeId,
     log: PartitionConfig,
     ledger: LedgerConfig,
     chains: ChainStarter,
-    signer: Signer,
+    signer: Arc<SigningIdentity>,
 }
 
 impl ChannelOpener {
     /// Opens a channel: its chain (over its log), its ledger, then the channel over both.
     async fn open(&self, genesis: &Genesis) -> anyhow::Result<Arc<Channel>> {
         let id = genesis.channel_id();
+        check_signer(&self.signer, &genesis.bundle)?;
         let dir = self.data_dir.join("channels").join(id);
-        let chain = self.start_chain(id, &dir).await?;
+        let chain = self.start_chain(id, &dir, &genesis.bundle).await?;
+        let signer = SigningIdentity::clone(&self.signer);
         let opened = self
             .open_ledger(id, &dir)
-            .and_then(|ledger| Channel::open(genesis, ledger, chain.clone(), self.signer.clone()));
+            .and_then(|ledger| Channel::open(genesis, ledger, chain.clone(), signer));
         match opened {
             Ok(channel) => Ok(channel),
             Err(e) => {
@@ -194,10 +197,16 @@ impl ChannelOpener {
     }
 
     /// Starts the channel's chain of the node's consensus type, over its log in `dir/log`.
-    async fn start_chain(&self, id: &str, dir: &Path) -> anyhow::Result<Arc<dyn Chain>> {
+    async fn start_chain(
+        &self,
+        id: &str,
+        dir: &Path,
+        genesis: &Bundle,
+    ) -> anyhow::Result<Arc<dyn Chain>> {
         let log_dir = dir.join("log");
-        match &self.chains {
-            ChainStarter::Solo => {
+        let kind = genesis.values().consensus.type_name();
+        match (&self.chains, &genesis.values().consensus) {
+            (ChainStarter::Solo, ChannelConsensus::Solo) => {
                 let partition = Partition::open(&log_dir, self.log.clone()).map_err(|e| {
                     let context = format!("opening the log of channel {id}");
                     match e {
@@ -207,19 +216,40 @@ impl ChannelOpener {
                 })?;
                 Ok(SoloChain::new(partition))
             }
-            ChainStarter::Raft {
-                timing,
-                bootstrap,
-                clients,
-                groups,
-            } => {
+            (
+                ChainStarter::Raft {
+                    timing,
+                    address,
+                    default_id,
+                    clients,
+                    groups,
+                },
+                ChannelConsensus::EtcdRaft { consenters, .. },
+            ) => {
+                // Raft ids as etcdraft assigns them to a new chain: 1..n in consenter order.
+                let ids = etcdraft::initial_block_metadata(consenters).consenter_ids;
+                let members: BTreeMap<NodeId, RaftNode> = ids
+                    .iter()
+                    .zip(consenters)
+                    .map(|(&id, c)| (id, RaftNode::new(&etcdraft::endpoint(c))))
+                    .collect();
+                let own = consenters
+                    .iter()
+                    .position(|c| etcdraft::endpoint(c) == *address);
+                // A consenter bootstraps an empty group with its fellow consenters; another
+                // node waits, under its configured id, to be added.
+                let (node_id, bootstrap) = match own {
+                    Some(i) => (ids[i], Some(members)),
+                    None => (*default_id, None),
+                };
                 let group = RaftLog::open(
                     id,
                     &log_dir,
-                    self.node_id,
+                    node_id,
                     self.log.clone(),
                     timing,
-                    bootstrap.clone(),
+                    bootstrap,
+                    ids,
                     clients.clone(),
                 )
                 .await
@@ -227,7 +257,7 @@ impl ChannelOpener {
                     let context = format!("starting the raft group of channel {id}");
                     match e {
                         OpenError::Log(e @ LogError::Corrupt { .. }) => {
-                            refusal(e.into(), context, &raft_log_repair(dir, self.node_id))
+                            refusal(e.into(), context, &raft_log_repair(dir, node_id))
                         }
                         e => anyhow::Error::new(e).context(context),
                     }
@@ -235,6 +265,14 @@ impl ChannelOpener {
                 groups.insert(group.clone());
                 Ok(group)
             }
+            (ChainStarter::Solo, _) | (ChainStarter::Raft { .. }, _) => anyhow::bail!(
+                "channel {id} is of consensus type {kind:?}, which this node (node.consensus \
+                 = \"{}\") does not run",
+                match self.chains {
+                    ChainStarter::Solo => "solo",
+                    ChainStarter::Raft { .. } => "raft",
+                }
+            ),
         }
     }
 
@@ -260,6 +298,26 @@ impl ChannelOpener {
     }
 }
 
+/// Refuses a channel whose blocks this node could not sign: its identity must satisfy the
+/// channel's /Channel/Orderer/BlockValidation policy, or peers would reject every block.
+fn check_signer(signer: &SigningIdentity, bundle: &Bundle) -> anyhow::Result<()> {
+    let probe = b"ordo: can this identity sign the channel's blocks?";
+    let signed = SignedData {
+        data: bytes::Bytes::from_static(probe),
+        identity: signer.serialized().clone(),
+        signature: signer.sign(probe).into(),
+    };
+    bundle
+        .evaluate(paths::BLOCK_VALIDATION, &[signed])
+        .with_context(|| {
+            format!(
+                "channel {}: this node's identity ({}) cannot sign its blocks",
+                bundle.channel_id(),
+                signer.mspid()
+            )
+        })
+}
+
 /// Creates and locks the data folder, so that two nodes never write the same files.
 fn open_data_dir(data_dir: &Path) -> anyhow::Result<DataDirLock> {
     std::fs::create_dir_all(data_dir)
@@ -275,9 +333,10 @@ impl Node {
         let lock = open_data_dir(&config.node.data_dir)?;
         // The client and the cluster port each accept up to max_connections.
         raise_descriptor_limit(2 * config.limits.max_connections);
+        let signer = ordo_client::msp_dir::signing_identity(&config.node.msp_dir, &config.node.mspid)
+            .context("loading this node's signing identity (node.msp_dir, node.mspid)")?;
         let opener = ChannelOpener {
             data_dir: config.node.data_dir.clone(),
-            node_id: config.node.id,
             log: PartitionConfig {
                 segment_bytes: config.log.segment_bytes,
                 ..Default::default()
@@ -286,7 +345,7 @@ impl Node {
                 file_bytes: config.ledger.file_bytes,
             },
             chains: ChainStarter::new(config)?,
-            signer: ordo_client::identity_dir::load(&config.node.identity)?,
+            signer: Arc::new(signer),
         };
         let registrar = Registrar::default();
         let serving = async {
@@ -295,7 +354,8 @@ impl Node {
                 let reservation = registrar.reserve(genesis.channel_id())?;
                 reservation.serve(opener.open(&genesis).await?);
             }
-            let (local_addr, client_server) = serve_clients(config, &registrar).await?;
+            let (local_addr, client_server) =
+                serve_clients(config, &registrar, opener.signer.clone()).await?;
             let mut servers = vec![client_server];
             let mut cluster_addr = None;
             if let (ChainStarter::Raft { groups, .. }, Some(listen)) =
@@ -401,6 +461,7 @@ impl Node {
 async fn serve_clients(
     config: &NodeConfig,
     registrar: &Registrar,
+    signer: Arc<SigningIdentity>,
 ) -> anyhow::Result<(SocketAddr, Served)> {
     let listener = tokio::net::TcpListener::bind(config.node.listen)
         .await
@@ -409,6 +470,7 @@ async fn serve_clients(
     // Leave room over the largest envelope for the gRPC framing of a request.
     let max_message = registrar.max_envelope_bytes() + (64 << 10);
     let settings = ServiceSettings {
+        signer,
         time_window: Duration::from_secs(config.authentication.time_window_s),
         broadcast_stream_bytes: config.limits.broadcast_stream_bytes,
         deliver_budget: outbox::Budget::new(
@@ -527,7 +589,7 @@ impl DataDirLock {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::setup::config::{BatchSection, ChannelFile};
+    use crate::setup::dev::BatchSection;
     use ordo_core::envelope;
     use ordo_proto::common::{HeaderType, Status};
     use ordo_proto::orderer::atomic_broadcast_client::AtomicBroadcastClient;
@@ -535,7 +597,7 @@ mod tests {
     use ordo_proto::orderer::{deliver_response, BroadcastResponse};
 
     /// Broadcasts one envelope to `channel` and returns the answer.
-    async fn broadcast(node: &Node, signer: &Signer, channel: &str) -> BroadcastResponse {
+    async fn broadcast(node: &Node, signer: &SigningIdentity, channel: &str) -> BroadcastResponse {
         let mut client = AtomicBroadcastClient::connect(format!("http://{}", node.local_addr()))
             .await
             .unwrap();
@@ -564,18 +626,22 @@ mod tests {
             crate::setup::dev::prepare_with(dir.path(), "127.0.0.1:0".parse().unwrap(), batch)
                 .unwrap();
         let config = NodeConfig::load(&layout.config).unwrap();
-        let client = ordo_client::identity_dir::load(&layout.client_identity).unwrap();
+        let client =
+            ordo_client::msp_dir::signing_identity(&layout.client_msp, crate::setup::dev::CLIENT_MSPID)
+                .unwrap();
         let node = Node::start(&config).await.unwrap();
 
-        // A second channel, from the development channel's file under another id.
-        let mut file = ChannelFile::load(&layout.channel_file).unwrap();
-        file.channel_id = "second".into();
+        // A second channel, with the development channel's config under another id.
+        let dev = read_genesis(&layout.genesis_block).unwrap();
         let genesis_path = dir.path().join("second.block");
-        ordo_client::block_file::write(
-            &genesis_path,
-            &ordo_core::genesis::genesis_block(&file.to_config().unwrap(), &client),
+        let second = ordo_core::configtx::genesis::genesis_block_from_config(
+            dev.bundle.config(),
+            "second",
+            std::time::SystemTime::now(),
+            [1; 24],
         )
         .unwrap();
+        ordo_client::block_file::write(&genesis_path, &second).unwrap();
         let not_yet = broadcast(&node, &client, "second").await;
         assert_eq!(not_yet.status, Status::NotFound as i32, "{not_yet:?}");
 

@@ -124,7 +124,7 @@ impl Registrar {
         self.read()
             .served
             .values()
-            .map(|c| c.policy().absolute_max_bytes() as usize)
+            .map(|c| c.bundle().absolute_max_bytes() as usize)
             .max()
             .unwrap_or(0)
     }

@@ -36,7 +36,7 @@ pub async fn serve(
     // Bytes of the envelopes awaiting their commit: no more are read past the bound.
     let mut held = 0usize;
     let mut reading = true;
-    let mut processor = Processor::new(settings.time_window);
+    let processor = Processor::new(settings.signer.clone(), settings.time_window);
     loop {
         tokio::select! {
             // Answers first: they free room for more envelopes.
@@ -85,7 +85,7 @@ pub async fn serve(
                 let admitted = processor.admit(SystemTime::now(), &batch, |id| {
                     registrar.get(id).map(|channel| ChannelView {
                         handle: channel.clone(),
-                        policy: channel.policy(),
+                        bundle: channel.bundle(),
                         healthy: channel.is_healthy(),
                     })
                 });

@@ -22,7 +22,7 @@ use crate::channel::Channel;
 use crate::registrar::Registrar;
 use crate::server;
 use crate::server::outbox::Outbox;
-use ordo_core::identity::{CreatorCache, Identity};
+use ordo_core::msp::Identity;
 use ordo_core::processor::{self, Rejection};
 
 type Sender = Outbox<DeliverResponse>;
@@ -73,6 +73,10 @@ impl From<Rejection> for Ended {
 struct Seek {
     channel: Arc<Channel>,
     reader: Identity,
+    /// The creator as sent: decoded again under each new configuration.
+    creator: bytes::Bytes,
+    /// The configuration sequence `reader` was last checked under.
+    checked_at: u64,
     info: SeekInfo,
 }
 
@@ -81,7 +85,7 @@ fn check(
     time_window: Duration,
     request: &Envelope,
 ) -> Result<Seek, Rejection> {
-    let parsed = processor::parse(request, &mut CreatorCache::default())?;
+    let parsed = processor::parse(request)?;
     processor::check_timestamp(&parsed, SystemTime::now(), time_window)?;
     let headers = &parsed.headers;
     if headers.header_type != HeaderType::DeliverSeekInfo as i32 {
@@ -96,22 +100,44 @@ fn check(
             format!("channel {} does not exist", headers.channel_id),
         )
     })?;
-    let policy = channel.policy();
-    processor::check_signature(&policy, &parsed, request)?;
-    if !policy.can_read(&parsed.identity) {
-        return Err(Rejection::forbidden(format!(
-            "{} may not read channel {}",
-            parsed.identity.mspid(),
-            headers.channel_id
-        )));
-    }
+    let bundle = channel.bundle();
+    let reader = processor::authorize_reader(&bundle, headers, request)?;
+    check_not_expired(&reader)?;
     let info = SeekInfo::decode(headers.data.as_ref())
         .map_err(|e| Rejection::bad_request(format!("payload data is not a SeekInfo: {e}")))?;
     Ok(Seek {
         channel: channel.clone(),
-        reader: parsed.identity,
+        reader,
+        creator: headers.creator.clone(),
+        checked_at: bundle.sequence(),
         info,
     })
+}
+
+/// Fabric ends a Deliver session once its client's certificate has expired.
+fn check_not_expired(reader: &Identity) -> Result<(), Rejection> {
+    match reader.not_after() {
+        Some(not_after) if not_after < SystemTime::now() => {
+            Err(Rejection::forbidden("deliver client identity expired"))
+        }
+        _ => Ok(()),
+    }
+}
+
+impl Seek {
+    /// The readers policy again, if the configuration changed since it was last checked.
+    fn recheck(&mut self) -> Result<(), Rejection> {
+        check_not_expired(&self.reader)?;
+        let bundle = self.channel.bundle();
+        if bundle.sequence() == self.checked_at {
+            return Ok(());
+        }
+        self.reader = processor::deserialize(&bundle, &self.creator)?;
+        processor::check_reader(&bundle, &self.reader)
+            .map_err(|e| Rejection::forbidden(format!("no longer allowed to read: {}", e.info)))?;
+        self.checked_at = bundle.sequence();
+        Ok(())
+    }
 }
 
 /// Resolves a seek position against the current height (`None` for a missing position).
@@ -130,7 +156,7 @@ async fn serve_request(
     request: &Envelope,
     tx: &Sender,
 ) -> Result<(), Ended> {
-    let seek = check(registrar, time_window, request)?;
+    let mut seek = check(registrar, time_window, request)?;
     tx.open().map_err(|_| {
         Rejection::new(
             Status::ServiceUnavailable,
@@ -177,9 +203,7 @@ async fn serve_request(
             }
         }
         // The readers policy may have changed since the request was accepted.
-        if !seek.channel.policy().can_read(&seek.reader) {
-            return Err(Rejection::forbidden("no longer allowed to read this channel").into());
-        }
+        seek.recheck()?;
         let mut block = ledger
             .block(number)
             .map_err(|e| {

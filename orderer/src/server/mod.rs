@@ -53,6 +53,8 @@ pub(crate) fn refusal_of(status: &tonic::Status) -> Option<Rejection> {
 /// What the service needs besides its channels.
 #[derive(Clone)]
 pub struct ServiceSettings {
+    /// This node's identity: it signs the CONFIG envelopes made of config updates.
+    pub signer: std::sync::Arc<ordo_core::msp::SigningIdentity>,
     /// Fabric's clock-skew window for envelope timestamps (zero: off).
     pub time_window: Duration,
     /// Bytes of envelopes one Broadcast stream may have awaiting their commit.

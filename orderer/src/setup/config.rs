@@ -1,12 +1,11 @@
-//! Configuration files: the node's (`orderer.toml`) and a channel's (the input of
-//! `orderer genesis`). Every field is documented in README.md; relative paths in a node config
-//! are taken from the folder of the file.
+//! The node's configuration file (`orderer.toml`). Every field is documented in README.md;
+//! relative paths are taken from the folder of the file. (A channel is described by its genesis
+//! block, which `orderer genesis` writes from a profile: `ordo_client::profile`.)
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, Context};
-use ordo_core::config::{BatchSize, ChannelConfig, Consenter, Organization};
 use serde::{Deserialize, Serialize};
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -36,13 +35,17 @@ pub struct NodeSection {
     pub data_dir: PathBuf,
     /// Client (AtomicBroadcast) gRPC address; port 0 picks a free port.
     pub listen: SocketAddr,
-    /// Identity folder of this node (key.pem, mspid): it signs the blocks this node writes.
-    pub identity: PathBuf,
+    /// This node's MSP folder (Fabric's `General.LocalMSPDir`): its signing identity signs the
+    /// blocks and config envelopes this node writes.
+    pub msp_dir: PathBuf,
+    /// The MSP id of that identity (Fabric's `General.LocalMSPID`).
+    pub mspid: String,
     /// Consensus type: "solo" (one node, unreplicated log) or "raft" (the log replicated
     /// across the nodes of `[cluster]`).
     #[serde(default)]
     pub consensus: Consensus,
-    /// This node's id in the cluster (its consenter id); 1 in solo.
+    /// This node's Raft id in a channel whose consenters do not list it (it waits to be added
+    /// with `orderer admin add-learner`); where they list it, its id is the consenter's.
     #[serde(default = "default_node_id")]
     pub id: u64,
     /// Address of the cluster (orderer-to-orderer and admin) gRPC service; raft only.
@@ -57,11 +60,11 @@ fn default_node_id() -> u64 {
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ClusterSection {
-    /// The initial members, by node id and cluster address. A node listed here with an empty
-    /// log bootstraps the Raft groups with exactly these members; a node that is not listed
-    /// waits to be added (`orderer admin add-learner`, then `promote`).
-    #[serde(default)]
-    pub peers: Vec<PeerSection>,
+    /// This node's cluster address as the channels' etcdraft consenters list it (`host:port`);
+    /// by default `node.cluster_listen`. A channel whose consenters include it starts with
+    /// them as its Raft group (ids 1..n in consenter order, as etcdraft assigns them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address: Option<String>,
     /// Leader heartbeat interval.
     #[serde(default = "default_heartbeat_ms")]
     pub heartbeat_ms: u64,
@@ -75,19 +78,11 @@ pub struct ClusterSection {
     pub produce_timeout_ms: u64,
 }
 
-#[derive(Clone, Debug, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct PeerSection {
-    pub id: u64,
-    /// host:port of the peer's cluster service.
-    pub address: String,
-}
-
 impl Default for ClusterSection {
-    /// No peers, the default timings.
+    /// The default timings.
     fn default() -> Self {
         ClusterSection {
-            peers: Vec::new(),
+            address: None,
             heartbeat_ms: default_heartbeat_ms(),
             election_timeout_min_ms: default_election_min_ms(),
             election_timeout_max_ms: default_election_max_ms(),
@@ -273,7 +268,7 @@ impl NodeConfig {
             }
         };
         resolve(&mut config.node.data_dir);
-        resolve(&mut config.node.identity);
+        resolve(&mut config.node.msp_dir);
         for channel in &mut config.channels {
             resolve(&mut channel.genesis_block);
         }
@@ -346,156 +341,9 @@ impl NodeConfig {
     }
 }
 
-/// A channel's configuration as an operator writes it (TOML); keys are hex Ed25519 public keys,
-/// as in an identity folder's `key.pub`.
-#[derive(Clone, Debug, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct ChannelFile {
-    pub channel_id: String,
-    /// Duplicate suppression: how many of the most recent blocks' tx_ids are remembered; an
-    /// envelope whose tx_id is among them is not ordered again. 0 turns suppression off.
-    #[serde(default = "default_dedup_window_blocks")]
-    pub dedup_window_blocks: u32,
-    #[serde(default)]
-    pub batch: BatchSection,
-    #[serde(default)]
-    pub organizations: Vec<OrganizationSection>,
-    pub consenters: Vec<ConsenterSection>,
-}
-
-fn default_dedup_window_blocks() -> u32 {
-    100
-}
-
-#[derive(Clone, Debug, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct BatchSection {
-    pub max_message_count: u32,
-    pub absolute_max_bytes: u32,
-    pub preferred_max_bytes: u32,
-    pub timeout_ms: u64,
-}
-
-impl Default for BatchSection {
-    fn default() -> Self {
-        BatchSection {
-            max_message_count: 500,
-            absolute_max_bytes: 10 << 20,
-            preferred_max_bytes: 2 << 20,
-            timeout_ms: 2000,
-        }
-    }
-}
-
-#[derive(Clone, Debug, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct OrganizationSection {
-    pub mspid: String,
-    #[serde(default)]
-    pub writers: Vec<String>,
-    #[serde(default)]
-    pub readers: Vec<String>,
-    #[serde(default)]
-    pub admins: Vec<String>,
-}
-
-#[derive(Clone, Debug, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct ConsenterSection {
-    pub id: u64,
-    pub mspid: String,
-    pub public_key: String,
-    #[serde(default)]
-    pub client_address: String,
-    #[serde(default)]
-    pub cluster_address: String,
-}
-
-impl ChannelFile {
-    pub fn load(path: &Path) -> anyhow::Result<ChannelFile> {
-        let text =
-            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-        toml::from_str(&text).map_err(|e| anyhow!("{}: {e}", path.display()))
-    }
-
-    /// The configuration the file describes, checked.
-    pub fn to_config(&self) -> anyhow::Result<ChannelConfig> {
-        let key = |what: &str, hex_key: &str| -> anyhow::Result<bytes::Bytes> {
-            let raw = hex::decode(hex_key.trim())
-                .map_err(|e| anyhow!("{what}: key {hex_key:?} is not hex: {e}"))?;
-            ordo_core::identity::parse_public_key(&raw).map_err(|e| anyhow!("{what}: {e}"))?;
-            Ok(raw.into())
-        };
-        let keys = |what: String, list: &[String]| -> anyhow::Result<Vec<bytes::Bytes>> {
-            list.iter().map(|k| key(&what, k)).collect()
-        };
-        let mut organizations = Vec::new();
-        for org in &self.organizations {
-            organizations.push(Organization {
-                mspid: org.mspid.clone(),
-                writers: keys(format!("{} writers", org.mspid), &org.writers)?,
-                readers: keys(format!("{} readers", org.mspid), &org.readers)?,
-                admins: keys(format!("{} admins", org.mspid), &org.admins)?,
-            });
-        }
-        let mut consenters = Vec::new();
-        for c in &self.consenters {
-            consenters.push(Consenter {
-                id: c.id,
-                mspid: c.mspid.clone(),
-                public_key: key(&format!("consenter {}", c.id), &c.public_key)?,
-                client_address: c.client_address.clone(),
-                cluster_address: c.cluster_address.clone(),
-            });
-        }
-        let config = ChannelConfig {
-            channel_id: self.channel_id.clone(),
-            sequence: 0,
-            batch_size: BatchSize {
-                max_message_count: self.batch.max_message_count,
-                absolute_max_bytes: self.batch.absolute_max_bytes,
-                preferred_max_bytes: self.batch.preferred_max_bytes,
-            },
-            batch_timeout: std::time::Duration::from_millis(self.batch.timeout_ms),
-            organizations,
-            consenters,
-            dedup_window_blocks: self.dedup_window_blocks,
-        };
-        config.validate().map_err(|e| anyhow!(e))?;
-        Ok(config)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn channel_file_defaults_and_errors() {
-        let key = hex::encode(ordo_core::identity::Signer::generate("O").public_key());
-        let text = format!(
-            "channel_id = \"ordo\"\n[[consenters]]\nid = 1\nmspid = \"OrdererMSP\"\npublic_key = \"{key}\"\n"
-        );
-        let file: ChannelFile = toml::from_str(&text).unwrap();
-        let config = file.to_config().unwrap();
-        assert_eq!(config.batch_size.max_message_count, 500);
-        assert_eq!(config.batch_timeout, std::time::Duration::from_secs(2));
-        assert_eq!(config.dedup_window_blocks, 100);
-
-        let off: ChannelFile =
-            toml::from_str(&text.replace("channel_id", "dedup_window_blocks = 0\nchannel_id"))
-                .unwrap();
-        assert_eq!(off.to_config().unwrap().dedup_window_blocks, 0);
-
-        let bad_key = text.replace(&key, "zz");
-        let file: ChannelFile = toml::from_str(&bad_key).unwrap();
-        assert!(file
-            .to_config()
-            .unwrap_err()
-            .to_string()
-            .contains("not hex"));
-        assert!(toml::from_str::<ChannelFile>(&format!("{text}\nbogus = 1\n")).is_err());
-    }
 
     #[test]
     fn a_written_node_config_loads_back_with_paths_from_its_folder() {
@@ -504,29 +352,26 @@ mod tests {
             NodeSection {
                 data_dir: "data".into(),
                 listen: "127.0.0.1:7051".parse().unwrap(),
-                identity: "../crypto/orderer1".into(),
+                msp_dir: "../crypto/orderer1/msp".into(),
+                mspid: "OrdererMSP".into(),
                 consensus: Consensus::Raft,
                 id: 2,
                 cluster_listen: Some("127.0.0.1:7151".parse().unwrap()),
             },
             vec!["genesis/ordo.block".into()],
         );
-        let mut cluster = ClusterSection {
+        config.cluster = Some(ClusterSection {
             heartbeat_ms: 50,
+            address: Some("orderer1:7150".into()),
             ..ClusterSection::default()
-        };
-        cluster.peers.push(PeerSection {
-            id: 1,
-            address: "orderer1:7150".into(),
         });
-        config.cluster = Some(cluster);
         config.log.segment_bytes = 1 << 16;
         let path = dir.path().join("orderer.toml");
         config.write(&path).unwrap();
 
         let back = NodeConfig::load(&path).unwrap();
         assert_eq!(back.node.data_dir, dir.path().join("data"));
-        assert_eq!(back.node.identity, dir.path().join("../crypto/orderer1"));
+        assert_eq!(back.node.msp_dir, dir.path().join("../crypto/orderer1/msp"));
         assert_eq!(back.node.id, 2);
         assert_eq!(back.node.cluster_listen, config.node.cluster_listen);
         assert_eq!(
@@ -538,8 +383,7 @@ mod tests {
         assert_eq!(cluster.heartbeat_ms, 50);
         assert_eq!(cluster.election_timeout_min_ms, 400);
         assert_eq!(cluster.produce_timeout_ms, 5000);
-        assert_eq!(cluster.peers.len(), 1);
-        assert_eq!(cluster.peers[0].address, "orderer1:7150");
+        assert_eq!(cluster.address.as_deref(), Some("orderer1:7150"));
 
         config.cluster = None;
         assert!(config.check().unwrap_err().contains("[cluster]"));
@@ -550,7 +394,8 @@ mod tests {
         let node = |consensus, cluster_listen: Option<&str>| NodeSection {
             data_dir: "data".into(),
             listen: "127.0.0.1:7051".parse().unwrap(),
-            identity: "identity".into(),
+            msp_dir: "msp".into(),
+            mspid: "OrdererMSP".into(),
             consensus,
             id: 1,
             cluster_listen: cluster_listen.map(|a| a.parse().unwrap()),
@@ -584,7 +429,8 @@ mod tests {
         // The TOML spelling is unchanged; an unknown type is refused by name.
         let text = |consensus: &str| {
             format!(
-                "[node]\ndata_dir = \"d\"\nlisten = \"127.0.0.1:1\"\nidentity = \"i\"\n\
+                "[node]\ndata_dir = \"d\"\nlisten = \"127.0.0.1:1\"\nmsp_dir = \"m\"\n\
+                 mspid = \"OrdererMSP\"\n\
                  consensus = \"{consensus}\"\n"
             )
         };

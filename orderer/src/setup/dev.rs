@@ -1,24 +1,59 @@
 //! The development setup behind a bare `orderer`: on first start, a data folder with generated
-//! identities, a one-channel configuration and its genesis block; on later starts, the same.
+//! crypto material (Fabric's MSP folders, as `orderer cryptogen` makes them), a one-channel
+//! Fabric genesis block (as `orderer genesis` makes it) and the node config; on later starts,
+//! the same.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
 
 use anyhow::Context;
-
-use crate::setup::config::{
-    BatchSection, ChannelFile, ConsenterSection, NodeConfig, NodeSection, OrganizationSection,
+use ordo_client::cryptogen::{self, KeyKind, OrgKind, OrgSpec};
+use ordo_core::configtx::genesis::{
+    self, ApplicationProfile, ConsensusProfile, OrdererProfile, OrgProfile, Profile,
 };
-use ordo_core::genesis;
-use ordo_core::identity::Signer;
+use ordo_core::configtx::values::BatchSizeValues;
+use rand::RngCore;
+
+use crate::setup::config::{NodeConfig, NodeSection};
 
 pub const CHANNEL: &str = "ordo";
+/// The MSP ids of the development organisations.
+pub const ORDERER_MSPID: &str = "OrdererMSP";
+pub const CLIENT_MSPID: &str = "Org1MSP";
+
+/// The development channel's block rules.
+#[derive(Clone, Copy, Debug)]
+pub struct BatchSection {
+    pub max_message_count: u32,
+    pub absolute_max_bytes: u32,
+    pub preferred_max_bytes: u32,
+    pub timeout_ms: u64,
+    /// Ordo's duplicate-suppression window, in blocks (0: off).
+    pub dedup_window_blocks: u32,
+}
+
+impl Default for BatchSection {
+    /// configtxgen's defaults (500 messages, 10 MiB, 2 MiB, 2 s) and Ordo's window of 100 blocks.
+    fn default() -> Self {
+        BatchSection {
+            max_message_count: 500,
+            absolute_max_bytes: 10 << 20,
+            preferred_max_bytes: 2 << 20,
+            timeout_ms: 2000,
+            dedup_window_blocks: 100,
+        }
+    }
+}
 
 /// Where things are in a development data folder.
 pub struct DevLayout {
     pub config: PathBuf,
-    pub client_identity: PathBuf,
-    pub channel_file: PathBuf,
+    /// A client of Org1MSP (may write and read).
+    pub client_msp: PathBuf,
+    /// The orderer organisation's admin (may change the channel's orderer settings).
+    pub admin_msp: PathBuf,
+    pub genesis_block: PathBuf,
 }
 
 /// Creates the development setup in `data_dir` unless it is already there.
@@ -37,51 +72,66 @@ pub fn prepare_with(
     let data_dir = data_dir
         .canonicalize()
         .with_context(|| format!("resolving {}", data_dir.display()))?;
+    let crypto = data_dir.join("crypto");
     let layout = DevLayout {
         config: data_dir.join("orderer.toml"),
-        client_identity: data_dir.join("crypto/client"),
-        channel_file: data_dir.join("channel.toml"),
+        client_msp: crypto.join("Org1/users/User1/msp"),
+        admin_msp: crypto.join("Orderer/users/Admin/msp"),
+        genesis_block: data_dir.join(format!("genesis/{CHANNEL}.block")),
     };
     if layout.config.exists() {
         return Ok(layout);
     }
-    let orderer = Signer::generate("OrdererMSP");
-    ordo_client::identity_dir::save(&orderer, &data_dir.join("crypto/orderer"))?;
-    // One client identity that may write, read and reconfigure: enough for local use.
-    let client = Signer::generate("Org1MSP");
-    ordo_client::identity_dir::save(&client, &layout.client_identity)?;
-    let client_key = hex::encode(client.public_key());
-
-    let channel = ChannelFile {
-        channel_id: CHANNEL.into(),
-        dedup_window_blocks: 100,
-        batch,
-        organizations: vec![OrganizationSection {
-            mspid: client.mspid().into(),
-            writers: vec![client_key.clone()],
-            readers: vec![client_key.clone()],
-            admins: vec![client_key],
-        }],
-        consenters: vec![ConsenterSection {
-            id: 1,
-            mspid: orderer.mspid().into(),
-            public_key: hex::encode(orderer.public_key()),
-            client_address: listen.to_string(),
-            cluster_address: String::new(),
-        }],
+    let orgs = [
+        OrgSpec {
+            name: "Orderer".into(),
+            kind: OrgKind::Orderer,
+            nodes: 1,
+            users: 0,
+            hosts: Vec::new(),
+        },
+        OrgSpec {
+            name: "Org1".into(),
+            kind: OrgKind::Peer,
+            nodes: 1,
+            users: 1,
+            hosts: Vec::new(),
+        },
+    ];
+    let made = cryptogen::generate(&crypto, &orgs, KeyKind::EcdsaP256)?;
+    let org_profile = |i: usize| -> anyhow::Result<OrgProfile> {
+        let folder = ordo_client::msp_dir::load(&made[i].msp, &made[i].mspid)?;
+        let mut org = OrgProfile::new(&made[i].name, folder.msp_config());
+        org.node_ous = true;
+        Ok(org)
     };
-    std::fs::write(&layout.channel_file, toml::to_string_pretty(&channel)?)?;
-    let genesis_path = data_dir.join(format!("genesis/{CHANNEL}.block"));
-    ordo_client::block_file::write(
-        &genesis_path,
-        &genesis::genesis_block(&channel.to_config()?, &client),
-    )?;
+    let mut orderer_org = org_profile(0)?;
+    orderer_org.endpoints = vec![listen.to_string()];
+    let mut orderer = OrdererProfile::new(ConsensusProfile::Solo, vec![orderer_org]);
+    orderer.batch_size = BatchSizeValues {
+        max_message_count: batch.max_message_count,
+        absolute_max_bytes: batch.absolute_max_bytes,
+        preferred_max_bytes: batch.preferred_max_bytes,
+    };
+    orderer.batch_timeout = Duration::from_millis(batch.timeout_ms);
+    orderer.dedup_window_blocks = Some(batch.dedup_window_blocks);
+    let profile = Profile::new(
+        CHANNEL,
+        orderer,
+        Some(ApplicationProfile::new(vec![org_profile(1)?])),
+    );
+    let mut nonce = [0u8; 24];
+    rand::thread_rng().fill_bytes(&mut nonce);
+    let block = genesis::genesis_block(&profile, SystemTime::now(), nonce)
+        .context("making the development channel's genesis block")?;
+    ordo_client::block_file::write(&layout.genesis_block, &block)?;
 
     let node = NodeConfig::new(
         NodeSection {
             data_dir: PathBuf::from("."),
             listen,
-            identity: PathBuf::from("crypto/orderer"),
+            msp_dir: PathBuf::from("crypto/Orderer/orderers/orderer1/msp"),
+            mspid: ORDERER_MSPID.into(),
             consensus: crate::setup::config::Consensus::Solo,
             id: 1,
             cluster_listen: None,

@@ -146,6 +146,7 @@ pub fn initial_block_metadata(consenters: &[Consenter]) -> BlockMetadata {
         consenter_ids: (1..=n).collect(),
         next_consenter_id: n + 1,
         raft_index: 0,
+        ordo_position: 0,
     }
 }
 

@@ -31,7 +31,7 @@ use super::{Chain, ChainError};
 use crate::log::{LogError, PartitionConfig, Record, SegmentStore};
 use election::Election;
 use network::{ClusterClients, ForwardError, Network};
-use ordo_proto::ordo::RaftMetadata;
+use ordo_proto::etcdraft::BlockMetadata;
 use prost::Message;
 use storage::{LogReader, LogStore, StateMachine};
 
@@ -74,6 +74,9 @@ pub struct RaftLog {
     halted: watch::Sender<bool>,
     /// The batching task, awaited by `halt`.
     batching: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// The Raft ids of the channel's consenters, in their config order, recorded in every
+    /// block's etcdraft metadata.
+    consenter_ids: Vec<NodeId>,
 }
 
 /// A record waiting for its batch to commit.
@@ -153,6 +156,7 @@ impl RaftLog {
         log_config: PartitionConfig,
         timing: &Timing,
         bootstrap: Option<BTreeMap<NodeId, Node>>,
+        consenter_ids: Vec<NodeId>,
         clients: ClusterClients,
     ) -> Result<Arc<RaftLog>, OpenError> {
         let store = SegmentStore::open(dir, log_config)?;
@@ -221,6 +225,7 @@ impl RaftLog {
             writer,
             halted,
             batching: std::sync::Mutex::new(Some(batching)),
+            consenter_ids,
         }))
     }
 
@@ -518,23 +523,27 @@ impl Chain for RaftLog {
 
     fn block_metadata(&self, last_offset: u64) -> Bytes {
         let (raft_index, position) = codec::split_offset(last_offset);
-        RaftMetadata {
-            raft_index: Some(raft_index),
-            position: position as u32,
+        let next_consenter_id = self.consenter_ids.iter().max().map_or(1, |&id| id + 1);
+        BlockMetadata {
+            consenter_ids: self.consenter_ids.clone(),
+            next_consenter_id,
+            raft_index,
+            ordo_position: position as u32,
         }
         .encode_to_vec()
         .into()
     }
 
     fn resume_after(&self, metadata: &[u8]) -> Option<u64> {
-        let metadata = RaftMetadata::decode(metadata).ok()?;
-        let position = usize::try_from(metadata.position).ok()?;
-        if position >= codec::MAX_BATCH_RECORDS {
+        let metadata = BlockMetadata::decode(metadata).ok()?;
+        let position = usize::try_from(metadata.ordo_position).ok()?;
+        // Raft indexes start at 1: 0 is what a message of another type decodes to.
+        if position >= codec::MAX_BATCH_RECORDS || metadata.raft_index == 0 {
             return None;
         }
         // The next position of the same entry: past its last record, reading skips on to the
         // next entry.
-        Some(codec::offset(metadata.raft_index?, position) + 1)
+        Some(codec::offset(metadata.raft_index, position) + 1)
     }
 }
 
@@ -561,6 +570,7 @@ mod tests {
             PartitionConfig::default(),
             &timing,
             Some(members),
+            vec![1],
             ClusterClients::default(),
         )
         .await
