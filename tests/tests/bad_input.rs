@@ -10,7 +10,7 @@ use bytes::Bytes;
 use common::{test_batch, wait_for_txs, Orderer};
 use futures::StreamExt;
 use ordo_core::envelope::{self, build};
-use ordo_core::identity::Signer;
+use ordo_core::msp::SigningIdentity as Signer;
 use ordo_peer_sim::{submit, Client, Load};
 use ordo_proto::common::{Envelope, HeaderType, Status};
 use ordo_proto::orderer::deliver_response;
@@ -62,7 +62,7 @@ fn tx(signer: &Signer, channel: &str) -> Envelope {
 fn resigned(signer: &Signer, mut envelope: Envelope, edit: impl FnOnce(&mut Vec<u8>)) -> Envelope {
     let mut payload = envelope.payload.to_vec();
     edit(&mut payload);
-    envelope.signature = Bytes::copy_from_slice(&signer.sign(&payload));
+    envelope.signature = signer.sign(&payload).into();
     envelope.payload = payload.into();
     envelope
 }
@@ -79,6 +79,32 @@ fn dated(signer: &Signer, envelope: Envelope, unix_seconds: i64) -> Envelope {
     });
     header.channel_header = channel_header.encode_to_vec().into();
     resigned(signer, envelope, |bytes| *bytes = payload.encode_to_vec())
+}
+
+/// A transaction whose creator is `creator`, signed by `signer`.
+fn with_creator(signer: &Signer, creator: Bytes) -> Envelope {
+    use ordo_proto::common::{Payload, SignatureHeader};
+    let envelope = tx(signer, "ordo");
+    let mut payload = Payload::decode(envelope.payload.as_ref()).unwrap();
+    let header = payload.header.as_mut().unwrap();
+    let mut signature_header = SignatureHeader::decode(header.signature_header.as_ref()).unwrap();
+    signature_header.creator = creator;
+    header.signature_header = signature_header.encode_to_vec().into();
+    resigned(signer, envelope, |bytes| *bytes = payload.encode_to_vec())
+}
+
+/// An identity of an organisation named Org1MSP whose CA the channel does not know.
+fn stranger(dir: &std::path::Path) -> Signer {
+    use ordo_client::cryptogen::{generate, KeyKind, OrgKind, OrgSpec};
+    let spec = OrgSpec {
+        name: "Org1".into(),
+        kind: OrgKind::Peer,
+        nodes: 0,
+        users: 1,
+        hosts: vec![],
+    };
+    let made = generate(dir, &[spec], KeyKind::EcdsaP256).unwrap();
+    ordo_client::msp_dir::signing_identity(&made[0].users[1].join("msp"), "Org1MSP").unwrap()
 }
 
 /// A Deliver request for block 0.
@@ -101,7 +127,14 @@ async fn each_rejection_has_its_status_and_good_clients_are_unaffected() {
     let orderer = Orderer::start(test_batch());
     let client = orderer.client().await;
     let signer = orderer.signer();
-    let stranger = Signer::generate("Org1MSP");
+    let elsewhere = tempfile::tempdir().unwrap();
+    let stranger = stranger(elsewhere.path());
+    // A member of Org1 (a peer), but not one of its writers (admins and clients).
+    let peer = ordo_client::msp_dir::signing_identity(
+        &orderer.dir.path().join("crypto/Org1/peers/peer1/msp"),
+        "Org1MSP",
+    )
+    .unwrap();
 
     // A well-behaved client submitting throughout.
     let good = {
@@ -133,13 +166,23 @@ async fn each_rejection_has_its_status_and_good_clients_are_unaffected() {
     );
     let unknown_channel = tx(&signer, "nosuchchannel");
     let mut forged = tx(&signer, "ordo");
-    forged.signature = Bytes::copy_from_slice(&stranger.sign(&forged.payload));
-    let not_a_writer = tx(&stranger, "ordo");
+    forged.signature = stranger.sign(&forged.payload).into();
+    let other_ca = tx(&stranger, "ordo");
+    let not_a_writer = tx(&peer, "ordo");
+    let not_pem = with_creator(
+        &signer,
+        ordo_proto::msp::SerializedIdentity {
+            mspid: "Org1MSP".into(),
+            id_bytes: Bytes::from_static(b"not a certificate"),
+        }
+        .encode_to_vec()
+        .into(),
+    );
     // Swap the tx_id for another valid-looking one and re-sign: only the tx_id is wrong.
     let wrong_tx_id = {
         let envelope = tx(&signer, "ordo");
         let id = envelope::stored_tx_id(&envelope.encode_to_vec().into()).unwrap();
-        let other = envelope::tx_id(b"another nonce", signer.creator());
+        let other = envelope::tx_id(b"another nonce", signer.serialized());
         resigned(&signer, envelope, |payload| {
             let at = payload
                 .windows(id.len())
@@ -155,12 +198,31 @@ async fn each_rejection_has_its_status_and_good_clients_are_unaffected() {
         envelope::specified(0),
         0,
     );
-    let config_by_writer = build(
-        &stranger,
+    let config_sent_directly = build(
+        &orderer.admin(),
         "ordo",
         HeaderType::Config,
         Bytes::from_static(b"x"),
     );
+    // A config update signed by a client, not by the orderer organisation's admins.
+    let update_by_client = {
+        let genesis = std::fs::read(&orderer.genesis_block).unwrap();
+        let genesis = ordo_proto::common::Block::decode(genesis.as_slice()).unwrap();
+        let bundle = ordo_core::bundle::Bundle::from_block(&genesis).unwrap();
+        let update = ordo_core::configtx::client::value_update(
+            bundle.config(),
+            "ordo",
+            &["Orderer"],
+            "BatchTimeout",
+            ordo_proto::orderer::BatchTimeout {
+                timeout: "1s".into(),
+            }
+            .encode_to_vec()
+            .into(),
+        )
+        .unwrap();
+        ordo_core::configtx::client::update_envelope(&update, &[&signer], &signer)
+    };
 
     let cases = [
         ("undecodable payload", garbage, Status::BadRequest),
@@ -172,6 +234,8 @@ async fn each_rejection_has_its_status_and_good_clients_are_unaffected() {
         ),
         ("unknown channel", unknown_channel, Status::NotFound),
         ("signature by another key", forged, Status::Forbidden),
+        ("certificate of another CA", other_ca, Status::Forbidden),
+        ("creator not PEM", not_pem, Status::Forbidden),
         ("creator not a writer", not_a_writer, Status::Forbidden),
         (
             "tx_id not SHA-256(nonce ‖ creator)",
@@ -184,9 +248,14 @@ async fn each_rejection_has_its_status_and_good_clients_are_unaffected() {
             Status::BadRequest,
         ),
         (
-            "config from a non-admin",
-            config_by_writer,
-            Status::Forbidden,
+            "a CONFIG envelope sent directly",
+            config_sent_directly,
+            Status::BadRequest,
+        ),
+        (
+            "a config update without the admins' signatures",
+            update_by_client,
+            Status::BadRequest,
         ),
         (
             "dated 2001",

@@ -7,31 +7,48 @@ use std::sync::Arc;
 
 use common::{test_batch, wait_for_txs, Orderer};
 use ordo_core::block::last_config_index;
-use ordo_core::config::wire::from_block as config_from_block;
-use ordo_core::envelope::{build, stored_tx_id};
+use ordo_core::bundle::{config_of_envelope, Bundle};
+use ordo_core::configtx::client::{update_envelope, value_update};
 use ordo_peer_sim::{submit, Load};
-use ordo_proto::common::{HeaderType, Status};
+use ordo_proto::common::{Block, Envelope, Status};
+use ordo_proto::orderer::BatchSize;
 use prost::Message;
+
+/// An update of /Channel/Orderer/BatchSize's max_message_count against the config of `genesis`.
+fn batch_size_update(genesis: &Block, count: u32, orderer: &Orderer) -> Envelope {
+    let bundle = Bundle::from_block(genesis).unwrap();
+    let values = &bundle.config().channel_group.as_ref().unwrap().groups["Orderer"].values;
+    let mut batch = BatchSize::decode(values["BatchSize"].value.clone()).unwrap();
+    batch.max_message_count = count;
+    let update = value_update(
+        bundle.config(),
+        "ordo",
+        &["Orderer"],
+        "BatchSize",
+        batch.encode_to_vec().into(),
+    )
+    .unwrap();
+    let admin = orderer.admin();
+    update_envelope(&update, &[&admin], &admin)
+}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn config_block_stands_alone_and_its_rules_apply() {
     let mut orderer = Orderer::start(test_batch());
     let client = orderer.client().await;
-    let admin = orderer.signer(); // the development client is the channel's admin too
-
     let chain = client.read_chain().await.unwrap();
-    let mut config = config_from_block(&chain[0]).unwrap().to_proto();
-    config.sequence = 1;
-    config.batch_size.as_mut().unwrap().max_message_count = 5;
-    let update = build(
-        &admin,
-        "ordo",
-        HeaderType::Config,
-        config.encode_to_vec().into(),
-    );
-    let update_id = stored_tx_id(&update.encode_to_vec().into()).unwrap();
-    let answer = client.broadcast_one(update).await.unwrap();
+    let update = batch_size_update(&chain[0], 5, &orderer);
+    let answer = client.broadcast_one(update.clone()).await.unwrap();
     assert_eq!(answer.status, Status::Success as i32, "{}", answer.info);
+    // Signed by the Org1 client only: BatchSize's mod_policy (/Channel/Orderer/Admins) fails.
+    let client_signer = orderer.signer();
+    let by_client = update_envelope(
+        &config_update_of(&update),
+        &[&client_signer],
+        &client_signer,
+    );
+    let refused = client.broadcast_one(by_client).await.unwrap();
+    assert_eq!(refused.status, Status::BadRequest as i32, "{}", refused.info);
 
     let load = Load {
         count: 40,
@@ -43,13 +60,16 @@ async fn config_block_stands_alone_and_its_rules_apply() {
     assert_eq!(submitted.acked.len(), 40);
     let chain = wait_for_txs(&client, &submitted.acked).await;
 
+    // The config block: its CONFIG envelope carries the update as its last_update.
     let config_block = chain
         .iter()
+        .skip(1)
         .find(|b| {
             b.data.as_ref().is_some_and(|d| {
-                d.data
-                    .iter()
-                    .any(|e| stored_tx_id(e).as_deref() == Some(update_id.as_str()))
+                d.data.iter().any(|e| {
+                    config_of_envelope(e)
+                        .is_ok_and(|(_, config)| config.last_update.as_ref() == Some(&update))
+                })
             })
         })
         .expect("the config envelope is in the chain");
@@ -79,13 +99,15 @@ async fn config_block_stands_alone_and_its_rules_apply() {
         .len()
         <= 5));
 
-    // A replayed (stale) config update is refused at Broadcast.
-    let stale = build(
-        &admin,
-        "ordo",
-        HeaderType::Config,
-        config.encode_to_vec().into(),
-    );
-    let answer = client.broadcast_one(stale).await.unwrap();
-    assert_eq!(answer.status, Status::BadRequest as i32);
+    // A replayed (stale) config update is refused at Broadcast: BatchSize moved on.
+    let answer = client.broadcast_one(update).await.unwrap();
+    assert_eq!(answer.status, Status::BadRequest as i32, "{}", answer.info);
+}
+
+/// The ConfigUpdate a CONFIG_UPDATE envelope carries.
+fn config_update_of(update: &Envelope) -> ordo_proto::common::ConfigUpdate {
+    use ordo_proto::common::{ConfigUpdate, ConfigUpdateEnvelope, Payload};
+    let payload = Payload::decode(update.payload.clone()).unwrap();
+    let envelope = ConfigUpdateEnvelope::decode(payload.data).unwrap();
+    ConfigUpdate::decode(envelope.config_update).unwrap()
 }

@@ -13,7 +13,7 @@ async fn peer_sim_submits_verifies_and_reads_the_chain_back() {
     let orderer = Orderer::start(test_batch());
     let output = Command::new(binary("peer-sim"))
         .args(["--endpoint", &orderer.endpoint(), "--msp"])
-        .arg(&orderer.client_identity)
+        .arg(&orderer.client_msp)
         .args([
             "--count",
             "2000",
@@ -49,7 +49,7 @@ async fn peer_sim_submits_verifies_and_reads_the_chain_back() {
 
     let verify = Command::new(binary("peer-sim"))
         .args(["verify", "--endpoint", &orderer.endpoint(), "--msp"])
-        .arg(&orderer.client_identity)
+        .arg(&orderer.client_msp)
         .output()
         .unwrap();
     assert!(
@@ -61,7 +61,7 @@ async fn peer_sim_submits_verifies_and_reads_the_chain_back() {
     // Its output piped into a reader that has gone (`peer-sim verify | head -0`): a quiet end.
     let mut piped = Command::new(binary("peer-sim"))
         .args(["verify", "--endpoint", &orderer.endpoint(), "--msp"])
-        .arg(&orderer.client_identity)
+        .arg(&orderer.client_msp)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()

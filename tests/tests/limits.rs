@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use common::{test_batch, wait_for_txs, Orderer};
 use futures::StreamExt;
 use ordo_core::envelope;
-use ordo_orderer::setup::config::BatchSection;
+use ordo_orderer::setup::dev::BatchSection;
 use ordo_peer_sim::{submit, Client, Load};
 use ordo_proto::orderer::deliver_response;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};

@@ -5,15 +5,13 @@
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
-use ordo_proto::common::{
-    Block, ConfigGroup, ConfigSignature, ConfigUpdate, ConfigUpdateEnvelope, ConfigValue,
-    Envelope, HeaderType, SignatureHeader,
-};
+use ordo_proto::common::{Block, Envelope, HeaderType};
 use ordo_proto::orderer::{BatchSize, ConsensusType};
 use ordo_proto::ordo::ConsensusOptions;
 use prost::Message;
 
 use crate::bundle::Bundle;
+use crate::configtx::client;
 use crate::configtx::genesis::{
     self, ApplicationProfile, ConsensusProfile, OrdererProfile, OrgProfile, Profile,
 };
@@ -154,58 +152,8 @@ impl TestChannel {
         signers: &[&SigningIdentity],
         submitter: &SigningIdentity,
     ) -> Envelope {
-        let orderer = &bundle.config().channel_group.as_ref().unwrap().groups["Orderer"];
-        let current = &orderer.values[key];
-        let read_orderer = ConfigGroup {
-            version: orderer.version,
-            ..Default::default()
-        };
-        let mut write_orderer = read_orderer.clone();
-        write_orderer.values.insert(
-            key.into(),
-            ConfigValue {
-                version: current.version + 1,
-                value,
-                mod_policy: "Admins".into(),
-            },
-        );
-        let root = |orderer: ConfigGroup| ConfigGroup {
-            groups: [("Orderer".to_string(), orderer)].into(),
-            ..Default::default()
-        };
-        let update = ConfigUpdate {
-            channel_id: CHANNEL.into(),
-            read_set: Some(root(read_orderer)),
-            write_set: Some(root(write_orderer)),
-            ..Default::default()
-        }
-        .encode_to_vec();
-        let signatures = signers
-            .iter()
-            .map(|signer| {
-                let signature_header: Bytes = SignatureHeader {
-                    creator: signer.serialized().clone(),
-                    nonce: envelope::nonce(),
-                }
-                .encode_to_vec()
-                .into();
-                let mut message = signature_header.to_vec();
-                message.extend_from_slice(&update);
-                ConfigSignature {
-                    signature: signer.sign(&message).into(),
-                    signature_header,
-                }
-            })
-            .collect();
-        let data = ConfigUpdateEnvelope {
-            config_update: update.into(),
-            signatures,
-        };
-        envelope::build(
-            submitter,
-            CHANNEL,
-            HeaderType::ConfigUpdate,
-            data.encode_to_vec().into(),
-        )
+        let update =
+            client::value_update(bundle.config(), CHANNEL, &["Orderer"], key, value).unwrap();
+        client::update_envelope(&update, signers, submitter)
     }
 }

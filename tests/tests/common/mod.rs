@@ -13,8 +13,9 @@ use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use ordo_core::identity::Signer;
-use ordo_orderer::setup::config::{BatchSection, NodeConfig};
+use ordo_core::msp::SigningIdentity;
+use ordo_orderer::setup::config::NodeConfig;
+use ordo_orderer::setup::dev::BatchSection;
 use ordo_orderer::setup::dev;
 use ordo_peer_sim::Client;
 
@@ -66,6 +67,7 @@ pub fn test_batch() -> BatchSection {
         absolute_max_bytes: 64 << 10,
         preferred_max_bytes: 32 << 10,
         timeout_ms: 100,
+        dedup_window_blocks: 100,
     }
 }
 
@@ -76,7 +78,11 @@ const START_WITHIN: Duration = Duration::from_secs(30);
 pub struct Orderer {
     pub dir: tempfile::TempDir,
     pub config: PathBuf,
-    pub client_identity: PathBuf,
+    /// The MSP folder of a client of Org1MSP (writes and reads).
+    pub client_msp: PathBuf,
+    /// The MSP folder of the orderer organisation's admin (changes orderer settings).
+    pub admin_msp: PathBuf,
+    pub genesis_block: PathBuf,
     child: Option<Child>,
     pub addr: SocketAddr,
 }
@@ -98,7 +104,9 @@ impl Orderer {
         let mut orderer = Orderer {
             dir,
             config: layout.config,
-            client_identity: layout.client_identity,
+            client_msp: layout.client_msp,
+            admin_msp: layout.admin_msp,
+            genesis_block: layout.genesis_block,
             child: None,
             addr: "127.0.0.1:0".parse().unwrap(),
         };
@@ -180,8 +188,14 @@ impl Orderer {
         panic!("orderer did not exit within 10s of SIGTERM");
     }
 
-    pub fn signer(&self) -> Signer {
-        ordo_client::identity_dir::load(&self.client_identity).unwrap()
+    /// The Org1 client's signing identity.
+    pub fn signer(&self) -> SigningIdentity {
+        ordo_client::msp_dir::signing_identity(&self.client_msp, dev::CLIENT_MSPID).unwrap()
+    }
+
+    /// The orderer organisation's admin.
+    pub fn admin(&self) -> SigningIdentity {
+        ordo_client::msp_dir::signing_identity(&self.admin_msp, dev::ORDERER_MSPID).unwrap()
     }
 
     pub async fn client(&self) -> Client {

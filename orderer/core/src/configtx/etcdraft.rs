@@ -223,6 +223,7 @@ mod tests {
             consenter_ids: vec![1, 2, 3],
             next_consenter_id: 4,
             raft_index: 17,
+            ordo_position: 0,
         }
     }
 

@@ -13,6 +13,7 @@
 //! Policy checks and TLS certificate verification are not done here: callers pass them in as
 //! closures, so this module needs neither the MSP nor the policy engine.
 
+pub mod client;
 pub mod duration;
 pub mod etcdraft;
 pub mod genesis;
