@@ -106,6 +106,8 @@ def require(condition, message):
 
 
 def status_name(status):
+    if status is None:
+        return "no status"
     try:
         return f"{common_pb2.Status.Name(status)}({status})"
     except ValueError:
@@ -1498,7 +1500,8 @@ def run(args):
                 "ok": True,
                 "channel": CHANNEL,
                 "height": chain.height(),
-                "blocks_checked": chain.height() + len(blocks),
+                "blocks_checked": chain.height(),
+                "blocks_redelivered": len(blocks),
                 "config_blocks": chain.config_blocks,
                 "config_sequence": chain.config.sequence,
                 "max_message_count": batch_size_of(chain.config.channel_group).max_message_count,
