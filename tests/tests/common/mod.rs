@@ -5,6 +5,7 @@
 
 pub mod cluster;
 pub mod ports;
+pub mod python;
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
