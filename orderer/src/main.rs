@@ -241,6 +241,7 @@ impl ConfigArgs {
             let defaults = ClusterSection::default();
             config.cluster = Some(ClusterSection {
                 address: self.cluster_address.clone(),
+                dial: Default::default(),
                 heartbeat_ms: self.heartbeat_ms.unwrap_or(defaults.heartbeat_ms),
                 election_timeout_min_ms: self
                     .election_timeout_min_ms

@@ -123,6 +123,8 @@ enum ChainStarter {
         address: String,
         /// This node's Raft id in a channel whose consenters do not list it.
         default_id: NodeId,
+        /// Consenter addresses this node dials elsewhere (`cluster.dial`).
+        dial: BTreeMap<String, String>,
         clients: ClusterClients,
         /// Every raft channel's group, served by the cluster service.
         groups: Groups,
@@ -147,6 +149,7 @@ impl ChainStarter {
                     timing: timing(cluster),
                     address,
                     default_id: config.node.id,
+                    dial: cluster.dial.clone(),
                     clients: ClusterClients::default(),
                     groups: Groups::default(),
                 }
@@ -221,6 +224,7 @@ impl ChannelOpener {
                     timing,
                     address,
                     default_id,
+                    dial,
                     clients,
                     groups,
                 },
@@ -231,7 +235,11 @@ impl ChannelOpener {
                 let members: BTreeMap<NodeId, RaftNode> = ids
                     .iter()
                     .zip(consenters)
-                    .map(|(&id, c)| (id, RaftNode::new(&etcdraft::endpoint(c))))
+                    .map(|(&id, c)| {
+                        let endpoint = etcdraft::endpoint(c);
+                        let address = dial.get(&endpoint).unwrap_or(&endpoint);
+                        (id, RaftNode::new(address))
+                    })
                     .collect();
                 let own = consenters
                     .iter()

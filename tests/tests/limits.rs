@@ -215,6 +215,7 @@ async fn slow_deliver_readers_hold_bounded_memory() {
         absolute_max_bytes: 2 << 20,
         preferred_max_bytes: 1 << 20,
         timeout_ms: 100,
+        dedup_window_blocks: 100,
     };
     let orderer = Orderer::start_configured(batch, |config| {
         config.limits.deliver_stream_bytes = 2 << 20;

@@ -65,6 +65,10 @@ pub struct ClusterSection {
     /// them as its Raft group (ids 1..n in consenter order, as etcdraft assigns them).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub address: Option<String>,
+    /// Where this node dials a consenter whose channel-config address (`host:port`, the key)
+    /// it reaches by another address (the value): behind NAT, a port forward or a proxy.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub dial: std::collections::BTreeMap<String, String>,
     /// Leader heartbeat interval.
     #[serde(default = "default_heartbeat_ms")]
     pub heartbeat_ms: u64,
@@ -83,6 +87,7 @@ impl Default for ClusterSection {
     fn default() -> Self {
         ClusterSection {
             address: None,
+            dial: Default::default(),
             heartbeat_ms: default_heartbeat_ms(),
             election_timeout_min_ms: default_election_min_ms(),
             election_timeout_max_ms: default_election_max_ms(),

@@ -39,14 +39,16 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use ordo_client::cryptogen::{self, KeyKind, OrgKind, OrgSpec};
 use ordo_core::block;
-use ordo_core::genesis;
-use ordo_core::identity::Signer;
-use ordo_orderer::setup::config::{
-    BatchSection, ChannelFile, ClusterSection, Consensus, ConsenterSection, NodeConfig,
-    NodeSection, OrganizationSection, PeerSection,
+use ordo_core::configtx::genesis::{
+    self, default_raft_options, ApplicationProfile, ConsensusProfile, OrdererProfile,
+    OrgProfile, Profile,
 };
-use ordo_orderer::setup::dev::CHANNEL;
+use ordo_core::configtx::values::BatchSizeValues;
+use ordo_orderer::setup::config::{ClusterSection, Consensus, NodeConfig, NodeSection};
+use ordo_orderer::setup::dev::{BatchSection, CHANNEL, CLIENT_MSPID};
+use ordo_proto::etcdraft::Consenter;
 use ordo_peer_sim::{ChainVerifier, Client, Load, Submitted};
 use ordo_proto::common::{Block, BlockMetadataIndex};
 use tokio::io::copy_bidirectional;
@@ -86,10 +88,10 @@ impl Default for Timing {
 /// What a network is made of.
 #[derive(Clone, Debug)]
 pub struct Spec {
-    /// Nodes 1..=bootstrap are the initial members (each lists all of them as peers).
+    /// Nodes 1..=bootstrap are the channel's consenters (its etcdraft metadata lists them).
     pub bootstrap: u64,
-    /// Nodes bootstrap+1..=nodes are prepared (identity, consenter in the channel config) but
-    /// not members: they wait to be added with `orderer admin add-learner`.
+    /// Nodes bootstrap+1..=nodes are prepared (an identity of the orderer organisation) but
+    /// not consenters: they wait to be added with `orderer admin add-learner`.
     pub nodes: u64,
     pub timing: Timing,
     pub batch: BatchSection,
@@ -306,7 +308,8 @@ impl RaftStatus {
 pub struct Cluster {
     /// Everything lives here: crypto, genesis block, one folder per node. Removed on drop.
     pub dir: tempfile::TempDir,
-    pub client_identity: PathBuf,
+    /// The MSP folder of a client of Org1MSP.
+    pub client_msp: PathBuf,
     pub spec: Spec,
     /// By node id.
     pub nodes: BTreeMap<NodeId, ClusterNode>,
@@ -338,71 +341,107 @@ impl Cluster {
             }
         }
 
-        // One client identity that may write, read and administer the channel.
-        let client = Signer::generate("Org1MSP");
-        let client_identity = root.join("client");
-        ordo_client::identity_dir::save(&client, &client_identity).unwrap();
-        let client_key = hex::encode(client.public_key());
+        // One orderer organisation with every prepared node, one application organisation
+        // with a client.
+        let orgs = [
+            OrgSpec {
+                name: "Orderer".into(),
+                kind: OrgKind::Orderer,
+                nodes: spec.nodes as u32,
+                users: 0,
+                hosts: vec![],
+            },
+            OrgSpec {
+                name: "Org1".into(),
+                kind: OrgKind::Peer,
+                nodes: 0,
+                users: 1,
+                hosts: vec![],
+            },
+        ];
+        let crypto = root.join("crypto");
+        let made = cryptogen::generate(&crypto, &orgs, KeyKind::EcdsaP256).unwrap();
+        let client_msp = made[1].users[1].join("msp");
 
-        // Every prepared node is a consenter of the channel, so the blocks a node added later
-        // signs verify too.
-        let mut consenters = Vec::new();
+        // The consenters: nodes 1..=bootstrap at their advertised addresses (the proxies in
+        // front of them), each identified by its TLS certificate.
+        let consenters = (1..=spec.bootstrap)
+            .map(|id| {
+                let tls = std::fs::read(made[0].nodes[id as usize - 1].join("tls/server.crt"))
+                    .unwrap();
+                let advertised = links[&(id, id)].addr;
+                Consenter {
+                    host: advertised.ip().to_string(),
+                    port: advertised.port().into(),
+                    client_tls_cert: tls.clone().into(),
+                    server_tls_cert: tls.into(),
+                }
+            })
+            .collect();
+        let org = |i: usize| {
+            let folder = ordo_client::msp_dir::load(&made[i].msp, &made[i].mspid).unwrap();
+            let mut org = OrgProfile::new(&made[i].name, folder.msp_config());
+            org.node_ous = true;
+            org
+        };
+        let mut orderer_org = org(0);
+        orderer_org.endpoints = (1..=spec.bootstrap)
+            .map(|id| links[&(id, id)].addr.to_string())
+            .collect();
+        let mut orderer = OrdererProfile::new(
+            ConsensusProfile::EtcdRaft {
+                consenters,
+                options: default_raft_options(),
+            },
+            vec![orderer_org],
+        );
+        orderer.batch_size = BatchSizeValues {
+            max_message_count: spec.batch.max_message_count,
+            absolute_max_bytes: spec.batch.absolute_max_bytes,
+            preferred_max_bytes: spec.batch.preferred_max_bytes,
+        };
+        orderer.batch_timeout = Duration::from_millis(spec.batch.timeout_ms);
+        orderer.dedup_window_blocks = Some(spec.batch.dedup_window_blocks);
+        let profile = Profile::new(
+            CHANNEL,
+            orderer,
+            Some(ApplicationProfile::new(vec![org(1)])),
+        );
+        let genesis_path = root.join("genesis.block");
+        let block = genesis::genesis_block(&profile, std::time::SystemTime::now(), [9; 24]).unwrap();
+        ordo_client::block_file::write(&genesis_path, &block).unwrap();
+
         let mut nodes = BTreeMap::new();
         for &id in &ids {
             let home = root.join(format!("node{id}"));
-            let identity = Signer::generate("OrdererMSP");
-            ordo_client::identity_dir::save(&identity, &home.join("identity")).unwrap();
-            consenters.push(ConsenterSection {
+            let node = ClusterNode {
                 id,
-                mspid: identity.mspid().into(),
-                public_key: hex::encode(identity.public_key()),
-                client_address: String::new(),
-                cluster_address: links[&(id, id)].addr.to_string(),
-            });
-            nodes.insert(
-                id,
-                ClusterNode {
-                    id,
-                    config: home.join("orderer.toml"),
-                    data_dir: home.join("data"),
-                    home,
-                    child: None,
-                    addr: None,
-                    cluster_addr: None,
-                },
-            );
-        }
-        let channel = ChannelFile {
-            channel_id: CHANNEL.into(),
-            dedup_window_blocks: 100,
-            batch: spec.batch.clone(),
-            organizations: vec![OrganizationSection {
-                mspid: client.mspid().into(),
-                writers: vec![client_key.clone()],
-                readers: vec![client_key.clone()],
-                admins: vec![client_key],
-            }],
-            consenters,
-        };
-        let genesis_path = root.join("genesis.block");
-        ordo_client::block_file::write(
-            &genesis_path,
-            &genesis::genesis_block(&channel.to_config().unwrap(), &client),
-        )
-        .unwrap();
-
-        for node in nodes.values() {
-            let peers: Vec<(NodeId, SocketAddr)> = (1..=spec.bootstrap)
-                .map(|peer| (peer, links[&(node.id, peer)].addr))
+                config: home.join("orderer.toml"),
+                data_dir: home.join("data"),
+                home,
+                child: None,
+                addr: None,
+                cluster_addr: None,
+            };
+            // Node `id` reaches node `peer` through the link (id, peer), so links can be cut
+            // one by one.
+            let dial = ids
+                .iter()
+                .map(|&peer| {
+                    let advertised = links[&(peer, peer)].addr.to_string();
+                    (advertised, links[&(id, peer)].addr.to_string())
+                })
                 .collect();
-            node_config(node.id, &peers, &spec.timing, &genesis_path)
+            let msp = made[0].nodes[id as usize - 1].join("msp");
+            node_config(id, msp, links[&(id, id)].addr, dial, &spec.timing, &genesis_path)
                 .write(&node.config)
                 .unwrap();
+            nodes.insert(id, node);
         }
 
         Cluster {
             dir,
-            client_identity,
+            client_msp,
             spec,
             nodes,
             links,
@@ -525,7 +564,7 @@ impl Cluster {
     }
 
     pub async fn client(&self, id: NodeId) -> Client {
-        let signer = ordo_client::identity_dir::load(&self.client_identity).unwrap();
+        let signer = ordo_client::msp_dir::signing_identity(&self.client_msp, CLIENT_MSPID).unwrap();
         Client::connect(&self.node(id).endpoint(), CHANNEL, signer)
             .await
             .unwrap_or_else(|e| panic!("connecting to node {id}: {e:#}"))
@@ -718,7 +757,9 @@ impl Drop for Cluster {
 /// except the shared genesis block.
 fn node_config(
     id: NodeId,
-    peers: &[(NodeId, SocketAddr)],
+    msp_dir: PathBuf,
+    advertised: SocketAddr,
+    dial: BTreeMap<String, String>,
     timing: &Timing,
     genesis: &Path,
 ) -> NodeConfig {
@@ -726,7 +767,8 @@ fn node_config(
         NodeSection {
             data_dir: "data".into(),
             listen: "127.0.0.1:0".parse().unwrap(),
-            identity: "identity".into(),
+            msp_dir,
+            mspid: "OrdererMSP".into(),
             consensus: Consensus::Raft,
             id,
             cluster_listen: Some("127.0.0.1:0".parse().unwrap()),
@@ -734,13 +776,8 @@ fn node_config(
         vec![genesis.to_path_buf()],
     );
     config.cluster = Some(ClusterSection {
-        peers: peers
-            .iter()
-            .map(|&(id, address)| PeerSection {
-                id,
-                address: address.to_string(),
-            })
-            .collect(),
+        address: Some(advertised.to_string()),
+        dial,
         heartbeat_ms: timing.heartbeat_ms,
         election_timeout_min_ms: timing.election_timeout_min_ms,
         election_timeout_max_ms: timing.election_timeout_max_ms,
