@@ -19,10 +19,10 @@
 //! 9. the creator satisfies /Channel/Writers (/Channel/Orderer/Writers in maintenance)
 //!    → FORBIDDEN;
 //! 10. a transaction's tx_id is SHA-256(nonce ‖ creator) → BAD_REQUEST; a CONFIG_UPDATE is
-//!    applied to the configuration in force ([`Bundle::propose_update`]: read set, mod_policies
-//!    of what it changes, the resulting configuration valid) → BAD_REQUEST, and becomes a CONFIG
-//!    envelope signed by this orderer, which must itself fit AbsoluteMaxBytes and satisfy the
-//!    writers policy → BAD_REQUEST.
+//!     applied to the configuration in force ([`Bundle::propose_update`]: read set, mod_policies
+//!     of what it changes, the resulting configuration valid) → BAD_REQUEST, and becomes a CONFIG
+//!     envelope signed by this orderer, which must itself fit AbsoluteMaxBytes and satisfy the
+//!     writers policy → BAD_REQUEST.
 //!
 //! An admitted envelope becomes its log record. The assembler checks again, under the
 //! configuration in force where the record is cut: a transaction admitted under an earlier
