@@ -60,7 +60,7 @@ from fabric_protos.orderer import configuration_pb2 as orderer_config_pb2
 
 # The block-level helpers are shared with the older interop client (same folder).
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from fabric_client import check_der_encoder, data_hash, header_bytes, header_hash  # noqa: E402
+from fabric_blocks import check_der_encoder, data_hash, header_bytes, header_hash  # noqa: E402
 
 CHANNEL = "interop"
 U64_MAX = 2**64 - 1
