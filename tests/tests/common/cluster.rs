@@ -414,6 +414,7 @@ impl Cluster {
         let mut nodes = BTreeMap::new();
         for &id in &ids {
             let home = root.join(format!("node{id}"));
+            std::fs::create_dir_all(&home).unwrap();
             let node = ClusterNode {
                 id,
                 config: home.join("orderer.toml"),
