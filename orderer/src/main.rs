@@ -7,9 +7,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use ordo_orderer::node::Node;
-use ordo_orderer::setup::config::{
-    ClusterSection, Consensus, NodeConfig, NodeSection,
-};
+use ordo_orderer::setup::config::{ClusterSection, Consensus, NodeConfig, NodeSection};
 use ordo_orderer::setup::dev;
 
 /// Ordo, an ordering service for permissioned blockchains (Hyperledger Fabric's AtomicBroadcast).
@@ -330,7 +328,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             output,
         }) => {
             let profile = ordo_client::profile::load(&profile)?;
-            let block = ordo_client::profile::write_genesis(&profile, channel_id.as_deref(), &output)?;
+            let block =
+                ordo_client::profile::write_genesis(&profile, channel_id.as_deref(), &output)?;
             let id = channel_id.unwrap_or(profile.channel_id);
             println!(
                 "wrote the genesis block of channel {id} ({} bytes) to {}",

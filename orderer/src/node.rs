@@ -341,8 +341,9 @@ impl Node {
         let lock = open_data_dir(&config.node.data_dir)?;
         // The client and the cluster port each accept up to max_connections.
         raise_descriptor_limit(2 * config.limits.max_connections);
-        let signer = ordo_client::msp_dir::signing_identity(&config.node.msp_dir, &config.node.mspid)
-            .context("loading this node's signing identity (node.msp_dir, node.mspid)")?;
+        let signer =
+            ordo_client::msp_dir::signing_identity(&config.node.msp_dir, &config.node.mspid)
+                .context("loading this node's signing identity (node.msp_dir, node.mspid)")?;
         let opener = ChannelOpener {
             data_dir: config.node.data_dir.clone(),
             log: PartitionConfig {
@@ -634,9 +635,11 @@ mod tests {
             crate::setup::dev::prepare_with(dir.path(), "127.0.0.1:0".parse().unwrap(), batch)
                 .unwrap();
         let config = NodeConfig::load(&layout.config).unwrap();
-        let client =
-            ordo_client::msp_dir::signing_identity(&layout.client_msp, crate::setup::dev::CLIENT_MSPID)
-                .unwrap();
+        let client = ordo_client::msp_dir::signing_identity(
+            &layout.client_msp,
+            crate::setup::dev::CLIENT_MSPID,
+        )
+        .unwrap();
         let node = Node::start(&config).await.unwrap();
 
         // A second channel, with the development channel's config under another id.

@@ -35,7 +35,11 @@ pub struct BenchArgs {
     #[arg(long)]
     pub deliver_endpoint: Option<String>,
     /// The client's Fabric MSP folder (signcerts/, keystore/, cacerts/...).
-    #[arg(long, env = "ORDO_MSP", default_value = "ordo-data/crypto/Org1/users/User1/msp")]
+    #[arg(
+        long,
+        env = "ORDO_MSP",
+        default_value = "ordo-data/crypto/Org1/users/User1/msp"
+    )]
     pub msp: PathBuf,
     /// The MSP id the client signs as.
     #[arg(long, env = "ORDO_MSPID", default_value = "Org1MSP")]

@@ -44,7 +44,11 @@ struct Target {
     endpoint: String,
     /// The client's Fabric MSP folder (signcerts/, keystore/, cacerts/...), as `orderer` prints
     /// on start.
-    #[arg(long, env = "ORDO_MSP", default_value = "ordo-data/crypto/Org1/users/User1/msp")]
+    #[arg(
+        long,
+        env = "ORDO_MSP",
+        default_value = "ordo-data/crypto/Org1/users/User1/msp"
+    )]
     msp: PathBuf,
     /// The MSP id the client signs as (an MSP folder does not name its own).
     #[arg(long, env = "ORDO_MSPID", default_value = "Org1MSP")]

@@ -48,7 +48,12 @@ async fn config_block_stands_alone_and_its_rules_apply() {
         &client_signer,
     );
     let refused = client.broadcast_one(by_client).await.unwrap();
-    assert_eq!(refused.status, Status::BadRequest as i32, "{}", refused.info);
+    assert_eq!(
+        refused.status,
+        Status::BadRequest as i32,
+        "{}",
+        refused.info
+    );
 
     let load = Load {
         count: 40,

@@ -16,11 +16,11 @@
 
 use bytes::Bytes;
 
+use crate::bundle::Bundle;
 use crate::cutter::BlockCutter;
 use crate::dedup::{self, TxWindow};
 use crate::entry::Entry;
 use crate::envelope::Headers;
-use crate::bundle::Bundle;
 use crate::processor;
 
 /// The contents of one block to write.
@@ -239,8 +239,12 @@ mod tests {
 
     /// The record of a config update of BatchSize's max_message_count, against `bundle`.
     fn config_record(f: &Fixture, bundle: &Bundle, max_count: u32) -> Bytes {
-        let update =
-            TestChannel::batch_size_update(bundle, max_count, &[&f.orderer_admin], &f.orderer_admin);
+        let update = TestChannel::batch_size_update(
+            bundle,
+            max_count,
+            &[&f.orderer_admin],
+            &f.orderer_admin,
+        );
         f.config_record(bundle, &update)
     }
 
@@ -487,8 +491,8 @@ mod tests {
         let records = [
             t.tx("a"),
             Entry::encode_time_to_cut(1),
-            smaller, // block 2; the window holds only it
-            t.tx("a"),                         // block 1 is forgotten: ordered
+            smaller,   // block 2; the window holds only it
+            t.tx("a"), // block 1 is forgotten: ordered
             Entry::encode_time_to_cut(3),
             t.tx("a"), // in block 3: dropped
             off,
@@ -538,7 +542,7 @@ mod tests {
             t.tx("g"),
             Entry::encode_time_to_cut(3),
             t.tx("a"), // block 1 left the window: ordered (block 4, cut by the config)
-            wider, // block 5; the window grows to 5
+            wider,     // block 5; the window grows to 5
             t.tx("g"), // in block 3: dropped
             t.tx("c"), // block 2 left the window before it grew: ordered
             Entry::encode_time_to_cut(6),

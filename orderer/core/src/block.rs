@@ -182,7 +182,11 @@ pub fn verify_signature(block: &Block, bundle: &Bundle) -> Result<(), VerifyErro
     }
     bundle
         .evaluate(paths::BLOCK_VALIDATION, &signed)
-        .map_err(|e| fail(format!("signatures do not satisfy the block validation policy: {e}")))
+        .map_err(|e| {
+            fail(format!(
+                "signatures do not satisfy the block validation policy: {e}"
+            ))
+        })
 }
 
 #[cfg(test)]

@@ -84,14 +84,18 @@ impl Bundle {
             .into_iter()
             .map(|(_, msp)| msp.clone())
             .collect();
-        let msps =
-            MspManager::setup(&msp_configs, version).map_err(|e| BundleError::Msp(e.to_string()))?;
+        let msps = MspManager::setup(&msp_configs, version)
+            .map_err(|e| BundleError::Msp(e.to_string()))?;
         let root = config
             .channel_group
             .as_ref()
             .ok_or_else(|| ConfigTxError::invalid("/Channel", "no channel group"))?;
         let policies = PolicyManager::new(root).map_err(|e| BundleError::Policy(e.to_string()))?;
-        if let Consensus::EtcdRaft { consenters, options } = &values.consensus {
+        if let Consensus::EtcdRaft {
+            consenters,
+            options,
+        } = &values.consensus
+        {
             let orderer_msps: Vec<_> = values
                 .orderer_orgs
                 .iter()
@@ -119,7 +123,11 @@ impl Bundle {
     /// channel its header names.
     pub fn from_block(block: &Block) -> Result<Bundle, BundleError> {
         let not = |reason: String| BundleError::NotConfigBlock(reason);
-        let data = block.data.as_ref().map(|d| d.data.as_slice()).unwrap_or(&[]);
+        let data = block
+            .data
+            .as_ref()
+            .map(|d| d.data.as_slice())
+            .unwrap_or(&[]);
         let [envelope] = data else {
             return Err(not(format!(
                 "a config block holds one envelope, this one {}",
@@ -227,10 +235,17 @@ impl Bundle {
     /// `ProposeConfigUpdate`: authorised by the mod_policies of what it changes, the result a
     /// configuration the channel can run under and may move to. Returns the `ConfigEnvelope` to
     /// order and the bundle it installs. Every refusal is BAD_REQUEST for the client.
-    pub fn propose_update(&self, update: &Envelope) -> Result<(ConfigEnvelope, Bundle), BundleError> {
+    pub fn propose_update(
+        &self,
+        update: &Envelope,
+    ) -> Result<(ConfigEnvelope, Bundle), BundleError> {
         let check = self.mod_policy_check();
-        let proposed =
-            configtx::update::propose_config_update(&self.config, &self.channel_id, update, &check)?;
+        let proposed = configtx::update::propose_config_update(
+            &self.config,
+            &self.channel_id,
+            update,
+            &check,
+        )?;
         let next = self.successor(proposed.config.clone().unwrap_or_default())?;
         Ok((proposed, next))
     }

@@ -25,7 +25,10 @@ const TAG_CONFIG: u8 = 5;
 pub enum Entry {
     /// Canonical envelope bytes, exactly what goes into `BlockData.data`, and the sequence of
     /// the configuration it was admitted under.
-    Envelope { sequence: u64, envelope: Bytes },
+    Envelope {
+        sequence: u64,
+        envelope: Bytes,
+    },
     /// A CONFIG envelope's canonical bytes.
     Config(Bytes),
     TimeToCut(u64),
@@ -56,9 +59,7 @@ impl Entry {
             signature: envelope.signature.clone(),
         };
         // Cannot fail: BytesMut grows as needed.
-        canonical
-            .encode(buf)
-            .expect("BytesMut grows as needed");
+        canonical.encode(buf).expect("BytesMut grows as needed");
     }
 
     pub fn encode_time_to_cut(block_number: u64) -> Bytes {

@@ -25,7 +25,12 @@ pub fn nonce() -> Bytes {
 }
 
 /// A signed envelope of `header_type` carrying `data`, with a fresh nonce and matching tx_id.
-pub fn build(signer: &SigningIdentity, channel_id: &str, header_type: HeaderType, data: Bytes) -> Envelope {
+pub fn build(
+    signer: &SigningIdentity,
+    channel_id: &str,
+    header_type: HeaderType,
+    data: Bytes,
+) -> Envelope {
     build_with_tx_id(signer, channel_id, header_type, data).0
 }
 

@@ -145,10 +145,9 @@ fn check_header_type(header_type: i32) -> Result<bool, Rejection> {
 
 /// Rule 6: the creator as an identity of the channel.
 pub fn deserialize(bundle: &Bundle, creator: &[u8]) -> Result<Identity, Rejection> {
-    bundle
-        .msps()
-        .deserialize(creator)
-        .map_err(|e| Rejection::forbidden(format!("creator is not an identity of the channel: {e}")))
+    bundle.msps().deserialize(creator).map_err(|e| {
+        Rejection::forbidden(format!("creator is not an identity of the channel: {e}"))
+    })
 }
 
 /// Rule 7, Fabric's expiration filter: a creator whose certificate has expired may not write.
@@ -253,7 +252,9 @@ pub fn recheck_config_record(bundle: &Bundle, canonical: &Bytes) -> Result<Bundl
     let (headers, identity) = verified_creator(bundle, canonical)?;
     check_policy(bundle, &identity, Bundle::check_writer, "reconfigure")?;
     if headers.header_type != HeaderType::Config as i32 {
-        return Err(Rejection::bad_request("a config record holds a CONFIG envelope"));
+        return Err(Rejection::bad_request(
+            "a config record holds a CONFIG envelope",
+        ));
     }
     let config = ConfigEnvelope::decode(headers.data)
         .map_err(|e| Rejection::bad_request(format!("ConfigEnvelope does not decode: {e}")))?;
@@ -539,7 +540,10 @@ mod tests {
         let ch = TestChannel::new();
         for writer in [&ch.client, &ch.admin, &ch.orderer] {
             let env = ch.tx(writer);
-            assert_eq!(outcome(&ch, env.clone()), Ok(Entry::encode_envelope(&env, 0)));
+            assert_eq!(
+                outcome(&ch, env.clone()),
+                Ok(Entry::encode_envelope(&env, 0))
+            );
         }
     }
 
@@ -563,7 +567,10 @@ mod tests {
         assert_eq!(status_of(&ch, elsewhere), Status::NotFound);
         let bundle = Arc::new(ch.bundle.clone());
         let sick = admit_on(&ch, &bundle, std::slice::from_ref(&env), false);
-        assert_eq!(sick[0].as_ref().unwrap_err().status, Status::ServiceUnavailable);
+        assert_eq!(
+            sick[0].as_ref().unwrap_err().status,
+            Status::ServiceUnavailable
+        );
         let large = resigned(&ch.client, &env, |h| h.data = vec![0; 200_000].into());
         assert_eq!(status_of(&ch, large), Status::RequestEntityTooLarge);
         let seek = resigned(&ch.client, &env, |h| {
@@ -588,7 +595,8 @@ mod tests {
         });
         let refused = outcome(&ch, not_pem).unwrap_err();
         assert_eq!(refused.status, Status::Forbidden, "{}", refused.info);
-        let stranger = crate::msp::testing::TestOrg::new("Org1MSP", crate::msp::testing::KeyKind::EcdsaP256);
+        let stranger =
+            crate::msp::testing::TestOrg::new("Org1MSP", crate::msp::testing::KeyKind::EcdsaP256);
         let issued = stranger.client("mallory");
         let foreign = SigningIdentity::without_msp(
             "Org1MSP",
@@ -617,8 +625,9 @@ mod tests {
         opts.years = Some((2000, 2001));
         let issued = ch.org1.issue_with(&opts);
         let msp = ch.bundle.msps().msp("Org1MSP").unwrap();
-        let expired = SigningIdentity::new(msp, issued.cert_pem.as_bytes(), issued.key_pem.as_bytes())
-            .unwrap();
+        let expired =
+            SigningIdentity::new(msp, issued.cert_pem.as_bytes(), issued.key_pem.as_bytes())
+                .unwrap();
         let refused = outcome(&ch, ch.tx(&expired)).unwrap_err();
         assert_eq!(refused.status, Status::BadRequest);
         assert!(refused.info.contains("expired"), "{}", refused.info);
@@ -704,8 +713,7 @@ mod tests {
         assert_eq!(refused.status, Status::BadRequest);
         assert!(refused.info.contains("BatchSize"), "{}", refused.info);
         // The outer envelope is what /Channel/Writers checks: a peer may not submit.
-        let by_peer =
-            TestChannel::batch_size_update(&ch.bundle, 3, &[&ch.orderer_admin], &ch.peer);
+        let by_peer = TestChannel::batch_size_update(&ch.bundle, 3, &[&ch.orderer_admin], &ch.peer);
         assert_eq!(status_of(&ch, by_peer), Status::Forbidden);
         // Against a configuration where BatchSize already moved on, the versions are stale.
         let update =
@@ -715,7 +723,10 @@ mod tests {
             panic!("not a config record");
         };
         let next = Arc::new(recheck_config_record(&ch.bundle, &canonical).unwrap());
-        let again = admit_on(&ch, &next, &[update], true).pop().unwrap().unwrap_err();
+        let again = admit_on(&ch, &next, &[update], true)
+            .pop()
+            .unwrap()
+            .unwrap_err();
         assert_eq!(again.status, Status::BadRequest);
         assert!(again.info.contains("version"), "{}", again.info);
     }

@@ -140,7 +140,8 @@ impl TestChannel {
     /// The log record this channel's orderer makes of `update` under `bundle`.
     pub(crate) fn config_record(&self, bundle: &Bundle, update: &Envelope) -> Bytes {
         let (proposed, _) = bundle.propose_update(update).unwrap();
-        let config = envelope::config_envelope(&self.orderer, CHANNEL, &proposed, SystemTime::now());
+        let config =
+            envelope::config_envelope(&self.orderer, CHANNEL, &proposed, SystemTime::now());
         crate::entry::Entry::encode_config(&config)
     }
 

@@ -42,15 +42,15 @@ use std::time::{Duration, Instant};
 use ordo_client::cryptogen::{self, KeyKind, OrgKind, OrgSpec};
 use ordo_core::block;
 use ordo_core::configtx::genesis::{
-    self, default_raft_options, ApplicationProfile, ConsensusProfile, OrdererProfile,
-    OrgProfile, Profile,
+    self, default_raft_options, ApplicationProfile, ConsensusProfile, OrdererProfile, OrgProfile,
+    Profile,
 };
 use ordo_core::configtx::values::BatchSizeValues;
 use ordo_orderer::setup::config::{ClusterSection, Consensus, NodeConfig, NodeSection};
 use ordo_orderer::setup::dev::{BatchSection, CHANNEL, CLIENT_MSPID};
-use ordo_proto::etcdraft::Consenter;
 use ordo_peer_sim::{ChainVerifier, Client, Load, Submitted};
 use ordo_proto::common::{Block, BlockMetadataIndex};
+use ordo_proto::etcdraft::Consenter;
 use tokio::io::copy_bidirectional;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
@@ -367,8 +367,8 @@ impl Cluster {
         // front of them), each identified by its TLS certificate.
         let consenters = (1..=spec.bootstrap)
             .map(|id| {
-                let tls = std::fs::read(made[0].nodes[id as usize - 1].join("tls/server.crt"))
-                    .unwrap();
+                let tls =
+                    std::fs::read(made[0].nodes[id as usize - 1].join("tls/server.crt")).unwrap();
                 let advertised = links[&(id, id)].addr;
                 Consenter {
                     host: advertised.ip().to_string(),
@@ -408,7 +408,8 @@ impl Cluster {
             Some(ApplicationProfile::new(vec![org(1)])),
         );
         let genesis_path = root.join("genesis.block");
-        let block = genesis::genesis_block(&profile, std::time::SystemTime::now(), [9; 24]).unwrap();
+        let block =
+            genesis::genesis_block(&profile, std::time::SystemTime::now(), [9; 24]).unwrap();
         ordo_client::block_file::write(&genesis_path, &block).unwrap();
 
         let mut nodes = BTreeMap::new();
@@ -434,9 +435,16 @@ impl Cluster {
                 })
                 .collect();
             let msp = made[0].nodes[id as usize - 1].join("msp");
-            node_config(id, msp, links[&(id, id)].addr, dial, &spec.timing, &genesis_path)
-                .write(&node.config)
-                .unwrap();
+            node_config(
+                id,
+                msp,
+                links[&(id, id)].addr,
+                dial,
+                &spec.timing,
+                &genesis_path,
+            )
+            .write(&node.config)
+            .unwrap();
             nodes.insert(id, node);
         }
 
@@ -565,7 +573,8 @@ impl Cluster {
     }
 
     pub async fn client(&self, id: NodeId) -> Client {
-        let signer = ordo_client::msp_dir::signing_identity(&self.client_msp, CLIENT_MSPID).unwrap();
+        let signer =
+            ordo_client::msp_dir::signing_identity(&self.client_msp, CLIENT_MSPID).unwrap();
         Client::connect(&self.node(id).endpoint(), CHANNEL, signer)
             .await
             .unwrap_or_else(|e| panic!("connecting to node {id}: {e:#}"))

@@ -16,8 +16,8 @@ use std::time::Duration;
 
 use ordo_core::msp::SigningIdentity;
 use ordo_orderer::setup::config::NodeConfig;
-use ordo_orderer::setup::dev::BatchSection;
 use ordo_orderer::setup::dev;
+use ordo_orderer::setup::dev::BatchSection;
 use ordo_peer_sim::Client;
 
 /// Path of a workspace binary, built (once per test process) with the same profile as the tests.
