@@ -5,7 +5,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use futures::StreamExt;
 use ordo_core::envelope;
-use ordo_core::identity::Signer;
+use ordo_core::msp::SigningIdentity;
 use ordo_proto::common::{Block, Status};
 use ordo_proto::orderer::atomic_broadcast_client::AtomicBroadcastClient;
 use ordo_proto::orderer::seek_info::SeekBehavior;
@@ -19,12 +19,16 @@ const MAX_MESSAGE: usize = 256 << 20;
 pub struct Client {
     pub endpoint: String,
     pub channel_id: String,
-    pub signer: Arc<Signer>,
+    pub signer: Arc<SigningIdentity>,
     grpc: AtomicBroadcastClient<Channel>,
 }
 
 impl Client {
-    pub async fn connect(endpoint: &str, channel_id: &str, signer: Signer) -> anyhow::Result<Self> {
+    pub async fn connect(
+        endpoint: &str,
+        channel_id: &str,
+        signer: SigningIdentity,
+    ) -> anyhow::Result<Self> {
         let endpoint = if endpoint.contains("://") {
             endpoint.to_string()
         } else {

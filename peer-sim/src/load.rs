@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use futures::StreamExt;
 use ordo_core::envelope;
-use ordo_core::identity::Signer;
+use ordo_core::msp::SigningIdentity;
 use ordo_proto::common::{Envelope, HeaderType, Status};
 use rand::RngCore;
 use tokio::sync::{mpsc, Semaphore};
@@ -60,7 +60,7 @@ pub enum Envelopes {
     /// `count` envelopes of `tx_bytes` random bytes, each signed by its stream just before it is
     /// sent (`peer-sim run` and the tests: a large load that will be cut short costs nothing).
     Signed {
-        signer: Arc<Signer>,
+        signer: Arc<SigningIdentity>,
         channel_id: String,
         count: usize,
         tx_bytes: usize,
@@ -78,7 +78,7 @@ impl Envelopes {
 
 /// One signed envelope of `tx_bytes` random bytes, and its tx_id.
 fn sign_one(
-    signer: &Signer,
+    signer: &SigningIdentity,
     channel_id: &str,
     tx_bytes: usize,
     rng: &mut impl RngCore,
@@ -96,7 +96,7 @@ fn sign_one(
 /// One stream's envelopes, in sending order: given, or signed as they are taken.
 struct Share {
     next: VecDeque<(usize, Option<Envelope>)>,
-    signer: Option<(Arc<Signer>, String, usize)>,
+    signer: Option<(Arc<SigningIdentity>, String, usize)>,
 }
 
 impl Share {
@@ -124,7 +124,7 @@ impl Share {
 
 /// Builds and signs `count` envelopes with `tx_bytes` of random data each, on `threads` threads.
 pub fn presign(
-    signer: &Signer,
+    signer: &SigningIdentity,
     channel_id: &str,
     count: usize,
     tx_bytes: usize,
@@ -452,18 +452,38 @@ mod tests {
 
     #[test]
     fn presigned_envelopes_carry_their_tx_ids_and_verify() {
-        let signer = Signer::generate("Org1MSP");
+        let dir = tempfile::tempdir().unwrap();
+        let made = ordo_client::cryptogen::generate(
+            dir.path(),
+            &[ordo_client::cryptogen::OrgSpec {
+                name: "Org1".into(),
+                kind: ordo_client::cryptogen::OrgKind::Peer,
+                nodes: 0,
+                users: 1,
+                hosts: vec![],
+            }],
+            ordo_client::cryptogen::KeyKind::EcdsaP256,
+        )
+        .unwrap();
+        let signer =
+            ordo_client::msp_dir::signing_identity(&made[0].users[1].join("msp"), "Org1MSP")
+                .unwrap();
         let prepared = presign(&signer, "ordo", 10, 250, 3);
         assert_eq!(prepared.envelopes.len(), 10);
-        use ordo_core::identity::Msp;
-        let msp = ordo_core::identity::Ed25519Msp::default();
-        let creator = msp.deserialize(signer.creator()).unwrap();
+        // Verified as the orderer does: by the channel's MSP for the creator's organisation.
+        let org = ordo_client::msp_dir::load(&made[0].msp, "Org1MSP").unwrap();
+        let msps = ordo_core::msp::MspManager::setup(
+            &[org.msp_config()],
+            ordo_core::msp::MspVersion::V3_0,
+        )
+        .unwrap();
+        let creator = msps.deserialize(signer.serialized()).unwrap();
         for (env, tx_id) in prepared.envelopes.iter().zip(&prepared.tx_ids) {
             assert_eq!(
                 stored_tx_id(&env.encode_to_vec().into()).as_deref(),
                 Some(tx_id.as_str())
             );
-            assert!(msp.verify(&creator, &env.payload, &env.signature));
+            assert!(msps.verify(&creator, &env.payload, &env.signature));
         }
         let unique: std::collections::HashSet<_> = prepared.tx_ids.iter().collect();
         assert_eq!(unique.len(), 10);

@@ -42,9 +42,13 @@ struct Target {
     /// Orderer client address.
     #[arg(long, env = "ORDO_ENDPOINT", default_value = "http://127.0.0.1:7050")]
     endpoint: String,
-    /// Client identity folder (key.pem, mspid), as `orderer` prints on start.
+    /// The client's Fabric MSP folder (signcerts/, keystore/, cacerts/...), as `orderer` prints
+    /// on start.
     #[arg(long, env = "ORDO_MSP", default_value = "ordo-data/crypto/client")]
     msp: PathBuf,
+    /// The MSP id the client signs as (an MSP folder does not name its own).
+    #[arg(long, env = "ORDO_MSPID", default_value = "Org1MSP")]
+    mspid: String,
     #[arg(long, default_value = "ordo")]
     channel: String,
 }
@@ -107,7 +111,7 @@ fn main() -> ExitCode {
 }
 
 async fn connect(target: &Target) -> anyhow::Result<Client> {
-    let signer = ordo_client::identity_dir::load(&target.msp)
+    let signer = ordo_client::msp_dir::signing_identity(&target.msp, &target.mspid)
         .with_context(|| format!("loading the client identity from {}", target.msp.display()))?;
     Client::connect(&target.endpoint, &target.channel, signer).await
 }
@@ -129,7 +133,7 @@ async fn verify(args: VerifyArgs) -> anyhow::Result<()> {
         ordo_peer_sim::say!("{report}");
     } else {
         ordo_peer_sim::say!(
-            "verified {} blocks ({} envelopes): hash chain, data hashes, orderer signatures, no duplicates",
+            "verified {} blocks ({} envelopes): hash chain, data hashes, block validation policy, no duplicates",
             blocks.len(),
             txs
         );

@@ -7,20 +7,24 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
-use ordo_proto::ordo::ChannelConfig;
+use ordo_core::bundle::Bundle;
+use ordo_core::configtx::values::Consensus;
 use serde::Serialize;
 use serde_json::json;
 
 use super::account::Accounting;
-use super::machine::{Machine, ProcSample, VerifyRate};
+use super::machine::{Machine, ProcSample, SignatureKind, VerifyRate};
 use crate::load::Pace;
 use crate::stats::LatencySummary;
 
-/// The channel's block rules (from its genesis block) and the orderers' durability setting.
+/// The channel's block rules (from the configuration in force when the run starts) and the
+/// orderers' durability setting.
 #[derive(Clone, Debug, Serialize)]
 pub struct ChannelSettings {
     pub channel_id: String,
     pub consenters: usize,
+    /// ConsensusType: `solo` or `etcdraft`.
+    pub consensus: String,
     pub max_message_count: u32,
     pub preferred_max_bytes: u32,
     pub absolute_max_bytes: u32,
@@ -29,15 +33,20 @@ pub struct ChannelSettings {
 }
 
 impl ChannelSettings {
-    pub fn from_config(config: &ChannelConfig, fsync: &str) -> Self {
-        let batch = config.batch_size.unwrap_or_default();
+    pub fn from_bundle(bundle: &Bundle, fsync: &str) -> Self {
+        let values = bundle.values();
+        let batch = values.batch_size;
         ChannelSettings {
-            channel_id: config.channel_id.clone(),
-            consenters: config.consenters.len(),
+            channel_id: bundle.channel_id().to_string(),
+            consenters: match &values.consensus {
+                Consensus::Solo => 1,
+                Consensus::EtcdRaft { consenters, .. } => consenters.len(),
+            },
+            consensus: values.consensus.type_name().to_string(),
             max_message_count: batch.max_message_count,
             preferred_max_bytes: batch.preferred_max_bytes,
             absolute_max_bytes: batch.absolute_max_bytes,
-            batch_timeout_ms: config.batch_timeout_ms,
+            batch_timeout_ms: u64::try_from(values.batch_timeout.as_millis()).unwrap_or(u64::MAX),
             fsync: fsync.to_string(),
         }
     }
@@ -141,12 +150,11 @@ impl Report {
         }
     }
 
-    /// Delivered throughput as a fraction of the machine's one-by-one verify rate.
+    /// Delivered throughput as a fraction of the machine's one-by-one verify rate for the
+    /// identity's signature kind.
     pub fn fraction_of_verify_bound(&self) -> Option<f64> {
-        self.inputs
-            .verify_rate
-            .filter(|v| v.single_per_s > 0.0)
-            .map(|v| self.throughput / v.single_per_s)
+        let bound = self.inputs.verify_rate?.bound_per_s?;
+        (bound > 0.0).then(|| self.throughput / bound)
     }
 
     pub fn offered_rate(&self) -> Option<f64> {
@@ -203,8 +211,8 @@ impl Report {
         );
         let _ = writeln!(
             out,
-            "channel:     {} consenter(s); blocks of ≤{} tx / ≤{} B preferred, timeout {} ms; fsync {}",
-            s.consenters, s.max_message_count, s.preferred_max_bytes, s.batch_timeout_ms, s.fsync
+            "channel:     {} ({}, {} consenter(s)); blocks of ≤{} tx / ≤{} B preferred, timeout {} ms; fsync {}",
+            s.channel_id, s.consensus, s.consenters, s.max_message_count, s.preferred_max_bytes, s.batch_timeout_ms, s.fsync
         );
         let _ = writeln!(
             out,
@@ -245,11 +253,18 @@ impl Report {
             );
         }
         if let Some(v) = i.verify_rate {
+            let kind = match v.identity_signature {
+                SignatureKind::Ed25519 => "Ed25519",
+                SignatureKind::EcdsaP256 => "ECDSA P-256",
+                SignatureKind::EcdsaP384 => "ECDSA P-384 (not measured)",
+            };
+            let bound = self
+                .fraction_of_verify_bound()
+                .map_or("—".to_string(), |f| format!("{:.1}%", f * 100.0));
             let _ = writeln!(
                 out,
-                "verify:      Ed25519 on {} threads: {:.0}/s one by one, {:.0}/s in batches of {}; throughput = {:.1}% of the one-by-one bound",
-                v.threads, v.single_per_s, v.batch_per_s, v.batch_size,
-                self.fraction_of_verify_bound().unwrap_or(0.0) * 100.0
+                "verify:      on {} threads: Ed25519 {:.0}/s one by one, {:.0}/s in batches of {}; ECDSA P-256 {:.0}/s one by one; identity signs {kind}: throughput = {bound} of its one-by-one bound",
+                v.threads, v.single_per_s, v.batch_per_s, v.batch_size, v.ecdsa_p256_single_per_s,
             );
         }
         for p in &i.processes {
