@@ -112,7 +112,7 @@ local_sh up 3 >/dev/null
 wait_until 30 has_leader || die "no leader elected within 30 s"
 endpoints=$(for i in "${nodes[@]}"; do printf '127.0.0.1:%s,' "$((client_base + i))"; done)
 endpoints=${endpoints%,}
-msp="$net/crypto/client"
+msp=$(ordo_client_msp "$net/crypto")
 log "commit $commit; $rounds rounds at $rate tx/s, leader killed ${kill_after}s into ${seconds}s of load; elections ${ORDO_ELECTION_MIN_MS:-400}-${ORDO_ELECTION_MAX_MS:-800} ms; results in $out"
 printf 'round\tkilled\tnew_leader\tkill_to_leader_ms\tblock_gap_ms\tgap_from_s\tterm_before\tterm_after\n' >"$out/rounds.tsv"
 
@@ -123,7 +123,8 @@ for round in $(seq 1 "$rounds"); do
   for i in "${nodes[@]}"; do [ "$i" = "$leader" ] || survivors+=("$i"); done
   term_before=$(term_of "$leader")
   label="round$round"
-  "$bin/peer-sim" bench --label "$label" --msp "$msp" --endpoint "$endpoints" \
+  "$bin/peer-sim" bench --label "$label" --msp "$msp" --mspid "$ordo_client_mspid" \
+    --endpoint "$endpoints" \
     --deliver-endpoint "127.0.0.1:$((client_base + survivors[0]))" --streams 32 \
     --verify-seconds 0.2 --fsync on --out-dir "$out" --tag "commit=$commit" \
     --rate "$rate" --duration "$seconds" --tx-bytes "$tx_bytes" --json \
