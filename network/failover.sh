@@ -51,7 +51,7 @@ local_sh() {
 # The nodes' logs are kept with the results.
 trap 'cp -r "$net/logs" "$out/" 2>/dev/null; local_sh down >/dev/null 2>&1 || true' EXIT
 # Each node logs when it starts leading and when it stands for election (after a won pre-vote).
-export RUST_LOG="${FAILOVER_RUST_LOG:-warn,ordo_orderer::raft::election=info}"
+export RUST_LOG="${FAILOVER_RUST_LOG:-warn,ordo_orderer::chain::raft::election=info}"
 
 
 # status ID: node ID's own status, from `orderer admin status --json`, as the words
@@ -141,7 +141,8 @@ for round in $(seq 1 "$rounds"); do
     [ "$(echo "$(now) - $killed_at > 30" | bc)" = 1 ] && die "round $round: no new leader within 30 s"
   done
   term_after=$(term_of "$new_leader")
-  lead_ts=$(sed 's/\x1b\[[0-9;]*m//g' "$net/logs/node$new_leader.log" | grep " leading " | tail -n 1 | awk '{ print $1 }')
+  lead_ts=$(sed 's/\x1b\[[0-9;]*m//g' "$net/logs/node$new_leader.log" | grep " leading " | tail -n 1 | awk '{ print $1 }') || true
+  [ -n "$lead_ts" ] || die "round $round: node $new_leader leads but its log has no 'leading' line (RUST_LOG=$RUST_LOG)"
   to_leader=$(printf '%.0f' "$(echo "($(date -d "$lead_ts" +%s.%N) - $killed_at) * 1000" | bc)")
   wait "$bench_pid" || { cat "$out/$label.out" "$out/$label.err" >&2; die "round $round: the load failed"; }
   # The longest block gap (ms, and seconds into the run), from the JSON line of
