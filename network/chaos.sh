@@ -88,7 +88,8 @@ net_down() {
   fi
 }
 
-msp() { if [ "$mode" = local ]; then echo "$local_net/crypto/client"; else echo "$here/.data/docker/client"; fi; }
+# The client's MSP folder, as local.sh and docker.sh generate it (it signs as $ordo_client_mspid).
+msp() { if [ "$mode" = local ]; then ordo_client_msp "$local_net/crypto"; else ordo_client_msp "$here/.data/docker/crypto"; fi; }
 # The ports local.sh and docker.sh publish node i on (they read the same variables).
 client_base="${ORDO_CLIENT_BASE:-7050}"
 cluster_base="${ORDO_CLUSTER_BASE:-7150}"
@@ -158,7 +159,7 @@ restart_node() {
   fi
   local _
   for _ in $(seq 1 100); do
-    "$bin/peer-sim" verify --endpoint "$(endpoint "$1")" --msp "$(msp)" >/dev/null 2>&1 && return
+    "$bin/peer-sim" verify --endpoint "$(endpoint "$1")" --msp "$(msp)" --mspid "$ordo_client_mspid" >/dev/null 2>&1 && return
     sleep 0.2
   done
   die "node $1 does not answer clients after its restart"
@@ -250,8 +251,8 @@ start_round() {
   round_target[$name]=$id
   round_count[$name]=$n
   round_hurt[$name]=0
-  timeout 150 "$bin/peer-sim" --count "$n" --endpoint "$(endpoint "$id")" --msp "$(msp)" --json \
-    >"$logs/$name.log" 2>&1 &
+  timeout 150 "$bin/peer-sim" --count "$n" --endpoint "$(endpoint "$id")" --msp "$(msp)" \
+    --mspid "$ordo_client_mspid" --json >"$logs/$name.log" 2>&1 &
   round_pid[$name]=$!
   round_pids+=("$!")
   say "round $name: $n transactions against node $id ($(endpoint "$id"))"
@@ -447,7 +448,7 @@ converged=""
 t_conv=$(now)
 while [ "$(echo "$(now) - $t_conv < 60" | bc)" = 1 ]; do
   for id in "${nodes[@]}"; do
-    chain[$id]=$("$bin/peer-sim" verify --json --endpoint "$(endpoint "$id")" --msp "$(msp)" 2>&1 | tail -n 1) || true
+    chain[$id]=$("$bin/peer-sim" verify --json --endpoint "$(endpoint "$id")" --msp "$(msp)" --mspid "$ordo_client_mspid" 2>&1 | tail -n 1) || true
   done
   if verified "${chain[1]}" && [ "${chain[1]}" = "${chain[2]}" ] && [ "${chain[2]}" = "${chain[3]}" ]; then
     converged=$(since "$t_conv")
