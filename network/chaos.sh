@@ -23,8 +23,9 @@
 # A load round is one `peer-sim run` against one node; it fails the chaos run on any
 # verification failure (chain, signatures, duplicates, an acknowledged transaction missing).
 # Rounds never target the node being hurt; a round that nevertheless could not submit everything
-# ("Broadcast failed", envelopes refused as SERVICE_UNAVAILABLE) is an availability failure:
-# reported as a warning, fatal with CHAOS_STRICT=1.
+# ("Broadcast failed", envelopes refused as SERVICE_UNAVAILABLE, its Deliver stream broken) is an
+# availability failure: reported as a warning, fatal with CHAOS_STRICT=1. (The leader can move
+# to a round's node under load; that node is then the one killed or partitioned.)
 #
 # Settings (environment): CHAOS_COUNT transactions per round (default 20000 local, 6000 docker),
 # CHAOS_DOWN seconds a killed/partitioned node stays out (default 4), CHAOS_DEADLINE seconds for
@@ -282,9 +283,10 @@ print("throughput: %.0f tx/s over %.2fs" % (r["tx_per_s"], r["seconds"]))' 2>/de
   elif [ "$rc" = 124 ] || [ "$rc" = 137 ]; then
     failures+=("round $name (node ${round_target[$name]}): peer-sim did not finish within 150s")
     say "round $name: TIMED OUT"
-  elif grep -qE 'Broadcast failed|envelopes were refused|transactions were acknowledged$|connecting to' "$logs/$name.log"; then
+  elif grep -qE 'Broadcast failed|envelopes were refused|transactions were acknowledged$|connecting to|Deliver stream: ' "$logs/$name.log"; then
     # Everything acknowledged was delivered and verified (peer-sim checks that first), but
-    # not everything was acknowledged: availability, not safety.
+    # not everything was acknowledged, or the node's Deliver stream broke (it was killed
+    # while the round followed it): availability, not safety.
     if [ "${round_hurt[$name]}" = 1 ]; then
       say "round $name: failed as expected (its node was hurt): $last"
     else
