@@ -93,23 +93,17 @@ trap teardown EXIT
 
 # --- networks -------------------------------------------------------------------------------------
 
-# Sets: endpoints (comma-separated), deliver (one endpoint), pids (array), msp.
+# Sets: endpoints (comma-separated), deliver (one endpoint), pids (array), msp (the client's MSP
+# folder; it signs as $ordo_client_mspid).
 solo_up() {
   local dir="$net_root/solo" port=$client_base
-  mkdir -p "$dir/genesis" "$dir/data"
-  "$bin/orderer" keygen --mspid Org1MSP --out "$dir/crypto/client" >/dev/null
-  local client_key orderer_key
-  client_key=$(cat "$dir/crypto/client/key.pub")
-  orderer_key=$("$bin/orderer" keygen --mspid OrdererMSP --out "$dir/crypto/orderer")
-  {
-    ORDO_MAX_MESSAGE_COUNT=$max_message_count ORDO_BATCH_TIMEOUT_MS=$batch_timeout_ms \
-      ordo_channel_head ordo "$client_key"
-    ordo_consenter 1 "$orderer_key" "127.0.0.1:$port" ""
-  } >"$dir/channel.toml"
-  "$bin/orderer" genesis --channel-config "$dir/channel.toml" --signer "$dir/crypto/client" \
-    --output "$dir/genesis/ordo.block" >/dev/null
+  mkdir -p "$dir/data"
+  ordo_crypto "$dir/crypto" 1
+  ORDO_MAX_MESSAGE_COUNT=$max_message_count ORDO_BATCH_TIMEOUT_MS=$batch_timeout_ms \
+    ordo_genesis "$dir/profile.toml" ordo "$dir/genesis/ordo.block" crypto solo "127.0.0.1:$port"
   "$bin/orderer" config --out "$dir/orderer.toml" --consensus solo --data-dir data \
-    --listen "127.0.0.1:$port" --identity crypto/orderer --genesis genesis/ordo.block >/dev/null
+    --listen "127.0.0.1:$port" --msp-dir "$(ordo_node_msp crypto 1)" \
+    --mspid "$ordo_orderer_mspid" --genesis genesis/ordo.block >/dev/null
   RUST_LOG=warn "$bin/orderer" start --config "$dir/orderer.toml" >"$dir/orderer.log" 2>&1 &
   solo_pid=$!
   for _ in $(seq 1 100); do
@@ -118,7 +112,7 @@ solo_up() {
     sleep 0.1
   done
   grep -q "^listening on" "$dir/orderer.log" || die "the solo orderer did not start"
-  endpoints="127.0.0.1:$port"; deliver="$endpoints"; pids=("$solo_pid"); msp="$dir/crypto/client"
+  endpoints="127.0.0.1:$port"; deliver="$endpoints"; pids=("$solo_pid"); msp=$(ordo_client_msp "$dir/crypto")
 }
 
 # The leader node ID knows of, from `orderer admin status --json` (empty if none or no answer).
@@ -147,7 +141,7 @@ raft_up() {
     pids+=("$(cat "$net_root/raft/pids/$i")")
   done
   deliver="127.0.0.1:$((client_base + 1))"
-  msp="$net_root/raft/crypto/client"
+  msp=$(ordo_client_msp "$net_root/raft/crypto")
 }
 
 net_up() { if [ "$1" = solo ]; then solo_up; else raft_up "$1"; fi; }
@@ -160,7 +154,7 @@ bench() {
   local label=$1; shift
   local pid_args=()
   for p in "${pids[@]}"; do pid_args+=(--orderer-pid "$p"); done
-  "$bin/peer-sim" bench --label "$label" --msp "$msp" --endpoint "$endpoints" \
+  "$bin/peer-sim" bench --label "$label" --msp "$msp" --mspid "$ordo_client_mspid" --endpoint "$endpoints" \
     --deliver-endpoint "$deliver" "${pid_args[@]}" --streams "$streams" \
     --verify-seconds "$verify_seconds" --fsync on --out-dir "$suite" --summary "$summary" \
     --tag "commit=$commit" --json "$@" >"$suite/$label.out" 2>"$suite/$label.err" ||

@@ -23,8 +23,9 @@
 # A load round is one `peer-sim run` against one node; it fails the chaos run on any
 # verification failure (chain, signatures, duplicates, an acknowledged transaction missing).
 # Rounds never target the node being hurt; a round that nevertheless could not submit everything
-# ("Broadcast failed", envelopes refused as SERVICE_UNAVAILABLE) is an availability failure:
-# reported as a warning, fatal with CHAOS_STRICT=1.
+# ("Broadcast failed", envelopes refused as SERVICE_UNAVAILABLE, its Deliver stream broken) is an
+# availability failure: reported as a warning, fatal with CHAOS_STRICT=1. (The leader can move
+# to a round's node under load; that node is then the one killed or partitioned.)
 #
 # Settings (environment): CHAOS_COUNT transactions per round (default 20000 local, 6000 docker),
 # CHAOS_DOWN seconds a killed/partitioned node stays out (default 4), CHAOS_DEADLINE seconds for
@@ -88,7 +89,8 @@ net_down() {
   fi
 }
 
-msp() { if [ "$mode" = local ]; then echo "$local_net/crypto/client"; else echo "$here/.data/docker/client"; fi; }
+# The client's MSP folder, as local.sh and docker.sh generate it (it signs as $ordo_client_mspid).
+msp() { if [ "$mode" = local ]; then ordo_client_msp "$local_net/crypto"; else ordo_client_msp "$here/.data/docker/crypto"; fi; }
 # The ports local.sh and docker.sh publish node i on (they read the same variables).
 client_base="${ORDO_CLIENT_BASE:-7050}"
 cluster_base="${ORDO_CLUSTER_BASE:-7150}"
@@ -158,7 +160,7 @@ restart_node() {
   fi
   local _
   for _ in $(seq 1 100); do
-    "$bin/peer-sim" verify --endpoint "$(endpoint "$1")" --msp "$(msp)" >/dev/null 2>&1 && return
+    "$bin/peer-sim" verify --endpoint "$(endpoint "$1")" --msp "$(msp)" --mspid "$ordo_client_mspid" >/dev/null 2>&1 && return
     sleep 0.2
   done
   die "node $1 does not answer clients after its restart"
@@ -250,8 +252,8 @@ start_round() {
   round_target[$name]=$id
   round_count[$name]=$n
   round_hurt[$name]=0
-  timeout 150 "$bin/peer-sim" --count "$n" --endpoint "$(endpoint "$id")" --msp "$(msp)" --json \
-    >"$logs/$name.log" 2>&1 &
+  timeout 150 "$bin/peer-sim" --count "$n" --endpoint "$(endpoint "$id")" --msp "$(msp)" \
+    --mspid "$ordo_client_mspid" --json >"$logs/$name.log" 2>&1 &
   round_pid[$name]=$!
   round_pids+=("$!")
   say "round $name: $n transactions against node $id ($(endpoint "$id"))"
@@ -281,9 +283,10 @@ print("throughput: %.0f tx/s over %.2fs" % (r["tx_per_s"], r["seconds"]))' 2>/de
   elif [ "$rc" = 124 ] || [ "$rc" = 137 ]; then
     failures+=("round $name (node ${round_target[$name]}): peer-sim did not finish within 150s")
     say "round $name: TIMED OUT"
-  elif grep -qE 'Broadcast failed|envelopes were refused|transactions were acknowledged$|connecting to' "$logs/$name.log"; then
+  elif grep -qE 'Broadcast failed|envelopes were refused|transactions were acknowledged$|connecting to|Deliver stream: ' "$logs/$name.log"; then
     # Everything acknowledged was delivered and verified (peer-sim checks that first), but
-    # not everything was acknowledged: availability, not safety.
+    # not everything was acknowledged, or the node's Deliver stream broke (it was killed
+    # while the round followed it): availability, not safety.
     if [ "${round_hurt[$name]}" = 1 ]; then
       say "round $name: failed as expected (its node was hurt): $last"
     else
@@ -447,7 +450,7 @@ converged=""
 t_conv=$(now)
 while [ "$(echo "$(now) - $t_conv < 60" | bc)" = 1 ]; do
   for id in "${nodes[@]}"; do
-    chain[$id]=$("$bin/peer-sim" verify --json --endpoint "$(endpoint "$id")" --msp "$(msp)" 2>&1 | tail -n 1) || true
+    chain[$id]=$("$bin/peer-sim" verify --json --endpoint "$(endpoint "$id")" --msp "$(msp)" --mspid "$ordo_client_mspid" 2>&1 | tail -n 1) || true
   done
   if verified "${chain[1]}" && [ "${chain[1]}" = "${chain[2]}" ] && [ "${chain[2]}" = "${chain[3]}" ]; then
     converged=$(since "$t_conv")

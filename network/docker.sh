@@ -2,7 +2,7 @@
 # A 3-node Ordo network in Docker containers, replicated consensus ("raft"), from network/compose.yaml.
 #
 #   network/docker.sh image          build the image ordo-orderer:local from the release binaries
-#   network/docker.sh up             generate crypto and channel config, start the 3 containers
+#   network/docker.sh up             generate crypto and the genesis block, start the 3 containers
 #   network/docker.sh down           remove the containers, the network and the generated data
 #   network/docker.sh status         containers, and the cluster as each running node sees it
 #   network/docker.sh partition ID   disconnect node ID from the bridge network "ordo"
@@ -11,10 +11,12 @@
 #   network/docker.sh restart ID     start node ID's container again on its data (after kill)
 #
 # Data lives under network/.data/docker/ordererN (ignored by git), bind-mounted at /ordo in the
-# container. Node i serves clients on 127.0.0.1:(7050+i) on the host; inside the network the
-# nodes talk to each other at ordererI:7150. No registry is needed: the image is FROM scratch
-# with our binaries and the shared libraries they load. Binaries come from target/release
-# (built here if missing) or from $ORDO_BIN.
+# container; crypto material under network/.data/docker/crypto: the client signs with
+# crypto/Org1/users/User1/msp as Org1MSP, the channel's orderer admin is
+# crypto/Orderer/users/Admin/msp (OrdererMSP). Node i serves clients on 127.0.0.1:(7050+i) on the
+# host; inside the network the nodes talk to each other at ordererI:7150. No registry is needed:
+# the image is FROM scratch with our binaries and the shared libraries they load. Binaries come
+# from target/release (built here if missing) or from $ORDO_BIN.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -54,6 +56,9 @@ compose() {
 }
 
 container() { echo "ordo-orderer$1"; }
+
+# The client's MSP folder (it signs as $ordo_client_mspid).
+client_msp() { ordo_client_msp "$net/crypto"; }
 
 # Checks that ID names one of the nodes of compose.yaml.
 check_id() {
@@ -97,13 +102,13 @@ wait_ready() {
   done
   [ "$(starts "$id")" -gt "$before" ] || die "node $id did not start listening within 30s (docker logs $name)"
   for _ in $(seq 1 50); do
-    if "$bin/peer-sim" verify --endpoint "127.0.0.1:$port" --msp "$net/client" >/dev/null 2>&1; then
+    if "$bin/peer-sim" verify --endpoint "127.0.0.1:$port" --msp "$(client_msp)" --mspid "$ordo_client_mspid" >/dev/null 2>&1; then
       echo "node $id: container $name, clients 127.0.0.1:$port"
       return
     fi
     sleep 0.2
   done
-  "$bin/peer-sim" verify --endpoint "127.0.0.1:$port" --msp "$net/client" >&2 || true
+  "$bin/peer-sim" verify --endpoint "127.0.0.1:$port" --msp "$(client_msp)" --mspid "$ordo_client_mspid" >&2 || true
   die "node $id listens but does not answer on 127.0.0.1:$port"
 }
 
@@ -183,32 +188,34 @@ ensure_image() {
 
 # --- up / down --------------------------------------------------------------------------------
 
-# Generates the client and node identities, the channel config and its genesis block, and one
-# folder per node: network/.data/docker/ordererN/{orderer.toml,crypto,genesis,data}.
+# Generates the crypto material (network/.data/docker/crypto: the client's MSP folder, the
+# orderer admin's, the nodes'), the genesis profile and block, and one folder per node:
+# network/.data/docker/ordererN/{orderer.toml,msp,genesis,data}, msp being a copy of that node's
+# own MSP folder (a container sees only its own folder and key).
 generate() {
   mkdir -p "$net"
-  "$bin/orderer" keygen --mspid Org1MSP --out "$net/client" >/dev/null
-  local client_key; client_key=$(cat "$net/client/key.pub")
-  ordo_channel_head "$channel" "$client_key" >"$net/channel.toml"
+  local i hosts=()
+  for i in "${nodes[@]}"; do hosts+=("orderer$i"); done
+  # The nodes' TLS certificates also cover their service names.
+  ordo_crypto "$net/crypto" "${#nodes[@]}" "${hosts[@]}"
 
   # The consenters: clients reach node i on the host's published port, nodes reach each other
   # by service name on the bridge network.
-  local peers=() i key
+  local consenters=()
+  for i in "${nodes[@]}"; do
+    consenters+=("127.0.0.1:$((client_base + i))=orderer$i:7150")
+  done
+  ordo_genesis "$net/profile.toml" "$channel" "$net/genesis.block" crypto etcdraft "${consenters[@]}"
+
+  # Node configs: paths are relative to the config file, i.e. to /ordo in the container. A node
+  # listens on 0.0.0.0:7150 and finds itself among the consenters as orderer$i:7150.
   for i in "${nodes[@]}"; do
     mkdir -p "$net/orderer$i/genesis" "$net/orderer$i/data"
-    key=$("$bin/orderer" keygen --mspid OrdererMSP --out "$net/orderer$i/crypto")
-    ordo_consenter "$i" "$key" "127.0.0.1:$((client_base + i))" "orderer$i:7150" >>"$net/channel.toml"
-    peers+=("$i=orderer$i:7150")
-  done
-  "$bin/orderer" genesis --channel-config "$net/channel.toml" --signer "$net/client" \
-    --output "$net/genesis.block" >/dev/null
-
-  # Node configs: paths are relative to the config file, i.e. to /ordo in the container.
-  for i in "${nodes[@]}"; do
     cp "$net/genesis.block" "$net/orderer$i/genesis/$channel.block"
+    cp -r "$(ordo_node_msp "$net/crypto" "$i")" "$net/orderer$i/msp"
     {
       echo "# Node $i of the docker network (generated by network/docker.sh); mounted at /ordo."
-      ordo_node_config "$i" "0.0.0.0:7050" "0.0.0.0:7150" "crypto" "genesis/$channel.block" "${peers[@]}"
+      ordo_node_config "$i" "0.0.0.0:7050" "0.0.0.0:7150" "msp" "genesis/$channel.block" "orderer$i:7150"
     } >"$net/orderer$i/orderer.toml"
   done
 }
@@ -229,8 +236,9 @@ up() {
   }
   for i in "${nodes[@]}"; do wait_ready "$i" 0; done
   echo
-  echo "client credentials: $net/client"
-  echo "try:  $bin/peer-sim --endpoint 127.0.0.1:$((client_base + 1)) --msp $net/client"
+  echo "client MSP: $(client_msp) ($ordo_client_mspid)"
+  echo "orderer admin MSP: $net/crypto/Orderer/users/Admin/msp ($ordo_orderer_mspid)"
+  echo "try:  $bin/peer-sim --endpoint 127.0.0.1:$((client_base + 1)) --msp $(client_msp) --mspid $ordo_client_mspid"
 }
 
 down() {
@@ -321,5 +329,5 @@ case "$cmd" in
   heal) heal "${2:-}" ;;
   kill) kill_node "${2:-}" ;;
   restart) restart "${2:-}" ;;
-  *) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+  *) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
 esac

@@ -51,7 +51,7 @@ local_sh() {
 # The nodes' logs are kept with the results.
 trap 'cp -r "$net/logs" "$out/" 2>/dev/null; local_sh down >/dev/null 2>&1 || true' EXIT
 # Each node logs when it starts leading and when it stands for election (after a won pre-vote).
-export RUST_LOG="${FAILOVER_RUST_LOG:-warn,ordo_orderer::raft::election=info}"
+export RUST_LOG="${FAILOVER_RUST_LOG:-warn,ordo_orderer::chain::raft::election=info}"
 
 
 # status ID: node ID's own status, from `orderer admin status --json`, as the words
@@ -112,7 +112,7 @@ local_sh up 3 >/dev/null
 wait_until 30 has_leader || die "no leader elected within 30 s"
 endpoints=$(for i in "${nodes[@]}"; do printf '127.0.0.1:%s,' "$((client_base + i))"; done)
 endpoints=${endpoints%,}
-msp="$net/crypto/client"
+msp=$(ordo_client_msp "$net/crypto")
 log "commit $commit; $rounds rounds at $rate tx/s, leader killed ${kill_after}s into ${seconds}s of load; elections ${ORDO_ELECTION_MIN_MS:-400}-${ORDO_ELECTION_MAX_MS:-800} ms; results in $out"
 printf 'round\tkilled\tnew_leader\tkill_to_leader_ms\tblock_gap_ms\tgap_from_s\tterm_before\tterm_after\n' >"$out/rounds.tsv"
 
@@ -123,7 +123,8 @@ for round in $(seq 1 "$rounds"); do
   for i in "${nodes[@]}"; do [ "$i" = "$leader" ] || survivors+=("$i"); done
   term_before=$(term_of "$leader")
   label="round$round"
-  "$bin/peer-sim" bench --label "$label" --msp "$msp" --endpoint "$endpoints" \
+  "$bin/peer-sim" bench --label "$label" --msp "$msp" --mspid "$ordo_client_mspid" \
+    --endpoint "$endpoints" \
     --deliver-endpoint "127.0.0.1:$((client_base + survivors[0]))" --streams 32 \
     --verify-seconds 0.2 --fsync on --out-dir "$out" --tag "commit=$commit" \
     --rate "$rate" --duration "$seconds" --tx-bytes "$tx_bytes" --json \
@@ -140,7 +141,8 @@ for round in $(seq 1 "$rounds"); do
     [ "$(echo "$(now) - $killed_at > 30" | bc)" = 1 ] && die "round $round: no new leader within 30 s"
   done
   term_after=$(term_of "$new_leader")
-  lead_ts=$(sed 's/\x1b\[[0-9;]*m//g' "$net/logs/node$new_leader.log" | grep " leading " | tail -n 1 | awk '{ print $1 }')
+  lead_ts=$(sed 's/\x1b\[[0-9;]*m//g' "$net/logs/node$new_leader.log" | grep " leading " | tail -n 1 | awk '{ print $1 }') || true
+  [ -n "$lead_ts" ] || die "round $round: node $new_leader leads but its log has no 'leading' line (RUST_LOG=$RUST_LOG)"
   to_leader=$(printf '%.0f' "$(echo "($(date -d "$lead_ts" +%s.%N) - $killed_at) * 1000" | bc)")
   wait "$bench_pid" || { cat "$out/$label.out" "$out/$label.err" >&2; die "round $round: the load failed"; }
   # The longest block gap (ms, and seconds into the run), from the JSON line of

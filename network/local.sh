@@ -1,17 +1,18 @@
 #!/usr/bin/env bash
 # An Ordo network of N orderer processes on loopback, replicated consensus ("raft").
 #
-#   network/local.sh up N       generate crypto and channel config, start N nodes (default 3)
+#   network/local.sh up N       generate crypto and the genesis block, start N nodes (default 3)
 #   network/local.sh down       stop every node and delete the network's data
 #   network/local.sh status     which nodes run, and the cluster as a running node sees it
 #   network/local.sh kill ID    SIGKILL node ID (a crash)
 #   network/local.sh restart ID start node ID again on its data (after kill)
 #
-# Data, logs and crypto live under network/.data/local (ignored by git). Node i serves clients on
-# 127.0.0.1:(7050+i) and the cluster on 127.0.0.1:(7150+i). Binaries come from target/release
-# (built here if missing) or from $ORDO_BIN. Raft election timeouts: $ORDO_ELECTION_MIN_MS and
-# $ORDO_ELECTION_MAX_MS (default 400-800); block rules: $ORDO_MAX_MESSAGE_COUNT (500) and
-# $ORDO_BATCH_TIMEOUT_MS (500).
+# Data, logs and crypto live under network/.data/local (ignored by git): the client signs with
+# the MSP folder crypto/Org1/users/User1/msp as Org1MSP, the channel's orderer admin is
+# crypto/Orderer/users/Admin/msp (OrdererMSP). Node i serves clients on 127.0.0.1:(7050+i) and
+# the cluster on 127.0.0.1:(7150+i). Binaries come from target/release (built here if missing)
+# or from $ORDO_BIN. Raft election timeouts: $ORDO_ELECTION_MIN_MS and $ORDO_ELECTION_MAX_MS
+# (default 400-800); block rules: $ORDO_MAX_MESSAGE_COUNT (500) and $ORDO_BATCH_TIMEOUT_MS (500).
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -52,29 +53,24 @@ up() {
   [ "$n" -ge 1 ] || die "up takes a node count of at least 1"
   [ -d "$net/nodes" ] && die "a network is already set up in $net (local.sh down first)"
   binaries
-  mkdir -p "$net"/{crypto,nodes,logs,pids}
-  "$bin/orderer" keygen --mspid Org1MSP --out "$net/crypto/client" >/dev/null
-  local client_key; client_key=$(cat "$net/crypto/client/key.pub")
-  ordo_channel_head "$channel" "$client_key" >"$net/channel.toml"
-  local peers=()
+  mkdir -p "$net"/{nodes,logs,pids}
+  ordo_crypto "$net/crypto" "$n"
+  local consenters=()
   for i in $(seq 1 "$n"); do
-    local key
-    key=$("$bin/orderer" keygen --mspid OrdererMSP --out "$net/crypto/orderer$i")
-    ordo_consenter "$i" "$key" "127.0.0.1:$((client_base + i))" "127.0.0.1:$((cluster_base + i))" \
-      >>"$net/channel.toml"
-    peers+=("$i=127.0.0.1:$((cluster_base + i))")
+    consenters+=("127.0.0.1:$((client_base + i))=127.0.0.1:$((cluster_base + i))")
   done
-  "$bin/orderer" genesis --channel-config "$net/channel.toml" --signer "$net/crypto/client" \
-    --output "$net/genesis/$channel.block" >/dev/null
+  ordo_genesis "$net/profile.toml" "$channel" "$net/genesis/$channel.block" crypto etcdraft \
+    "${consenters[@]}"
   for i in $(seq 1 "$n"); do
     mkdir -p "$net/nodes/node$i"
     ordo_node_config "$i" "127.0.0.1:$((client_base + i))" "127.0.0.1:$((cluster_base + i))" \
-      "../../crypto/orderer$i" "../../genesis/$channel.block" "${peers[@]}" >"$net/nodes/node$i/orderer.toml"
+      "../../$(ordo_node_msp crypto "$i")" "../../genesis/$channel.block" >"$net/nodes/node$i/orderer.toml"
   done
   for i in $(seq 1 "$n"); do start_node "$i"; done
   echo
-  echo "client credentials: $net/crypto/client"
-  echo "try:  $bin/peer-sim --endpoint 127.0.0.1:$((client_base + 1)) --msp $net/crypto/client"
+  echo "client MSP: $(ordo_client_msp "$net/crypto") ($ordo_client_mspid)"
+  echo "orderer admin MSP: $net/crypto/Orderer/users/Admin/msp ($ordo_orderer_mspid)"
+  echo "try:  $bin/peer-sim --endpoint 127.0.0.1:$((client_base + 1)) --msp $(ordo_client_msp "$net/crypto") --mspid $ordo_client_mspid"
 }
 
 down() {
@@ -125,5 +121,5 @@ case "$cmd" in
     binaries
     start_node "$2"
     ;;
-  *) sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+  *) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
 esac

@@ -11,6 +11,9 @@ use std::time::{Duration, Instant};
 
 use common::binary;
 
+/// The MSP id docker.sh's client signs as.
+const MSPID: &str = "Org1MSP";
+
 fn run(command: &mut Command) -> Output {
     let output = command.output().expect("running a command");
     if !output.status.success() {
@@ -84,13 +87,16 @@ fn compose_network_orders_and_every_node_has_the_chain() {
         base: ports.port(0),
     };
     run(&mut network.command(&["up"]));
-    let msp = root.join("network/.data/docker/client");
+    // The client's MSP folder, as docker.sh generates it (cryptogen's Org1 user).
+    let msp = root.join("network/.data/docker/crypto/Org1/users/User1/msp");
     let endpoint = |i: u16| format!("127.0.0.1:{}", network.base + i);
 
     let submitted = run(Command::new(binary("peer-sim"))
         .args(["--endpoint", &endpoint(1), "--msp"])
         .arg(&msp)
         .args([
+            "--mspid",
+            MSPID,
             "--count",
             "2000",
             "--streams",
@@ -109,7 +115,8 @@ fn compose_network_orders_and_every_node_has_the_chain() {
         let report = loop {
             let verified = run(Command::new(binary("peer-sim"))
                 .args(["verify", "--json", "--endpoint", &endpoint(i), "--msp"])
-                .arg(&msp));
+                .arg(&msp)
+                .args(["--mspid", MSPID]));
             let report = common::last_json_line(&verified.stdout);
             if reports.first().is_none_or(|first| *first == report) {
                 break report;
