@@ -22,7 +22,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use crate::chain::raft::network::ClusterClients;
-use crate::chain::raft::{Node as RaftNode, NodeId, OpenError, RaftLog, Timing};
+use crate::chain::raft::{Members, Node as RaftNode, NodeId, OpenError, RaftLog, Timing};
 use crate::chain::solo::SoloChain;
 use crate::chain::Chain;
 use crate::channel::{read_genesis, Channel, Genesis};
@@ -256,8 +256,10 @@ impl ChannelOpener {
                     node_id,
                     self.log.clone(),
                     timing,
-                    bootstrap,
-                    ids,
+                    Members {
+                        bootstrap,
+                        consenter_ids: ids,
+                    },
                     clients.clone(),
                 )
                 .await

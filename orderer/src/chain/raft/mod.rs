@@ -144,6 +144,14 @@ struct Writer {
     attempt_timeout: Duration,
 }
 
+/// Who a channel's Raft group is made of, as its config says.
+pub struct Members {
+    /// The initial members, if this node is one of them (it then bootstraps an empty group).
+    pub bootstrap: Option<BTreeMap<NodeId, Node>>,
+    /// The Raft ids of the channel's consenters, in config order (recorded in block metadata).
+    pub consenter_ids: Vec<NodeId>,
+}
+
 impl RaftLog {
     /// Opens the channel's Raft log in `dir` and starts its Raft node. With `bootstrap` members
     /// and an empty log, the group is initialized with them (every bootstrap node does the same,
@@ -155,10 +163,13 @@ impl RaftLog {
         node_id: NodeId,
         log_config: PartitionConfig,
         timing: &Timing,
-        bootstrap: Option<BTreeMap<NodeId, Node>>,
-        consenter_ids: Vec<NodeId>,
+        members: Members,
         clients: ClusterClients,
     ) -> Result<Arc<RaftLog>, OpenError> {
+        let Members {
+            bootstrap,
+            consenter_ids,
+        } = members;
         let store = SegmentStore::open(dir, log_config)?;
         let empty = store.next_offset() == store.start_offset();
         let log_store = LogStore::open(store, dir);
@@ -569,8 +580,10 @@ mod tests {
             1,
             PartitionConfig::default(),
             &timing,
-            Some(members),
-            vec![1],
+            Members {
+                bootstrap: Some(members),
+                consenter_ids: vec![1],
+            },
             ClusterClients::default(),
         )
         .await
