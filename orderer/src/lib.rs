@@ -14,7 +14,7 @@
 //!   development layout), [`status`] (`orderer admin status`).
 //!
 //! May import: `ordo-core` for every rule about messages, identities, policies and blocks (none
-//! is written twice here), `ordo-client` for identity folders and block files, `ordo-proto`.
+//! is written twice here), `ordo-client` for MSP folders, development crypto, profiles and block files, `ordo-proto`.
 //! Nothing here is imported by `ordo-core`, `ordo-client` or peer-sim.
 
 pub mod chain;
