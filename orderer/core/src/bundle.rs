@@ -285,3 +285,179 @@ pub fn config_of_envelope(envelope: &Bytes) -> Result<(String, ConfigEnvelope), 
         ConfigEnvelope::decode(headers.data).map_err(|e| format!("ConfigEnvelope: {e}"))?;
     Ok((headers.channel_id, config))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::configtx::client::update_envelope;
+    use crate::configtx::genesis::OrgProfile;
+    use crate::msp::testing::{KeyKind, TestOrg};
+    use crate::msp::SigningIdentity;
+    use crate::testing::{TestChannel, CHANNEL};
+    use ordo_proto::common::{ConfigGroup, ConfigPolicy, ConfigUpdate, ConfigValue};
+
+    /// A group as a read set names it: its version, and its members' keys at their versions.
+    fn shell(group: &ConfigGroup) -> ConfigGroup {
+        ConfigGroup {
+            version: group.version,
+            groups: group
+                .groups
+                .iter()
+                .map(|(k, g)| {
+                    let empty = ConfigGroup {
+                        version: g.version,
+                        ..Default::default()
+                    };
+                    (k.clone(), empty)
+                })
+                .collect(),
+            values: group
+                .values
+                .iter()
+                .map(|(k, v)| {
+                    let empty = ConfigValue {
+                        version: v.version,
+                        ..Default::default()
+                    };
+                    (k.clone(), empty)
+                })
+                .collect(),
+            policies: group
+                .policies
+                .iter()
+                .map(|(k, p)| {
+                    let empty = ConfigPolicy {
+                        version: p.version,
+                        ..Default::default()
+                    };
+                    (k.clone(), empty)
+                })
+                .collect(),
+            mod_policy: String::new(),
+        }
+    }
+
+    /// The update that replaces /Channel/Application by `next` (a bumped version), as
+    /// configtxlator's compute_update lays it out: everything kept is in both sets at its version.
+    fn application_update(bundle: &Bundle, next: ConfigGroup) -> ConfigUpdate {
+        let root = bundle.config().channel_group.as_ref().unwrap();
+        let current = &root.groups["Application"];
+        let read = shell(current);
+        let mut write = shell(current);
+        write.version = next.version;
+        write.mod_policy = current.mod_policy.clone();
+        for (name, group) in &next.groups {
+            if !current.groups.contains_key(name) {
+                write.groups.insert(name.clone(), group.clone());
+            }
+        }
+        let wrap = |g: ConfigGroup| ConfigGroup {
+            version: root.version,
+            groups: [("Application".to_string(), g)].into(),
+            ..Default::default()
+        };
+        ConfigUpdate {
+            channel_id: CHANNEL.into(),
+            read_set: Some(wrap(read)),
+            write_set: Some(wrap(write)),
+            ..Default::default()
+        }
+    }
+
+    fn apply(bundle: &Bundle, update: &Envelope) -> Result<Bundle, BundleError> {
+        let (proposed, next) = bundle.propose_update(update)?;
+        // What every node checks when it consumes the CONFIG envelope gives the same.
+        let applied = bundle.apply(&proposed)?;
+        assert_eq!(applied.config(), next.config());
+        Ok(next)
+    }
+
+    #[test]
+    fn an_organisation_added_by_its_admins_may_write() {
+        let ch = TestChannel::new();
+        let org2 = TestOrg::new("Org2MSP", KeyKind::EcdsaP256);
+        // Org2's group as a profile with it would hold it.
+        let with_org2 = TestChannel::with(|profile| {
+            let mut org = OrgProfile::new("Org2", org2.channel_config());
+            org.node_ous = true;
+            profile.application.as_mut().unwrap().orgs.push(org);
+        });
+        let root = with_org2.bundle.config().channel_group.clone().unwrap();
+        let mut next = root.groups["Application"].clone();
+        next.version += 1;
+        let update = application_update(&ch.bundle, next);
+        let issued = org2.client("User1@org2");
+
+        // Before: Org2 is no identity of the channel.
+        let creator = org2.creator(&issued);
+        assert!(ch.bundle.msps().deserialize(&creator).is_err());
+        // /Channel/Application's mod_policy is MAJORITY of its orgs' Admins: Org1's admin alone.
+        let by_client = update_envelope(&update, &[&ch.client], &ch.client);
+        let refused = apply(&ch.bundle, &by_client).unwrap_err();
+        assert!(
+            refused.to_string().contains("/Channel/Application"),
+            "{refused}"
+        );
+        let next = apply(
+            &ch.bundle,
+            &update_envelope(&update, &[&ch.admin], &ch.admin),
+        )
+        .unwrap();
+        assert_eq!(next.sequence(), 1);
+        let msp = next.msps().msp("Org2MSP").unwrap();
+        let client =
+            SigningIdentity::new(msp, issued.cert_pem.as_bytes(), issued.key_pem.as_bytes())
+                .unwrap();
+        let identity = next.msps().deserialize(client.serialized()).unwrap();
+        next.check_writer(&identity).unwrap();
+        // Org1 is still there, unchanged.
+        let org1 = next.msps().deserialize(ch.client.serialized()).unwrap();
+        next.check_writer(&org1).unwrap();
+    }
+
+    #[test]
+    fn a_policy_changed_by_the_org_admin_applies() {
+        let ch = TestChannel::new();
+        let root = ch.bundle.config().channel_group.clone().unwrap();
+        let org1 = &root.groups["Application"].groups["Org1"];
+        // Org1's Writers narrowed to its admins: the client may no longer write.
+        let mut writers = org1.policies["Writers"].clone();
+        writers.version += 1;
+        writers.policy = Some(crate::policies::dsl::signature_policy(
+            &crate::policies::dsl::parse("OR('Org1MSP.admin')").unwrap(),
+        ));
+        let mut write_org1 = shell(org1);
+        write_org1.policies.insert("Writers".into(), writers);
+        let nest = |org: ConfigGroup| ConfigGroup {
+            version: root.version,
+            groups: [(
+                "Application".to_string(),
+                ConfigGroup {
+                    version: root.groups["Application"].version,
+                    groups: [("Org1".to_string(), org)].into(),
+                    ..Default::default()
+                },
+            )]
+            .into(),
+            ..Default::default()
+        };
+        let update = ConfigUpdate {
+            channel_id: CHANNEL.into(),
+            read_set: Some(nest(shell(org1))),
+            write_set: Some(nest(write_org1)),
+            ..Default::default()
+        };
+        // The policy's mod_policy is Org1's Admins.
+        let by_orderer_admin = update_envelope(&update, &[&ch.orderer_admin], &ch.orderer_admin);
+        assert!(apply(&ch.bundle, &by_orderer_admin).is_err());
+        let next = apply(
+            &ch.bundle,
+            &update_envelope(&update, &[&ch.admin], &ch.admin),
+        )
+        .unwrap();
+        let client = next.msps().deserialize(ch.client.serialized()).unwrap();
+        assert!(next.check_writer(&client).is_err());
+        let admin = next.msps().deserialize(ch.admin.serialized()).unwrap();
+        next.check_writer(&admin).unwrap();
+    }
+}
