@@ -268,6 +268,21 @@ impl Bundle {
     fn successor(&self, config: Config) -> Result<Bundle, BundleError> {
         let next = Bundle::new(&self.channel_id, config)?;
         configtx::validate_new::validate_new(&self.values, &next.values)?;
+        if let (
+            Consensus::EtcdRaft { consenters: old, .. },
+            Consensus::EtcdRaft { consenters: new, .. },
+        ) = (&self.values.consensus, &next.values.consensus)
+        {
+            // The Raft group is the genesis consenters (changed with `orderer admin`); a config
+            // naming others would not be the group that orders it.
+            if old != new {
+                return Err(ConfigTxError::invalid(
+                    "/Channel/Orderer/ConsensusType",
+                    "changing the etcdraft consenters by a config update is not supported yet",
+                )
+                .into());
+            }
+        }
         Ok(next)
     }
 }
