@@ -23,8 +23,6 @@ use crate::msp::SigningIdentity;
 pub(crate) const CHANNEL: &str = "ch";
 
 pub(crate) struct TestChannel {
-    #[allow(dead_code)] // Kept so tests can issue more orderer identities.
-    pub orderer_org: TestOrg,
     pub org1: TestOrg,
     /// The orderer node's identity (OrdererMSP, OU orderer): signs blocks and config envelopes.
     pub orderer: SigningIdentity,
@@ -78,7 +76,6 @@ impl TestChannel {
             admin: signer(&org1, org1.admin("Admin@org1")),
             client: signer(&org1, org1.client("User1@org1")),
             peer: signer(&org1, org1.peer("peer0.org1")),
-            orderer_org,
             org1,
             genesis,
             bundle,
