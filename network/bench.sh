@@ -14,7 +14,9 @@
 # are built. Ports: solo serves on $ORDO_CLIENT_BASE (default 7050); node i of a raft network on
 # $ORDO_CLIENT_BASE+i, its cluster port $ORDO_CLUSTER_BASE+i (default 7150). Network data goes
 # under $ORDO_NET_DIR (default network/.data/bench). Block rules: $ORDO_MAX_MESSAGE_COUNT (500),
-# $ORDO_BATCH_TIMEOUT_MS (500), for solo and raft alike.
+# $ORDO_BATCH_TIMEOUT_MS (500), for solo and raft alike. Identities' signing keys: $ORDO_KEY_TYPE,
+# ecdsa (P-256, default) or ed25519. ORDO_BENCH_ONLY=max-1024 runs only the 1 KiB max-rate run of
+# each group (solo, then 3 raft nodes), with the same settings as in the full suite.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -23,7 +25,7 @@ smoke=""
 case "${1:-}" in
   --smoke) smoke=1 ;;
   "") ;;
-  *) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+  *) sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
 esac
 
 client_base="${ORDO_CLIENT_BASE:-7050}"
@@ -31,6 +33,10 @@ cluster_base="${ORDO_CLUSTER_BASE:-7150}"
 net_root="${ORDO_NET_DIR:-$here/.data/bench}"
 max_message_count="${ORDO_MAX_MESSAGE_COUNT:-500}"
 batch_timeout_ms="${ORDO_BATCH_TIMEOUT_MS:-500}"
+export ORDO_KEY_TYPE="${ORDO_KEY_TYPE:-ecdsa}"
+case "$ORDO_KEY_TYPE" in ecdsa | ed25519) ;; *) echo "bench.sh: ORDO_KEY_TYPE must be ecdsa or ed25519" >&2; exit 2 ;; esac
+only="${ORDO_BENCH_ONLY:-}"
+case "$only" in "" | max-1024) ;; *) echo "bench.sh: ORDO_BENCH_ONLY must be max-1024 (or unset)" >&2; exit 2 ;; esac
 suite="$(cd "$root" && mkdir -p "${BENCH_OUT:-bench-results}" && cd "${BENCH_OUT:-bench-results}" && pwd)/suite-$(date +%Y%m%d-%H%M%S)"
 summary="$suite/summary.md"
 commit=$(git -C "$root" describe --always --dirty 2>/dev/null || echo unknown)
@@ -157,7 +163,7 @@ bench() {
   "$bin/peer-sim" bench --label "$label" --msp "$msp" --mspid "$ordo_client_mspid" --endpoint "$endpoints" \
     --deliver-endpoint "$deliver" "${pid_args[@]}" --streams "$streams" \
     --verify-seconds "$verify_seconds" --fsync on --out-dir "$suite" --summary "$summary" \
-    --tag "commit=$commit" --json "$@" >"$suite/$label.out" 2>"$suite/$label.err" ||
+    --tag "commit=$commit" --tag "key_type=$ORDO_KEY_TYPE" --json "$@" >"$suite/$label.out" 2>"$suite/$label.err" ||
     { cat "$suite/$label.out" "$suite/$label.err" >&2; die "run $label failed"; }
   # The human report (on stderr with --json), without the signing and load-started notes.
   grep -v "^bench $label: " "$suite/$label.err" || true
@@ -186,6 +192,7 @@ group() {
     bench "$name-max-$size" --count "${max_count[$k]}" --tx-bytes "$size"
     net_down
     if [ "$size" = 1024 ]; then saturation=$(tps_of "$name-max-$size"); fi
+    [ -z "$only" ] || return 0
   done
   [ "$saturation" -gt 0 ] || die "$name: no saturation figure"
   for pct in "${sweep[@]}"; do
@@ -226,13 +233,13 @@ fault() {
   net_down
 }
 
-log "suite $suite (commit $commit)"
+log "suite $suite (commit $commit, $ORDO_KEY_TYPE identities${only:+, only $only})"
 group solo solo
 group raft3 3
 
 {
   echo "Suite of $(date -u '+%Y-%m-%d %H:%M UTC'), commit $commit; $(nproc) cores, $(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -n 1)."
-  echo "Blocks of ≤$max_message_count transactions, batch timeout $batch_timeout_ms ms, fsync on. Command: network/bench.sh${smoke:+ --smoke}"
+  echo "Blocks of ≤$max_message_count transactions, batch timeout $batch_timeout_ms ms, fsync on; $ORDO_KEY_TYPE identities. Command: ORDO_KEY_TYPE=$ORDO_KEY_TYPE${only:+ ORDO_BENCH_ONLY=$only} network/bench.sh${smoke:+ --smoke}"
   echo
   cat "$summary"
 } >"$suite/table.md"

@@ -25,12 +25,14 @@ ordo_client_mspid=Org1MSP
 # its admin $1/Orderer/users/Admin/msp (the channel's orderer admin); one peer organisation
 # "Org1" (Org1MSP) with one client user, $1/Org1/users/User1/msp (ordo_client_msp). Further
 # arguments are extra host names the nodes' TLS certificates cover (docker: orderer1, ...).
+# Signing keys: $ORDO_KEY_TYPE, ecdsa (P-256, the default) or ed25519 (`cryptogen --key-type`;
+# ordo_genesis's channel capability V3_0 admits both).
 ordo_crypto() {
   local out=$1 n=$2 host host_args=()
   shift 2
   for host in "$@"; do host_args+=(--host "$host"); done
   "$bin/orderer" cryptogen --out "$out" --orderer-org "Orderer:$n" --peer-org Org1:1 \
-    "${host_args[@]}" >/dev/null
+    --key-type "${ORDO_KEY_TYPE:-ecdsa}" "${host_args[@]}" >/dev/null
 }
 
 # The client's MSP folder in crypto folder $1 (sign as $ordo_client_mspid).
