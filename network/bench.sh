@@ -12,7 +12,7 @@
 # Results: one JSON file per run and summary.md (the table) under $BENCH_OUT/suite-<time>/
 # (default bench-results/, ignored by git). Binaries come from $ORDO_BIN, else release binaries
 # are built. Ports: solo serves on $ORDO_CLIENT_BASE (default 7050); node i of a raft network on
-# $ORDO_CLIENT_BASE+i, its cluster port $ORDO_CLUSTER_BASE+i (default 7150). Network data goes
+# $ORDO_CLIENT_BASE+i, its cluster port $ORDO_NET_CLUSTER_BASE+i (default 7150). Network data goes
 # under $ORDO_NET_DIR (default network/.data/bench). Block rules: $ORDO_MAX_MESSAGE_COUNT (500),
 # $ORDO_BATCH_TIMEOUT_MS (500), for solo and raft alike. Identities' signing keys: $ORDO_KEY_TYPE,
 # ecdsa (P-256, default) or ed25519. ORDO_BENCH_ONLY=max-1024 runs only the 1 KiB max-rate run of
@@ -29,7 +29,7 @@ case "${1:-}" in
 esac
 
 client_base="${ORDO_CLIENT_BASE:-7050}"
-cluster_base="${ORDO_CLUSTER_BASE:-7150}"
+cluster_base="${ORDO_NET_CLUSTER_BASE:-7150}"
 net_root="${ORDO_NET_DIR:-$here/.data/bench}"
 max_message_count="${ORDO_MAX_MESSAGE_COUNT:-500}"
 batch_timeout_ms="${ORDO_BATCH_TIMEOUT_MS:-500}"
@@ -76,7 +76,7 @@ solo_pid=""
 raft_running=""
 
 local_sh() {
-  ORDO_NET_DIR="$net_root/raft" ORDO_CLIENT_BASE="$client_base" ORDO_CLUSTER_BASE="$cluster_base" \
+  ORDO_NET_DIR="$net_root/raft" ORDO_CLIENT_BASE="$client_base" ORDO_NET_CLUSTER_BASE="$cluster_base" \
     ORDO_MAX_MESSAGE_COUNT="$max_message_count" ORDO_BATCH_TIMEOUT_MS="$batch_timeout_ms" \
     "$here/local.sh" "$@"
 }

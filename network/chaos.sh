@@ -93,7 +93,7 @@ net_down() {
 msp() { if [ "$mode" = local ]; then ordo_client_msp "$local_net/crypto"; else ordo_client_msp "$here/.data/docker/crypto"; fi; }
 # The ports local.sh and docker.sh publish node i on (they read the same variables).
 client_base="${ORDO_CLIENT_BASE:-7050}"
-cluster_base="${ORDO_CLUSTER_BASE:-7150}"
+cluster_base="${ORDO_NET_CLUSTER_BASE:-7150}"
 endpoint() { echo "127.0.0.1:$((client_base + $1))"; }
 
 # `orderer admin status --json` as node ID sees it (empty if it does not answer in 3s).

@@ -14,7 +14,7 @@
 # Settings (environment): FAILOVER_RATE offered tx/s (default 8000), FAILOVER_SECONDS of load per
 # round (8), FAILOVER_KILL_AFTER seconds into the load (4), FAILOVER_TX_BYTES (1024); election
 # timeouts ORDO_ELECTION_MIN_MS / ORDO_ELECTION_MAX_MS and ports ORDO_CLIENT_BASE /
-# ORDO_CLUSTER_BASE as for local.sh; binaries from $ORDO_BIN, else release binaries (built if
+# ORDO_NET_CLUSTER_BASE as for local.sh; binaries from $ORDO_BIN, else release binaries (built if
 # missing). Results: rounds.tsv, summary.md and one peer-sim report per round under
 # $BENCH_OUT/failover-<time>/ (default bench-results/, ignored by git).
 set -euo pipefail
@@ -27,7 +27,7 @@ seconds=${FAILOVER_SECONDS:-8}
 kill_after=${FAILOVER_KILL_AFTER:-4}
 tx_bytes=${FAILOVER_TX_BYTES:-1024}
 client_base="${ORDO_CLIENT_BASE:-7050}"
-cluster_base="${ORDO_CLUSTER_BASE:-7150}"
+cluster_base="${ORDO_NET_CLUSTER_BASE:-7150}"
 net="${ORDO_NET_DIR:-$here/.data/failover}"
 nodes=(1 2 3)
 
@@ -45,7 +45,7 @@ mkdir -p "$out"
 commit=$(git -C "$root" describe --always --dirty 2>/dev/null || echo unknown)
 
 local_sh() {
-  ORDO_NET_DIR="$net" ORDO_CLIENT_BASE="$client_base" ORDO_CLUSTER_BASE="$cluster_base" \
+  ORDO_NET_DIR="$net" ORDO_CLIENT_BASE="$client_base" ORDO_NET_CLUSTER_BASE="$cluster_base" \
     "$here/local.sh" "$@"
 }
 # The nodes' logs are kept with the results.

@@ -19,7 +19,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 root=$(dirname "$here")
 net="${ORDO_NET_DIR:-$here/.data/local}"
 client_base="${ORDO_CLIENT_BASE:-7050}"
-cluster_base="${ORDO_CLUSTER_BASE:-7150}"
+cluster_base="${ORDO_NET_CLUSTER_BASE:-7150}"
 channel=ordo
 
 die() { echo "local.sh: $*" >&2; exit 1; }

@@ -25,10 +25,12 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run a node from a config file (see README.md, "Configuration").
+    /// Run a node from a config file and `ORDO_<TABLE>_<KEY>` environment variables over it
+    /// (see README.md, "Configuration").
     Start {
+        /// The config file; without it, every setting comes from the environment.
         #[arg(long, short)]
-        config: PathBuf,
+        config: Option<PathBuf>,
         /// Overrides node.listen of the config file.
         #[arg(long)]
         listen: Option<SocketAddr>,
@@ -316,7 +318,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             serve(config)
         }
         Some(Command::Start { config, listen }) => {
-            let mut config = NodeConfig::load(&config)?;
+            let (mut config, overrides) =
+                NodeConfig::load_with(config.as_deref(), std::env::vars())?;
+            for o in &overrides {
+                tracing::info!(setting = %o.setting, variable = %o.variable, "setting from the environment");
+            }
             if let Some(listen) = listen {
                 config.node.listen = listen;
             }

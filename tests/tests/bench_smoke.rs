@@ -41,7 +41,7 @@ fn bench_suite_smoke() {
         .env("ORDO_BIN", &bin_dir)
         .env("ORDO_NET_DIR", net.path().join("bench"))
         .env("ORDO_CLIENT_BASE", client_base.to_string())
-        .env("ORDO_CLUSTER_BASE", ports.port(10).to_string())
+        .env("ORDO_NET_CLUSTER_BASE", ports.port(10).to_string())
         .env("BENCH_OUT", out.path())
         .env("RUST_BACKTRACE", "0")
         .output()

@@ -262,11 +262,44 @@ pub struct ChannelSection {
 impl NodeConfig {
     /// Reads a node config, making its relative paths relative to the file's folder.
     pub fn load(path: &Path) -> anyhow::Result<NodeConfig> {
-        let text =
-            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-        let mut config: NodeConfig =
-            toml::from_str(&text).map_err(|e| anyhow!("{}: {e}", path.display()))?;
-        let base = path.parent().unwrap_or(Path::new("."));
+        Ok(NodeConfig::load_with(Some(path), std::iter::empty())?.0)
+    }
+
+    /// Reads a node config from the file at `path` (if any) with the settings of the `ORDO_`
+    /// variables among `env` over it ([`super::env`]); relative paths are taken from the file's
+    /// folder (without a file, from the working folder). Returns what the variables set.
+    pub fn load_with(
+        path: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> anyhow::Result<(NodeConfig, Vec<super::env::Override>)> {
+        let (mut table, source, base) = match path {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("reading {}", path.display()))?;
+                let table: toml::Table =
+                    toml::from_str(&text).map_err(|e| anyhow!("{}: {e}", path.display()))?;
+                let base = path.parent().unwrap_or(Path::new(".")).to_path_buf();
+                (table, path.display().to_string(), base)
+            }
+            None => (
+                toml::Table::new(),
+                "the environment".to_string(),
+                PathBuf::from("."),
+            ),
+        };
+        let overrides = super::env::apply(&mut table, env).map_err(anyhow::Error::msg)?;
+        // An error in a value the environment gave must name its variable.
+        let source = match overrides.as_slice() {
+            [] => source,
+            set => format!(
+                "{source} with {}",
+                set.iter()
+                    .map(|o| o.variable.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        };
+        let mut config: NodeConfig = table.try_into().map_err(|e| anyhow!("{source}: {e}"))?;
         let resolve = |p: &mut PathBuf| {
             if p.is_relative() {
                 *p = base.join(&*p);
@@ -277,10 +310,8 @@ impl NodeConfig {
         for channel in &mut config.channels {
             resolve(&mut channel.genesis_block);
         }
-        config
-            .check()
-            .map_err(|e| anyhow!("{}: {e}", path.display()))?;
-        Ok(config)
+        config.check().map_err(|e| anyhow!("{source}: {e}"))?;
+        Ok((config, overrides))
     }
 
     /// A config of `node` serving the channels of `genesis_blocks`, every other section at its
@@ -449,6 +480,79 @@ mod tests {
             .contains("kafka"));
         let written = config(Consensus::Raft, listen, Some(ClusterSection::default()));
         assert!(written.to_toml().unwrap().contains("consensus = \"raft\""));
+    }
+
+    /// Every table a config can have is one the environment can set keys of.
+    #[test]
+    fn every_table_is_reachable_from_the_environment() {
+        fn walk(table: &toml::Table, prefix: &str, found: &mut Vec<String>) {
+            for (key, value) in table {
+                let path = if prefix.is_empty() {
+                    key.clone()
+                } else {
+                    format!("{prefix}.{key}")
+                };
+                // A map-valued setting (`cluster.dial`) is one key, set whole.
+                if let (toml::Value::Table(inner), false) = (value, MAP_SETTINGS.contains(&&*path))
+                {
+                    found.push(path.clone());
+                    walk(inner, &path, found);
+                }
+            }
+        }
+        const MAP_SETTINGS: &[&str] = &["cluster.dial"];
+        let mut config = NodeConfig::new(
+            NodeSection {
+                data_dir: "d".into(),
+                listen: "127.0.0.1:1".parse().unwrap(),
+                msp_dir: "m".into(),
+                mspid: "OrdererMSP".into(),
+                consensus: Consensus::Raft,
+                id: 1,
+                cluster_listen: Some("127.0.0.1:2".parse().unwrap()),
+            },
+            vec!["g".into()],
+        );
+        let mut cluster = ClusterSection::default();
+        cluster.dial.insert("a:1".into(), "b:1".into());
+        config.cluster = Some(cluster);
+        let table: toml::Table = toml::from_str(&config.to_toml().unwrap()).unwrap();
+        let mut found = Vec::new();
+        walk(&table, "", &mut found);
+        found.retain(|t| !super::super::env::TABLES.contains(&t.as_str()));
+        assert!(
+            found.is_empty(),
+            "tables missing from env::TABLES: {found:?}"
+        );
+
+        let (from_env, overrides) = NodeConfig::load_with(
+            None,
+            [
+                ("ORDO_NODE_DATA_DIR", "/var/ordo"),
+                ("ORDO_NODE_LISTEN", "0.0.0.0:7050"),
+                ("ORDO_NODE_MSP_DIR", "/etc/ordo/msp"),
+                ("ORDO_NODE_MSPID", "OrdererMSP"),
+                (
+                    "ORDO_CHANNEL",
+                    "[{ genesis_block = \"/etc/ordo/g.block\" }]",
+                ),
+                ("ORDO_LIMITS_MAX_CONNECTIONS", "7"),
+            ]
+            .map(|(k, v)| (k.to_string(), v.to_string())),
+        )
+        .unwrap();
+        assert_eq!(overrides.len(), 6);
+        assert_eq!(from_env.limits.max_connections, 7);
+        assert_eq!(from_env.node.data_dir, PathBuf::from("/var/ordo"));
+        let typo = NodeConfig::load_with(
+            None,
+            [("ORDO_LIMITS_MAX_CONECTIONS", "7")].map(|(k, v)| (k.to_string(), v.to_string())),
+        )
+        .unwrap_err();
+        assert!(
+            typo.to_string().contains("ORDO_LIMITS_MAX_CONECTIONS"),
+            "{typo:#}"
+        );
     }
 
     #[test]

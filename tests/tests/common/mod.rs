@@ -75,6 +75,33 @@ pub fn test_batch() -> BatchSection {
 /// How long an orderer may take to start listening.
 const START_WITHIN: Duration = Duration::from_secs(30);
 
+/// The client address a just-spawned `orderer` (stdout piped) prints once it serves; kills it
+/// and panics if it does not within [`START_WITHIN`].
+pub fn wait_listening(child: &mut Child) -> SocketAddr {
+    let stdout = child.stdout.take().expect("the orderer's stdout is piped");
+    // The address it reports, read on a thread of its own so that the wait has a deadline.
+    let (found, listening) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut lines = BufReader::new(stdout).lines();
+        while let Some(Ok(line)) = lines.next() {
+            if let Some(addr) = line.strip_prefix("listening on ") {
+                let _ = found.send(addr.trim().parse::<SocketAddr>());
+                // Keep draining stdout so the process never blocks on a full pipe.
+                lines.for_each(drop);
+                return;
+            }
+        }
+    });
+    match listening.recv_timeout(START_WITHIN) {
+        Ok(addr) => addr.expect("the orderer printed an unreadable address"),
+        Err(e) => {
+            let _ = child.kill();
+            let status = child.wait();
+            panic!("orderer did not start listening within {START_WITHIN:?} ({e}): {status:?}");
+        }
+    }
+}
+
 /// A solo orderer process over a data folder that outlives restarts of the process.
 pub struct Orderer {
     pub dir: tempfile::TempDir,
@@ -127,28 +154,7 @@ impl Orderer {
             .stderr(Stdio::inherit())
             .spawn()
             .expect("starting orderer");
-        let stdout = child.stdout.take().unwrap();
-        // The address it reports, read on a thread of its own so that the wait has a deadline.
-        let (found, listening) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let mut lines = BufReader::new(stdout).lines();
-            while let Some(Ok(line)) = lines.next() {
-                if let Some(addr) = line.strip_prefix("listening on ") {
-                    let _ = found.send(addr.trim().parse::<SocketAddr>());
-                    // Keep draining stdout so the process never blocks on a full pipe.
-                    lines.for_each(drop);
-                    return;
-                }
-            }
-        });
-        let addr = match listening.recv_timeout(START_WITHIN) {
-            Ok(addr) => addr.expect("the orderer printed an unreadable address"),
-            Err(e) => {
-                let _ = child.kill();
-                let status = child.wait();
-                panic!("orderer did not start listening within {START_WITHIN:?} ({e}): {status:?}");
-            }
-        };
+        let addr = wait_listening(&mut child);
         self.addr = addr;
         self.child = Some(child);
     }
