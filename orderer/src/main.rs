@@ -250,6 +250,7 @@ impl ConfigArgs {
                 produce_timeout_ms: self
                     .produce_timeout_ms
                     .unwrap_or(defaults.produce_timeout_ms),
+                ..defaults
             });
         } else if config.node.cluster_listen.is_some()
             || self.cluster_address.is_some()

@@ -792,6 +792,7 @@ fn node_config(
         election_timeout_min_ms: timing.election_timeout_min_ms,
         election_timeout_max_ms: timing.election_timeout_max_ms,
         produce_timeout_ms: timing.produce_timeout_ms,
+        ..ClusterSection::default()
     });
     config
 }
