@@ -695,7 +695,9 @@ mod tests {
         let layout =
             crate::setup::dev::prepare_with(dir.path(), "127.0.0.1:0".parse().unwrap(), batch)
                 .unwrap();
-        let config = NodeConfig::load(&layout.config).unwrap();
+        let mut config = NodeConfig::load(&layout.config).unwrap();
+        // This test's clients speak plain HTTP/2 (TLS has tests of its own).
+        config.tls.enabled = false;
         let client = ordo_client::msp_dir::signing_identity(
             &layout.client_msp,
             crate::setup::dev::CLIENT_MSPID,

@@ -517,7 +517,9 @@ mod tests {
         let der = CertificateDer::from(client.der().to_vec());
         assert!(verifier.verify_client_cert(&der, &[], now).is_err());
         let pem = bytes::Bytes::from(other_ca.pem());
-        assert!(credentials.set_channel_roots(std::slice::from_ref(&pem)).unwrap());
+        assert!(credentials
+            .set_channel_roots(std::slice::from_ref(&pem))
+            .unwrap());
         assert!(!credentials.set_channel_roots(&[pem]).unwrap());
         verifier.verify_client_cert(&der, &[], now).unwrap();
         credentials.set_channel_roots(&[]).unwrap();
