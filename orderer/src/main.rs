@@ -310,7 +310,6 @@ impl ConfigArgs {
                 cert: cluster_tls.0,
                 key: cluster_tls.1,
                 root_cas: cluster_tls.2,
-                ..defaults
             });
         } else if config.node.cluster_listen.is_some()
             || self.cluster_address.is_some()

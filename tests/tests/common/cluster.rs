@@ -211,6 +211,11 @@ impl ClusterNode {
         self.child.is_some()
     }
 
+    /// The running process's id.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// The client port (TLS is on in every cluster node).
     pub fn endpoint(&self) -> String {
         format!(
