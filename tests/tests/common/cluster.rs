@@ -96,6 +96,10 @@ pub struct Spec {
     pub nodes: u64,
     pub timing: Timing,
     pub batch: BatchSection,
+    /// TLS on every port (the default). With it a cluster peer is known by its certificate, and
+    /// only consenters may send cluster traffic, so a node added by `orderer admin add-learner`
+    /// (not a consenter) could not forward or campaign: such tests run without TLS.
+    pub tls: bool,
 }
 
 impl Spec {
@@ -105,6 +109,7 @@ impl Spec {
             nodes: 3,
             timing: Timing::default(),
             batch: test_batch(),
+            tls: true,
         }
     }
 }
@@ -204,6 +209,8 @@ pub struct ClusterNode {
     pub cluster_addr: Option<SocketAddr>,
     /// The node's TLS folder (cryptogen's server.crt, server.key, ca.crt).
     pub tls_dir: PathBuf,
+    /// Whether its ports use TLS.
+    pub tls: bool,
 }
 
 impl ClusterNode {
@@ -216,10 +223,11 @@ impl ClusterNode {
         self.child.as_ref().map(Child::id)
     }
 
-    /// The client port (TLS is on in every cluster node).
+    /// The client port.
     pub fn endpoint(&self) -> String {
         format!(
-            "https://{}",
+            "{}://{}",
+            if self.tls { "https" } else { "http" },
             self.addr
                 .unwrap_or_else(|| panic!("node {} is not running", self.id))
         )
@@ -439,6 +447,7 @@ impl Cluster {
                 addr: None,
                 cluster_addr: None,
                 tls_dir: tls_dir.clone(),
+                tls: spec.tls,
             };
             // Node `id` reaches node `peer` through the link (id, peer), so links can be cut
             // one by one.
@@ -460,7 +469,7 @@ impl Cluster {
             );
             // TLS on every port, from the node's cryptogen TLS folder.
             config.tls = TlsSection {
-                enabled: true,
+                enabled: spec.tls,
                 cert: Some(tls_dir.join("server.crt")),
                 key: Some(tls_dir.join("server.key")),
                 ..TlsSection::default()
@@ -470,14 +479,20 @@ impl Cluster {
         }
 
         let node1_tls = made[0].nodes[0].join("tls");
-        let tls = TlsArgs {
-            tls_ca: Some(node1_tls.join("ca.crt")),
-            ..TlsArgs::default()
-        };
-        let admin_tls = TlsArgs {
-            tls_ca: Some(node1_tls.join("ca.crt")),
-            tls_cert: Some(node1_tls.join("server.crt")),
-            tls_key: Some(node1_tls.join("server.key")),
+        let (tls, admin_tls) = if spec.tls {
+            (
+                TlsArgs {
+                    tls_ca: Some(node1_tls.join("ca.crt")),
+                    ..TlsArgs::default()
+                },
+                TlsArgs {
+                    tls_ca: Some(node1_tls.join("ca.crt")),
+                    tls_cert: Some(node1_tls.join("server.crt")),
+                    tls_key: Some(node1_tls.join("server.key")),
+                },
+            )
+        } else {
+            (TlsArgs::default(), TlsArgs::default())
         };
         Cluster {
             dir,
@@ -674,6 +689,9 @@ impl Cluster {
     /// A channel to a cluster port with the admin TLS identity (mutual TLS).
     pub fn admin_channel(&self, addr: &str) -> anyhow::Result<tonic::transport::Channel> {
         let tls = &self.admin_tls;
+        if tls.tls_ca.is_none() {
+            return ordo_orderer::tls::dial(None, addr).map_err(anyhow::Error::msg);
+        }
         let credentials = ordo_orderer::tls::Credentials::load(ordo_orderer::tls::TlsFiles {
             cert: tls.tls_cert.clone().unwrap(),
             key: tls.tls_key.clone().unwrap(),
