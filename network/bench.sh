@@ -109,7 +109,7 @@ solo_up() {
     ordo_genesis "$dir/profile.toml" ordo "$dir/genesis/ordo.block" crypto solo "127.0.0.1:$port"
   "$bin/orderer" config --out "$dir/orderer.toml" --consensus solo --data-dir data \
     --listen "127.0.0.1:$port" --msp-dir "$(ordo_node_msp crypto 1)" \
-    --mspid "$ordo_orderer_mspid" --genesis genesis/ordo.block >/dev/null
+    --mspid "$ordo_orderer_mspid" --genesis genesis/ordo.block --no-tls >/dev/null
   RUST_LOG=warn "$bin/orderer" start --config "$dir/orderer.toml" >"$dir/orderer.log" 2>&1 &
   solo_pid=$!
   for _ in $(seq 1 100); do

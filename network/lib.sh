@@ -117,5 +117,6 @@ ordo_node_config() {
     --cluster-listen "$cluster_listen" "${address_args[@]}" --msp-dir "$msp" \
     --mspid "$ordo_orderer_mspid" --genesis "$genesis" \
     --heartbeat-ms 100 --election-timeout-min-ms "${ORDO_ELECTION_MIN_MS:-400}" \
-    --election-timeout-max-ms "${ORDO_ELECTION_MAX_MS:-800}"
+    --election-timeout-max-ms "${ORDO_ELECTION_MAX_MS:-800}" \
+    --no-tls  # plain text until the scripts pass peer-sim and admin their TLS flags
 }

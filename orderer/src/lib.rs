@@ -11,7 +11,8 @@
 //!   [`server`] (the gRPC services: Broadcast, Deliver, cluster transport and admin, connection
 //!   and stream bounds), [`node`] (start-up in named steps, the one shutdown);
 //! - setup and admin: [`setup`] (`setup::config`: `orderer.toml`; `setup::dev`: a one-node
-//!   development layout), [`status`] (`orderer admin status`).
+//!   development layout), [`status`] (`orderer admin status`), [`tls`] (reloadable TLS
+//!   identities for every port, and the dialer of other orderers).
 //!
 //! May import: `ordo-core` for every rule about messages, identities, policies and blocks (none
 //! is written twice here), `ordo-client` for MSP folders, development crypto, profiles and block files, `ordo-proto`.
@@ -27,3 +28,4 @@ pub mod server;
 pub mod setup;
 pub mod status;
 pub mod store;
+pub mod tls;

@@ -52,6 +52,8 @@ enum Command {
         /// Cluster address (host:port) of any node.
         #[arg(long)]
         cluster: String,
+        #[command(flatten)]
+        tls: AdminTls,
         #[command(subcommand)]
         action: AdminAction,
     },
@@ -135,6 +137,21 @@ impl CryptogenArgs {
     }
 }
 
+/// The cluster port of a node with TLS on takes only mutual TLS, with a client certificate
+/// from a CA the cluster trusts (an orderer org's TLS CA, or `cluster.root_cas`).
+#[derive(Args)]
+struct AdminTls {
+    /// The CA of the node's cluster TLS certificate (PEM); turns TLS on.
+    #[arg(long, requires_all = ["tls_cert", "tls_key"])]
+    tls_ca: Option<PathBuf>,
+    /// The client certificate (PEM) to present.
+    #[arg(long, requires = "tls_ca")]
+    tls_cert: Option<PathBuf>,
+    /// Its private key (PEM).
+    #[arg(long, requires = "tls_ca")]
+    tls_key: Option<PathBuf>,
+}
+
 #[derive(Subcommand)]
 enum AdminAction {
     /// Add a node as a learner: it receives the log and catches up, but does not vote.
@@ -211,11 +228,50 @@ struct ConfigArgs {
     /// log.segment_bytes.
     #[arg(long)]
     segment_bytes: Option<u64>,
+    /// tls.enabled = false: plain-text ports (TLS is on by default, from the cryptogen folder
+    /// next to --msp-dir: `../tls/server.crt` and `../tls/server.key`).
+    #[arg(long)]
+    no_tls: bool,
+    /// tls.cert (default: `<msp-dir>/../tls/server.crt`).
+    #[arg(long)]
+    tls_cert: Option<PathBuf>,
+    /// tls.key (default: `<msp-dir>/../tls/server.key`).
+    #[arg(long)]
+    tls_key: Option<PathBuf>,
+    /// tls.client_auth_required: clients must present TLS certificates (mutual TLS).
+    #[arg(long)]
+    tls_client_auth: bool,
+    /// tls.client_root_cas: a CA (PEM file) client certificates may chain to; repeatable.
+    #[arg(long, value_name = "FILE")]
+    tls_client_root_ca: Vec<PathBuf>,
+    /// cluster.cert (raft; default: tls.cert).
+    #[arg(long)]
+    cluster_cert: Option<PathBuf>,
+    /// cluster.key (raft; default: tls.key).
+    #[arg(long)]
+    cluster_key: Option<PathBuf>,
+    /// cluster.root_cas: a CA (PEM file) cluster peers' certificates may chain to; repeatable.
+    #[arg(long, value_name = "FILE")]
+    cluster_root_ca: Vec<PathBuf>,
 }
 
 impl ConfigArgs {
     fn into_config(self) -> anyhow::Result<NodeConfig> {
         let raft = self.consensus == Consensus::Raft;
+        // cryptogen puts a node's tls/ beside its msp/.
+        let tls_dir = self
+            .msp_dir
+            .parent()
+            .map(|p| p.join("tls"))
+            .unwrap_or_else(|| PathBuf::from("tls"));
+        let tls = ordo_orderer::setup::config::TlsSection {
+            enabled: !self.no_tls,
+            cert: Some(self.tls_cert.unwrap_or_else(|| tls_dir.join("server.crt"))),
+            key: Some(self.tls_key.unwrap_or_else(|| tls_dir.join("server.key"))),
+            client_auth_required: self.tls_client_auth,
+            client_root_cas: self.tls_client_root_ca,
+        };
+        let cluster_tls = (self.cluster_cert, self.cluster_key, self.cluster_root_ca);
         let mut config = NodeConfig::new(
             NodeSection {
                 data_dir: self.data_dir,
@@ -228,6 +284,7 @@ impl ConfigArgs {
             },
             self.genesis,
         );
+        config.tls = tls;
         if let Some(segment_bytes) = self.segment_bytes {
             config.log.segment_bytes = segment_bytes;
         }
@@ -252,13 +309,20 @@ impl ConfigArgs {
                 produce_timeout_ms: self
                     .produce_timeout_ms
                     .unwrap_or(defaults.produce_timeout_ms),
+                cert: cluster_tls.0,
+                key: cluster_tls.1,
+                root_cas: cluster_tls.2,
             });
         } else if config.node.cluster_listen.is_some()
             || self.cluster_address.is_some()
             || timings.iter().any(Option::is_some)
+            || cluster_tls.0.is_some()
+            || cluster_tls.1.is_some()
+            || !cluster_tls.2.is_empty()
         {
             anyhow::bail!(
-                "--cluster-listen, --cluster-address and the cluster timings are for --consensus raft"
+                "--cluster-listen, --cluster-address, the cluster timings and TLS files are for \
+                 --consensus raft"
             );
         }
         config.check().map_err(anyhow::Error::msg)?;
@@ -315,6 +379,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 dev::CHANNEL,
                 layout.genesis_block.display()
             );
+            if config.tls.enabled {
+                println!("TLS CA:             {}", layout.tls_ca.display());
+            }
             serve(config)
         }
         Some(Command::Start { config, listen }) => {
@@ -344,7 +411,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             );
             Ok(())
         }
-        Some(Command::Admin { cluster, action }) => admin(&cluster, action),
+        Some(Command::Admin {
+            cluster,
+            tls,
+            action,
+        }) => admin(&cluster, &tls, action),
         Some(Command::Config(args)) => {
             let out = args.out.clone();
             let config = args.into_config()?;
@@ -370,15 +441,27 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
-fn admin(cluster: &str, action: AdminAction) -> anyhow::Result<()> {
+fn admin(cluster: &str, tls: &AdminTls, action: AdminAction) -> anyhow::Result<()> {
     use ordo_orderer::status::StatusView;
     use ordo_proto::ordo::admin_client::AdminClient;
     use ordo_proto::ordo::{MemberChange, StatusRequest};
     let runtime = tokio::runtime::Runtime::new().context("starting the runtime")?;
     runtime.block_on(async {
-        let mut client = AdminClient::connect(format!("http://{cluster}"))
-            .await
-            .with_context(|| format!("connecting to {cluster}"))?;
+        let dialer = match (&tls.tls_ca, &tls.tls_cert, &tls.tls_key) {
+            (Some(ca), Some(cert), Some(key)) => {
+                let credentials =
+                    ordo_orderer::tls::Credentials::load(ordo_orderer::tls::TlsFiles {
+                        cert: cert.clone(),
+                        key: key.clone(),
+                        roots: vec![ca.clone()],
+                    })?;
+                Some(ordo_orderer::tls::Dialer::new(credentials)?)
+            }
+            _ => None,
+        };
+        let channel =
+            ordo_orderer::tls::dial(dialer.as_ref(), cluster).map_err(anyhow::Error::msg)?;
+        let mut client = AdminClient::new(channel);
         let change = |node_id, address: String| MemberChange {
             node_id,
             address,

@@ -34,6 +34,7 @@ use crate::server::connections;
 use crate::server::outbox;
 use crate::server::{AtomicBroadcastService, ServiceSettings};
 use crate::setup::config::{ClusterSection, Consensus, LimitsSection, NodeConfig};
+use crate::tls::NodeTls;
 
 pub struct Node {
     registrar: Registrar,
@@ -43,6 +44,9 @@ pub struct Node {
     servers: Vec<Served>,
     /// How long open streams may go on after the node stops accepting, before they are cut.
     shutdown_grace: Duration,
+    /// The node's TLS identities, and the task reloading them (`None` without TLS).
+    tls: NodeTls,
+    tls_watch: Option<JoinHandle<()>>,
     _lock: DataDirLock,
 }
 
@@ -57,10 +61,11 @@ fn serve(
     router: tonic::transport::server::Router,
     listener: tokio::net::TcpListener,
     limits: connections::Limits,
+    tls: Option<tokio_rustls::TlsAcceptor>,
 ) -> Served {
     let (stop, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(router.serve_with_incoming_shutdown(
-        connections::incoming(listener, limits),
+        connections::incoming(listener, limits, tls),
         async {
             let _ = stopped.await;
         },
@@ -128,11 +133,15 @@ enum ChainStarter {
         clients: ClusterClients,
         /// Every raft channel's group, served by the cluster service.
         groups: Groups,
+        /// With TLS: the public key of this node's cluster certificate, which identifies it
+        /// among a channel's consenters (their `server_tls_cert`), as Fabric's detectSelfID.
+        /// Without TLS, the address identifies it.
+        own_key: Option<Vec<u8>>,
     },
 }
 
 impl ChainStarter {
-    fn new(config: &NodeConfig) -> anyhow::Result<ChainStarter> {
+    fn new(config: &NodeConfig, tls: &NodeTls) -> anyhow::Result<ChainStarter> {
         Ok(match config.node.consensus {
             Consensus::Solo => ChainStarter::Solo,
             Consensus::Raft => {
@@ -145,13 +154,29 @@ impl ChainStarter {
                     (None, Some(listen)) => listen.to_string(),
                     (None, None) => anyhow::bail!("consensus \"raft\" needs node.cluster_listen"),
                 };
+                let (clients, groups, own_key) = match &tls.cluster {
+                    Some(cluster) => (
+                        ClusterClients::new(Some(cluster.dialer.clone())),
+                        Groups::with_tls(cluster.dialer.clone()),
+                        Some(
+                            cluster
+                                .port
+                                .credentials
+                                .public_key()
+                                .map_err(anyhow::Error::msg)
+                                .context("reading the cluster TLS certificate's public key")?,
+                        ),
+                    ),
+                    None => (ClusterClients::default(), Groups::default(), None),
+                };
                 ChainStarter::Raft {
                     timing: timing(cluster),
                     address,
                     default_id: config.node.id,
                     dial: cluster.dial.clone(),
-                    clients: ClusterClients::default(),
-                    groups: Groups::default(),
+                    clients,
+                    groups,
+                    own_key,
                 }
             }
         })
@@ -175,6 +200,7 @@ struct ChannelOpener {
     ledger: LedgerConfig,
     chains: ChainStarter,
     signer: Arc<SigningIdentity>,
+    tls: NodeTls,
 }
 
 impl ChannelOpener {
@@ -182,6 +208,8 @@ impl ChannelOpener {
     async fn open(&self, genesis: &Genesis) -> anyhow::Result<Arc<Channel>> {
         let id = genesis.channel_id();
         check_signer(&self.signer, &genesis.bundle)?;
+        // Its orgs' TLS roots are trusted before its Raft group dials or is dialled.
+        self.tls.add_channel(&genesis.bundle);
         let dir = self.data_dir.join("channels").join(id);
         let chain = self.start_chain(id, &dir, &genesis.bundle).await?;
         let signer = SigningIdentity::clone(&self.signer);
@@ -227,6 +255,7 @@ impl ChannelOpener {
                     dial,
                     clients,
                     groups,
+                    own_key,
                 },
                 ChannelConsensus::EtcdRaft { consenters, .. },
             ) => {
@@ -241,9 +270,19 @@ impl ChannelOpener {
                         (id, RaftNode::new(address))
                     })
                     .collect();
-                let own = consenters
+                let own = match own_key {
+                    Some(key) => consenters.iter().position(|c| {
+                        crate::tls::public_key_of_pem(&c.server_tls_cert).as_ref() == Ok(key)
+                    }),
+                    None => consenters
+                        .iter()
+                        .position(|c| etcdraft::endpoint(c) == *address),
+                };
+                let client_certs: Vec<bytes::Bytes> = consenters
                     .iter()
-                    .position(|c| etcdraft::endpoint(c) == *address);
+                    .map(|c| c.client_tls_cert.clone())
+                    .collect();
+                groups.authorize(id, &client_certs);
                 // A consenter bootstraps an empty group with its fellow consenters; another
                 // node waits, under its configured id, to be added.
                 let (node_id, bootstrap) = match own {
@@ -346,6 +385,7 @@ impl Node {
         let signer =
             ordo_client::msp_dir::signing_identity(&config.node.msp_dir, &config.node.mspid)
                 .context("loading this node's signing identity (node.msp_dir, node.mspid)")?;
+        let tls = NodeTls::from_config(config)?;
         let opener = ChannelOpener {
             data_dir: config.node.data_dir.clone(),
             log: PartitionConfig {
@@ -355,8 +395,9 @@ impl Node {
             ledger: LedgerConfig {
                 file_bytes: config.ledger.file_bytes,
             },
-            chains: ChainStarter::new(config)?,
+            chains: ChainStarter::new(config, &tls)?,
             signer: Arc::new(signer),
+            tls: tls.clone(),
         };
         let registrar = Registrar::default();
         let serving = async {
@@ -366,13 +407,13 @@ impl Node {
                 reservation.serve(opener.open(&genesis).await?);
             }
             let (local_addr, client_server) =
-                serve_clients(config, &registrar, opener.signer.clone()).await?;
+                serve_clients(config, &registrar, opener.signer.clone(), &tls).await?;
             let mut servers = vec![client_server];
             let mut cluster_addr = None;
             if let (ChainStarter::Raft { groups, .. }, Some(listen)) =
                 (&opener.chains, config.node.cluster_listen)
             {
-                let (addr, served) = serve_cluster(config, listen, groups.clone()).await?;
+                let (addr, served) = serve_cluster(config, listen, groups.clone(), &tls).await?;
                 cluster_addr = Some(addr);
                 servers.push(served);
             }
@@ -388,6 +429,7 @@ impl Node {
                 return Err(e);
             }
         };
+        let tls_watch = tls.watch(&registrar);
         Ok(Node {
             registrar,
             opener,
@@ -395,6 +437,8 @@ impl Node {
             cluster_addr,
             servers,
             shutdown_grace: Duration::from_millis(config.limits.shutdown_grace_ms),
+            tls,
+            tls_watch,
             _lock: lock,
         })
     }
@@ -409,6 +453,12 @@ impl Node {
 
     pub fn registrar(&self) -> &Registrar {
         &self.registrar
+    }
+
+    /// The node's TLS identities (for the HTTP servers' acceptors and the dialer of other
+    /// orderers: `crate::tls::dial(node.tls().cluster.as_ref().map(|c| &c.dialer), address)`).
+    pub fn tls(&self) -> &NodeTls {
+        &self.tls
     }
 
     /// Starts serving the channel of the genesis block `genesis_block` while the node runs: its
@@ -446,6 +496,9 @@ impl Node {
     /// itself), then stops every channel, awaiting its consumer and chain (solo: the log's
     /// writer has committed what it had queued). What was acknowledged is already on disk.
     pub async fn stop(self) {
+        if let Some(watch) = &self.tls_watch {
+            watch.abort();
+        }
         let tasks: Vec<_> = self
             .servers
             .into_iter()
@@ -473,6 +526,7 @@ async fn serve_clients(
     config: &NodeConfig,
     registrar: &Registrar,
     signer: Arc<SigningIdentity>,
+    tls: &NodeTls,
 ) -> anyhow::Result<(SocketAddr, Served)> {
     let listener = tokio::net::TcpListener::bind(config.node.listen)
         .await
@@ -489,14 +543,16 @@ async fn serve_clients(
             config.limits.deliver_stream_bytes,
             config.limits.max_deliver_streams,
         ),
+        tls_binding: tls.client.is_some() && tls.client_auth_required,
     };
     let service =
         AtomicBroadcastServer::new(AtomicBroadcastService::new(registrar.clone(), settings))
             .max_decoding_message_size(max_message)
             .max_encoding_message_size(usize::MAX);
     let router = server_builder(&config.limits).add_service(service);
-    let served = serve(router, listener, client_limits(&config.limits));
-    tracing::info!(%local_addr, channels = config.channels.len(), "serving AtomicBroadcast");
+    let acceptor = tls.client.as_ref().map(|c| c.acceptor.clone());
+    let served = serve(router, listener, client_limits(&config.limits), acceptor);
+    tracing::info!(%local_addr, channels = config.channels.len(), tls = tls.client.is_some(), "serving AtomicBroadcast");
     Ok((local_addr, served))
 }
 
@@ -514,6 +570,7 @@ async fn serve_cluster(
     config: &NodeConfig,
     listen: SocketAddr,
     groups: Groups,
+    tls: &NodeTls,
 ) -> anyhow::Result<(SocketAddr, Served)> {
     let listener = tokio::net::TcpListener::bind(listen)
         .await
@@ -534,6 +591,8 @@ async fn serve_cluster(
             idle_timeout: None,
             ..client_limits(&config.limits)
         },
+        // Always mutual TLS when TLS is on: a cluster peer is known by its certificate.
+        tls.cluster.as_ref().map(|c| c.port.acceptor.clone()),
     );
     tracing::info!(%cluster_addr, node = config.node.id, "serving the cluster");
     Ok((cluster_addr, served))
@@ -636,7 +695,9 @@ mod tests {
         let layout =
             crate::setup::dev::prepare_with(dir.path(), "127.0.0.1:0".parse().unwrap(), batch)
                 .unwrap();
-        let config = NodeConfig::load(&layout.config).unwrap();
+        let mut config = NodeConfig::load(&layout.config).unwrap();
+        // This test's clients speak plain HTTP/2 (TLS has tests of its own).
+        config.tls.enabled = false;
         let client = ordo_client::msp_dir::signing_identity(
             &layout.client_msp,
             crate::setup::dev::CLIENT_MSPID,

@@ -46,6 +46,8 @@ pub struct BenchArgs {
     pub mspid: String,
     #[arg(long, default_value = "ordo")]
     pub channel: String,
+    #[command(flatten)]
+    pub tls: crate::client::TlsArgs,
     /// Name of the run in reports and the JSON file name.
     #[arg(long, default_value = "bench")]
     pub label: String,
@@ -139,7 +141,8 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<Report> {
         .deliver_endpoint
         .clone()
         .unwrap_or_else(|| endpoints[0].clone());
-    let follower_client = Client::connect(&deliver_endpoint, &args.channel, signer.clone()).await?;
+    let follower_client =
+        Client::connect_tls(&deliver_endpoint, &args.channel, signer.clone(), &args.tls).await?;
     let mut verifier = ChainVerifier::new();
     let chain = follower_client.read_chain().await?;
     for block in &chain {
@@ -157,6 +160,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<Report> {
         args.label, args.tx_bytes
     );
     let prepared = {
+        let tls_cert_hash = follower_client.tls_cert_hash.clone();
         let (signer, channel, tx_bytes, cores) = (
             signer.clone(),
             args.channel.clone(),
@@ -164,7 +168,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<Report> {
             machine.cores,
         );
         tokio::task::spawn_blocking(move || {
-            load::presign(&signer, &channel, count, tx_bytes, cores)
+            load::presign_bound(&signer, &channel, count, tx_bytes, cores, &tls_cert_hash)
         })
         .await?
     };
@@ -185,7 +189,8 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<Report> {
     let mut clients = Vec::with_capacity(args.streams.max(1));
     for s in 0..args.streams.max(1) {
         let endpoint = &endpoints[s % endpoints.len()];
-        clients.push(Client::connect(endpoint, &args.channel, signer.clone()).await?);
+        clients
+            .push(Client::connect_tls(endpoint, &args.channel, signer.clone(), &args.tls).await?);
     }
 
     let mut follower = Follower::start(follower_client, verifier).await?;

@@ -3,14 +3,18 @@
 use std::sync::Arc;
 
 use anyhow::Context;
+use bytes::Bytes;
 use futures::StreamExt;
 use ordo_core::envelope;
 use ordo_core::msp::SigningIdentity;
+use ordo_proto::common::Envelope;
 use ordo_proto::common::{Block, Status};
 use ordo_proto::orderer::atomic_broadcast_client::AtomicBroadcastClient;
 use ordo_proto::orderer::seek_info::SeekBehavior;
 use ordo_proto::orderer::{deliver_response, seek_position, SeekOldest, SeekPosition};
-use tonic::transport::Channel;
+use sha2::{Digest, Sha256};
+use std::path::PathBuf;
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 
 /// Blocks can be as large as the channel's limits allow.
 const MAX_MESSAGE: usize = 256 << 20;
@@ -20,31 +24,100 @@ pub struct Client {
     pub endpoint: String,
     pub channel_id: String,
     pub signer: Arc<SigningIdentity>,
+    /// SHA-256 of this client's TLS certificate (empty without one): every envelope carries it
+    /// in `ChannelHeader.tls_cert_hash`, as an orderer requiring mutual TLS checks.
+    pub tls_cert_hash: Bytes,
     grpc: AtomicBroadcastClient<Channel>,
 }
 
+/// TLS to the orderer (Fabric's `--tls --cafile`, and `--certfile`/`--keyfile` for mutual TLS).
+#[derive(clap::Args, Clone, Debug, Default)]
+pub struct TlsArgs {
+    /// The CA (PEM) of the orderer's TLS certificate; turns TLS on (the endpoint's scheme
+    /// becomes https).
+    #[arg(long, env = "ORDO_TLS_CA")]
+    pub tls_ca: Option<PathBuf>,
+    /// This client's TLS certificate (PEM), for an orderer that requires client certificates.
+    #[arg(long, env = "ORDO_TLS_CERT", requires_all = ["tls_key", "tls_ca"])]
+    pub tls_cert: Option<PathBuf>,
+    /// Its private key (PEM).
+    #[arg(long, env = "ORDO_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+}
+
 impl Client {
+    /// A plain-text connection (or TLS trusting no CA, for an `https://` endpoint).
     pub async fn connect(
         endpoint: &str,
         channel_id: &str,
         signer: SigningIdentity,
     ) -> anyhow::Result<Self> {
-        let endpoint = if endpoint.contains("://") {
-            endpoint.to_string()
+        Client::connect_tls(endpoint, channel_id, signer, &TlsArgs::default()).await
+    }
+
+    /// A connection over TLS as `tls` says (plain text without `tls.tls_ca`).
+    pub async fn connect_tls(
+        endpoint: &str,
+        channel_id: &str,
+        signer: SigningIdentity,
+        tls: &TlsArgs,
+    ) -> anyhow::Result<Self> {
+        let address = endpoint
+            .split_once("://")
+            .map_or(endpoint, |(_, address)| address);
+        let scheme = if tls.tls_ca.is_some() || endpoint.starts_with("https://") {
+            "https"
         } else {
-            format!("http://{endpoint}")
+            "http"
         };
-        let grpc = AtomicBroadcastClient::connect(endpoint.clone())
+        let endpoint = format!("{scheme}://{address}");
+        let mut target = Endpoint::from_shared(endpoint.clone())
+            .with_context(|| format!("bad endpoint {endpoint}"))?;
+        let mut tls_cert_hash = Bytes::new();
+        if let Some(ca) = &tls.tls_ca {
+            let read = |path: &PathBuf| {
+                std::fs::read(path).with_context(|| format!("reading {}", path.display()))
+            };
+            let mut config =
+                ClientTlsConfig::new().ca_certificate(Certificate::from_pem(read(ca)?));
+            if let (Some(cert), Some(key)) = (&tls.tls_cert, &tls.tls_key) {
+                let cert_pem = read(cert)?;
+                let (_, pem) = x509_parser::pem::parse_x509_pem(&cert_pem).map_err(|e| {
+                    anyhow::anyhow!("{}: not a PEM certificate: {e}", cert.display())
+                })?;
+                tls_cert_hash = Bytes::copy_from_slice(&Sha256::digest(&pem.contents));
+                config = config.identity(Identity::from_pem(cert_pem, read(key)?));
+            }
+            target = target
+                .tls_config(config)
+                .with_context(|| format!("TLS settings for {endpoint}"))?;
+        }
+        let channel = target
+            .connect()
             .await
-            .with_context(|| format!("connecting to {endpoint}"))?
+            .with_context(|| format!("connecting to {endpoint}"))?;
+        let grpc = AtomicBroadcastClient::new(channel)
             .max_decoding_message_size(MAX_MESSAGE)
             .max_encoding_message_size(MAX_MESSAGE);
         Ok(Client {
             endpoint,
             channel_id: channel_id.to_string(),
             signer: Arc::new(signer),
+            tls_cert_hash,
             grpc,
         })
+    }
+
+    /// A Deliver request of this client, bound to its TLS certificate.
+    pub fn seek(&self, start: SeekPosition, stop: SeekPosition, behavior: i32) -> Envelope {
+        envelope::seek_bound(
+            &self.signer,
+            &self.channel_id,
+            start,
+            stop,
+            behavior,
+            self.tls_cert_hash.clone(),
+        )
     }
 
     pub fn grpc(&self) -> AtomicBroadcastClient<Channel> {
@@ -76,9 +149,7 @@ impl Client {
         stop: u64,
         behavior: SeekBehavior,
     ) -> anyhow::Result<tonic::Streaming<ordo_proto::orderer::DeliverResponse>> {
-        let request = envelope::seek(
-            &self.signer,
-            &self.channel_id,
+        let request = self.seek(
             envelope::specified(start),
             envelope::specified(stop),
             behavior as i32,
@@ -107,13 +178,7 @@ impl Client {
         let newest = SeekPosition {
             r#type: Some(seek_position::Type::Newest(Default::default())),
         };
-        let request = envelope::seek(
-            &self.signer,
-            &self.channel_id,
-            oldest,
-            newest,
-            SeekBehavior::FailIfNotReady as i32,
-        );
+        let request = self.seek(oldest, newest, SeekBehavior::FailIfNotReady as i32);
         let mut stream = self.deliver_request(request).await?;
         let mut blocks = Vec::new();
         while let Some(response) = stream.next().await {

@@ -81,22 +81,25 @@ fn sign_one(
     signer: &SigningIdentity,
     channel_id: &str,
     tx_bytes: usize,
+    tls_cert_hash: &Bytes,
     rng: &mut impl RngCore,
 ) -> (Envelope, String) {
     let mut data = vec![0u8; tx_bytes];
     rng.fill_bytes(&mut data);
-    envelope::build_with_tx_id(
+    envelope::build_bound(
         signer,
         channel_id,
         HeaderType::EndorserTransaction,
         Bytes::from(data),
+        tls_cert_hash.clone(),
     )
 }
 
 /// One stream's envelopes, in sending order: given, or signed as they are taken.
 struct Share {
     next: VecDeque<(usize, Option<Envelope>)>,
-    signer: Option<(Arc<SigningIdentity>, String, usize)>,
+    /// Signer, channel, bytes per envelope, and the clients' TLS certificate hash.
+    signer: Option<(Arc<SigningIdentity>, String, usize, Bytes)>,
 }
 
 impl Share {
@@ -113,8 +116,9 @@ impl Share {
         let (i, env) = self.next.pop_front()?;
         match (env, &self.signer) {
             (Some(env), _) => Some((i, env, None)),
-            (None, Some((signer, channel_id, tx_bytes))) => {
-                let (env, tx_id) = sign_one(signer, channel_id, *tx_bytes, &mut rand::thread_rng());
+            (None, Some((signer, channel_id, tx_bytes, hash))) => {
+                let (env, tx_id) =
+                    sign_one(signer, channel_id, *tx_bytes, hash, &mut rand::thread_rng());
                 Some((i, env, Some(tx_id)))
             }
             (None, None) => None,
@@ -130,6 +134,18 @@ pub fn presign(
     tx_bytes: usize,
     threads: usize,
 ) -> Prepared {
+    presign_bound(signer, channel_id, count, tx_bytes, threads, &Bytes::new())
+}
+
+/// [`presign`] bound to a TLS client certificate (its SHA-256, `Client::tls_cert_hash`).
+pub fn presign_bound(
+    signer: &SigningIdentity,
+    channel_id: &str,
+    count: usize,
+    tx_bytes: usize,
+    threads: usize,
+    tls_cert_hash: &Bytes,
+) -> Prepared {
     let threads = threads.clamp(1, count.max(1));
     let parts: Vec<Vec<(Envelope, String)>> = thread::scope(|scope| {
         let workers: Vec<_> = (0..threads)
@@ -138,7 +154,7 @@ pub fn presign(
                 scope.spawn(move || {
                     let mut rng = rand::thread_rng();
                     (0..n)
-                        .map(|_| sign_one(signer, channel_id, tx_bytes, &mut rng))
+                        .map(|_| sign_one(signer, channel_id, tx_bytes, tls_cert_hash, &mut rng))
                         .collect()
                 })
             })
@@ -202,7 +218,15 @@ pub async fn drive(
             channel_id,
             tx_bytes,
             ..
-        } => Some((signer.clone(), channel_id.clone(), *tx_bytes)),
+        } => Some((
+            signer.clone(),
+            channel_id.clone(),
+            *tx_bytes,
+            clients
+                .first()
+                .map(|c| c.tls_cert_hash.clone())
+                .unwrap_or_default(),
+        )),
     };
     let mut shares: Vec<Share> = (0..streams)
         .map(|_| Share {

@@ -55,6 +55,8 @@ struct Target {
     mspid: String,
     #[arg(long, default_value = "ordo")]
     channel: String,
+    #[command(flatten)]
+    tls: ordo_peer_sim::client::TlsArgs,
 }
 
 #[derive(Args, Clone)]
@@ -117,7 +119,7 @@ fn main() -> ExitCode {
 async fn connect(target: &Target) -> anyhow::Result<Client> {
     let signer = ordo_client::msp_dir::signing_identity(&target.msp, &target.mspid)
         .with_context(|| format!("loading the client identity from {}", target.msp.display()))?;
-    Client::connect(&target.endpoint, &target.channel, signer).await
+    Client::connect_tls(&target.endpoint, &target.channel, signer, &target.tls).await
 }
 
 async fn verify(args: VerifyArgs) -> anyhow::Result<()> {

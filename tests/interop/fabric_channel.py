@@ -1278,8 +1278,47 @@ def write_msp(folder, ca_cert, tlsca_cert, cert=None, key=None):
 
 def make_org(group, mspid, domain):
     ca_key, ca = make_ca(domain, f"ca.{domain}")
-    _, tlsca = make_ca(domain, f"tlsca.{domain}")
-    return {"group": group, "mspid": mspid, "domain": domain, "ca_key": ca_key, "ca": ca, "tlsca": tlsca}
+    tlsca_key, tlsca = make_ca(domain, f"tlsca.{domain}")
+    return {
+        "group": group,
+        "mspid": mspid,
+        "domain": domain,
+        "ca_key": ca_key,
+        "ca": ca,
+        "tlsca_key": tlsca_key,
+        "tlsca": tlsca,
+    }
+
+
+def make_tls_server(org, cn):
+    """The orderer's TLS server certificate from its org's TLS CA, valid for 127.0.0.1 and
+    localhost (the address the test dials), EKU serverAuth."""
+    import ipaddress
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = utcnow()
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name(org["domain"], cn))
+        .issuer_name(org["tlsca"].subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(hours=1))
+        .not_valid_after(now + datetime.timedelta(days=3650))
+        .add_extension(
+            x509.SubjectAlternativeName(
+                [
+                    x509.DNSName("localhost"),
+                    x509.DNSName(cn),
+                    x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
+                ]
+            ),
+            critical=False,
+        )
+        .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .sign(org["tlsca_key"], hashes.SHA256())
+    )
+    return key, cert
 
 
 def setup(args):
@@ -1309,6 +1348,12 @@ def setup(args):
     for org in (orderer_org, org1):
         write_msp(os.path.join(d, "organizations", org["group"], "msp"), org["ca"], org["tlsca"])
 
+    # The orderer's TLS (Fabric's General.TLS): clients dial it with the orderer org's TLS CA.
+    tls_key, tls_cert = make_tls_server(orderer_org, "orderer0.example.com")
+    write(os.path.join(d, "orderer", "tls", "server.crt"), cert_pem(tls_cert))
+    write(os.path.join(d, "orderer", "tls", "server.key"), key_pem(tls_key), 0o600)
+    write(os.path.join(d, "orderer", "tls", "ca.crt"), cert_pem(orderer_org["tlsca"]))
+
     block = genesis_block(CHANNEL, channel_group(orderer_org, org1, args.port))
     write(os.path.join(d, "genesis.block"), block.SerializeToString())
     write(
@@ -1318,6 +1363,11 @@ data_dir = "data"            # relative paths are taken from the config file's f
 listen = "127.0.0.1:{args.port}"
 msp_dir = "orderer/msp"      # Fabric's General.LocalMSPDir
 mspid = "OrdererMSP"         # Fabric's General.LocalMSPID
+
+[tls]                        # Fabric's General.TLS
+enabled = true
+cert = "orderer/tls/server.crt"
+key = "orderer/tls/server.key"
 
 [[channel]]
 genesis_block = "genesis.block"
@@ -1367,7 +1417,9 @@ def run(args):
     genesis_config = chain.config
     statuses = {}
 
-    with grpc.insecure_channel(args.endpoint) as channel:
+    with open(os.path.join(d, "orderer", "tls", "ca.crt"), "rb") as f:
+        credentials = grpc.ssl_channel_credentials(root_certificates=f.read())
+    with grpc.secure_channel(args.endpoint, credentials) as channel:
         try:
             grpc.channel_ready_future(channel).result(timeout=CONNECT_TIMEOUT_S)
         except grpc.FutureTimeoutError:

@@ -429,16 +429,12 @@ fn undecodable(len: usize) -> Raw {
 /// Opens `method` of AtomicBroadcast, sends `messages` and returns the first `answers`
 /// responses, or the gRPC status the call ended with.
 async fn raw_call<R: prost::Message + Default + 'static>(
-    endpoint: &str,
+    orderer: &Orderer,
     method: &'static str,
     messages: Vec<Raw>,
     answers: usize,
 ) -> Result<Vec<R>, tonic::Status> {
-    let channel = tonic::transport::Channel::from_shared(endpoint.to_string())
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
+    let channel = orderer.grpc_channel().await;
     let mut grpc = tonic::client::Grpc::new(channel);
     grpc.ready().await.unwrap();
     let path = tonic::codegen::http::uri::PathAndQuery::from_static(method);
@@ -472,7 +468,7 @@ async fn unreadable_and_oversized_messages_get_an_answer() {
         ("oversized", oversized(), Status::RequestEntityTooLarge),
     ] {
         let answers: Vec<ordo_proto::orderer::BroadcastResponse> =
-            raw_call(&orderer.endpoint(), broadcast, vec![message], 1)
+            raw_call(&orderer, broadcast, vec![message], 1)
                 .await
                 .unwrap();
         assert_eq!(
@@ -489,7 +485,7 @@ async fn unreadable_and_oversized_messages_get_an_answer() {
     let signer = orderer.signer();
     let good = || Raw(tx(&signer, "ordo").encode_to_vec());
     let answers: Vec<ordo_proto::orderer::BroadcastResponse> = raw_call(
-        &orderer.endpoint(),
+        &orderer,
         broadcast,
         vec![good(), good(), undecodable(100)],
         3,
@@ -508,9 +504,7 @@ async fn unreadable_and_oversized_messages_get_an_answer() {
         ("oversized", oversized(), Status::RequestEntityTooLarge),
     ] {
         let answers: Vec<ordo_proto::orderer::DeliverResponse> =
-            raw_call(&orderer.endpoint(), deliver, vec![message], 1)
-                .await
-                .unwrap();
+            raw_call(&orderer, deliver, vec![message], 1).await.unwrap();
         assert_eq!(
             answers[0].r#type,
             Some(deliver_response::Type::Status(expected as i32)),

@@ -14,6 +14,7 @@ async fn peer_sim_submits_verifies_and_reads_the_chain_back() {
     let output = Command::new(binary("peer-sim"))
         .args(["--endpoint", &orderer.endpoint(), "--msp"])
         .arg(&orderer.client_msp)
+        .args(orderer.tls_flags())
         .args([
             "--count",
             "2000",
@@ -50,6 +51,7 @@ async fn peer_sim_submits_verifies_and_reads_the_chain_back() {
     let verify = Command::new(binary("peer-sim"))
         .args(["verify", "--endpoint", &orderer.endpoint(), "--msp"])
         .arg(&orderer.client_msp)
+        .args(orderer.tls_flags())
         .output()
         .unwrap();
     assert!(
@@ -62,6 +64,7 @@ async fn peer_sim_submits_verifies_and_reads_the_chain_back() {
     let mut piped = Command::new(binary("peer-sim"))
         .args(["verify", "--endpoint", &orderer.endpoint(), "--msp"])
         .arg(&orderer.client_msp)
+        .args(orderer.tls_flags())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()

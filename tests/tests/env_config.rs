@@ -72,7 +72,17 @@ async fn a_node_configured_by_environment_alone_serves_its_channel() {
     let _running = Killed(child);
     let signer =
         ordo_client::msp_dir::signing_identity(&layout.client_msp, dev::CLIENT_MSPID).unwrap();
-    let client = Client::connect(&addr.to_string(), dev::CHANNEL, signer)
+    let tls = common::client_tls(
+        &config.tls,
+        layout.tls_ca,
+        layout.client_tls_cert,
+        layout.client_tls_key,
+    );
+    assert!(
+        tls.tls_ca.is_some(),
+        "the development setup runs with TLS on"
+    );
+    let client = Client::connect_tls(&format!("https://{addr}"), dev::CHANNEL, signer, &tls)
         .await
         .unwrap();
     let envelope = ordo_core::envelope::build(

@@ -74,6 +74,8 @@ async fn connections_beyond_the_limits_are_refused_while_served_clients_go_on() 
         config.limits.max_connections = 50;
         config.limits.max_connections_per_ip = 30;
         config.limits.handshake_timeout_ms = 2_000;
+        // The raw connections below speak plain HTTP/2.
+        config.tls.enabled = false;
     });
     // A well-behaved client, connected before the flood.
     let client = orderer.client().await;
@@ -141,6 +143,8 @@ async fn connections_beyond_the_limits_are_refused_while_served_clients_go_on() 
 async fn a_connection_without_streams_is_closed_after_the_idle_timeout() {
     let orderer = Orderer::start_configured(test_batch(), |config| {
         config.limits.idle_timeout_ms = 1_000;
+        // The raw connection below speaks plain HTTP/2.
+        config.tls.enabled = false;
     });
     let connected = Instant::now();
     let mut idle = connect_from("127.0.0.1", orderer.addr).await;
@@ -240,9 +244,10 @@ async fn slow_deliver_readers_hold_bounded_memory() {
     const READERS: usize = 20;
     let mut readers = Vec::new();
     for _ in 0..READERS {
-        let reader = Client::connect(&orderer.endpoint(), "ordo", orderer.signer())
-            .await
-            .unwrap();
+        let reader =
+            Client::connect_tls(&orderer.endpoint(), "ordo", orderer.signer(), &orderer.tls)
+                .await
+                .unwrap();
         let mut stream = reader
             .deliver_request(envelope::seek(
                 &orderer.signer(),

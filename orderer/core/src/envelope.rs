@@ -41,6 +41,18 @@ pub fn build_with_tx_id(
     header_type: HeaderType,
     data: Bytes,
 ) -> (Envelope, String) {
+    build_bound(signer, channel_id, header_type, data, Bytes::new())
+}
+
+/// [`build_with_tx_id`] bound to a TLS client certificate: `tls_cert_hash` is SHA-256 of its
+/// DER (empty: unbound), which an orderer requiring mutual TLS checks against the connection.
+pub fn build_bound(
+    signer: &SigningIdentity,
+    channel_id: &str,
+    header_type: HeaderType,
+    data: Bytes,
+    tls_cert_hash: Bytes,
+) -> (Envelope, String) {
     let nonce = nonce();
     let tx_id = tx_id(&nonce, signer.serialized());
     let now = std::time::SystemTime::now()
@@ -54,6 +66,7 @@ pub fn build_with_tx_id(
             seconds: now.as_secs() as i64,
             nanos: now.subsec_nanos() as i32,
         }),
+        tls_cert_hash,
         ..Default::default()
     };
     let signature_header = SignatureHeader {
@@ -120,18 +133,32 @@ pub fn seek(
     stop: SeekPosition,
     behavior: i32,
 ) -> Envelope {
+    seek_bound(signer, channel_id, start, stop, behavior, Bytes::new())
+}
+
+/// [`seek`] bound to a TLS client certificate (see [`build_bound`]).
+pub fn seek_bound(
+    signer: &SigningIdentity,
+    channel_id: &str,
+    start: SeekPosition,
+    stop: SeekPosition,
+    behavior: i32,
+    tls_cert_hash: Bytes,
+) -> Envelope {
     let info = SeekInfo {
         start: Some(start),
         stop: Some(stop),
         behavior,
         ..Default::default()
     };
-    build(
+    build_bound(
         signer,
         channel_id,
         HeaderType::DeliverSeekInfo,
         info.encode_to_vec().into(),
+        tls_cert_hash,
     )
+    .0
 }
 
 pub fn specified(number: u64) -> SeekPosition {

@@ -17,6 +17,7 @@ use tokio::sync::mpsc;
 use tonic::Streaming;
 
 use crate::registrar::Registrar;
+use crate::server::binding::Binding;
 use crate::server::{self, ServiceSettings};
 use ordo_core::processor::{ChannelView, Processor, Rejection};
 
@@ -31,6 +32,7 @@ pub async fn serve(
     settings: ServiceSettings,
     mut inbound: Streaming<Envelope>,
     tx: mpsc::Sender<Result<BroadcastResponse, tonic::Status>>,
+    binding: Option<Binding>,
 ) {
     let mut in_flight = FuturesOrdered::new();
     // Bytes of the envelopes awaiting their commit: no more are read past the bound.
@@ -80,6 +82,19 @@ pub async fn serve(
                         && held + gathered < settings.broadcast_stream_bytes;
                     if reading && room {
                         next = inbound.next().now_or_never();
+                    }
+                }
+                // An envelope not bound to this connection's certificate ends the stream there,
+                // as an unreadable message does.
+                if let Some(binding) = &binding {
+                    if let Some((i, refusal)) = batch
+                        .iter()
+                        .enumerate()
+                        .find_map(|(i, e)| binding.check(e).err().map(|r| (i, r)))
+                    {
+                        batch.truncate(i);
+                        unreadable = Some(refusal);
+                        reading = false;
                     }
                 }
                 let admitted = processor.admit(SystemTime::now(), &batch, |id| {

@@ -27,27 +27,105 @@ use crate::chain::Chain;
 /// The Raft groups of this node, by channel; a channel added to or removed from the running
 /// node adds or removes its group.
 #[derive(Clone, Default)]
-pub struct Groups(Arc<RwLock<HashMap<String, Arc<RaftLog>>>>);
+pub struct Groups {
+    groups: Arc<RwLock<HashMap<String, Arc<RaftLog>>>>,
+    /// With TLS: who may send each channel's cluster traffic, by the public keys (SPKI DER) of
+    /// its consenters' client certificates. Without TLS (`None`) anyone who reaches the port.
+    members: Option<Members>,
+    /// How membership calls reach the leader (TLS with this node's identity, or plain).
+    dialer: Option<crate::tls::Dialer>,
+}
+
+/// A certificate's SubjectPublicKeyInfo (DER).
+type PublicKey = Vec<u8>;
+/// The consenters' client-certificate keys, by channel.
+type Members = Arc<RwLock<HashMap<String, Vec<PublicKey>>>>;
+
+/// Fabric's words for a cluster peer whose certificate is not a consenter's.
+const NOT_A_CONSENTER: &str = "certificate extracted from TLS connection isn't authorized";
 
 impl Groups {
+    /// Groups whose cluster traffic must come from a consenter, identified by the client
+    /// certificate of the mutual-TLS connection; `dialer` reaches other nodes.
+    pub fn with_tls(dialer: crate::tls::Dialer) -> Groups {
+        Groups {
+            groups: Default::default(),
+            members: Some(Default::default()),
+            dialer: Some(dialer),
+        }
+    }
+
     pub fn insert(&self, group: Arc<RaftLog>) {
-        self.0
+        self.groups
             .write()
             .unwrap_or_else(|e| e.into_inner())
             .insert(group.channel().to_string(), group);
     }
 
+    /// Sets who may send channel `channel`'s cluster traffic: the consenters' client TLS
+    /// certificates (PEM, as the etcdraft metadata carries them). A certificate that does not
+    /// parse admits no one.
+    pub fn authorize(&self, channel: &str, client_certs: &[bytes::Bytes]) {
+        let Some(members) = &self.members else {
+            return;
+        };
+        let keys = client_certs
+            .iter()
+            .filter_map(|pem| match crate::tls::public_key_of_pem(pem) {
+                Ok(key) => Some(key),
+                Err(e) => {
+                    tracing::warn!(%channel, error = %e, "a consenter's client TLS certificate is unusable");
+                    None
+                }
+            })
+            .collect();
+        members
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(channel.to_string(), keys);
+    }
+
+    /// Refuses a cluster call for `channel` unless its TLS client certificate has the public key
+    /// of one of the channel's consenters (Fabric identifies cluster members so, never by
+    /// address).
+    fn check_sender<T>(&self, request: &Request<T>, channel: &str) -> Result<(), Status> {
+        let Some(members) = &self.members else {
+            return Ok(());
+        };
+        let key = request
+            .extensions()
+            .get::<crate::server::connections::ConnectionInfo>()
+            .and_then(|info| info.peer_certificates.as_ref())
+            .and_then(|certs| certs.leaf())
+            .and_then(|leaf| crate::tls::public_key_of_der(leaf).ok())
+            .ok_or_else(|| Status::permission_denied(NOT_A_CONSENTER))?;
+        let members = members.read().unwrap_or_else(|e| e.into_inner());
+        match members.get(channel) {
+            Some(keys) if keys.contains(&key) => Ok(()),
+            Some(_) => Err(Status::permission_denied(NOT_A_CONSENTER)),
+            None => Err(Status::not_found(format!(
+                "no channel {channel} on this node"
+            ))),
+        }
+    }
+
     pub fn remove(&self, channel: &str) {
-        self.0
+        self.groups
             .write()
             .unwrap_or_else(|e| e.into_inner())
             .remove(channel);
+        if let Some(members) = &self.members {
+            members
+                .write()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(channel);
+        }
     }
 
     /// The channels with a group here, sorted.
     fn channels(&self) -> Vec<String> {
         let mut channels: Vec<String> = self
-            .0
+            .groups
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .keys()
@@ -58,7 +136,7 @@ impl Groups {
     }
 
     fn get(&self, channel: &str) -> Result<Arc<RaftLog>, Status> {
-        self.0
+        self.groups
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .get(channel)
@@ -91,6 +169,7 @@ impl Cluster for Groups {
         &self,
         request: Request<RaftMessage>,
     ) -> Result<Response<RaftMessage>, Status> {
+        self.check_sender(&request, &request.get_ref().channel)?;
         let message = request.into_inner();
         let mut rpc: AppendEntriesRequest<TypeConfig> = from_json(&message)?;
         rpc.entries = message
@@ -116,6 +195,7 @@ impl Cluster for Groups {
     }
 
     async fn vote(&self, request: Request<RaftMessage>) -> Result<Response<RaftMessage>, Status> {
+        self.check_sender(&request, &request.get_ref().channel)?;
         let message = request.into_inner();
         let rpc: VoteRequest<NodeId> = from_json(&message)?;
         let group = self.get(&message.channel)?;
@@ -130,6 +210,7 @@ impl Cluster for Groups {
         &self,
         request: Request<RaftMessage>,
     ) -> Result<Response<RaftMessage>, Status> {
+        self.check_sender(&request, &request.get_ref().channel)?;
         let message = request.into_inner();
         let rpc: InstallSnapshotRequest<TypeConfig> = from_json(&message)?;
         let result = self.raft(&message.channel)?.install_snapshot(rpc).await;
@@ -140,6 +221,7 @@ impl Cluster for Groups {
         &self,
         request: Request<ForwardRequest>,
     ) -> Result<Response<ForwardResponse>, Status> {
+        self.check_sender(&request, &request.get_ref().channel)?;
         let request = request.into_inner();
         let group = self.get(&request.channel)?;
         let reply = match group.write_forwarded(request.record).await {
@@ -159,6 +241,7 @@ impl Cluster for Groups {
         &self,
         request: Request<PreVoteRequest>,
     ) -> Result<Response<PreVoteResponse>, Status> {
+        self.check_sender(&request, &request.get_ref().channel)?;
         let request = request.into_inner();
         let group = self.get(&request.channel)?;
         Ok(Response::new(
@@ -210,7 +293,14 @@ impl Groups {
                 Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
                     match f.leader_node {
                         Some(leader) => {
-                            forward_admin(&leader.addr, change, &request, &channel).await
+                            forward_admin(
+                                self.dialer.as_ref(),
+                                &leader.addr,
+                                change,
+                                &request,
+                                &channel,
+                            )
+                            .await
                         }
                         None => Err("no leader is known; try again".to_string()),
                     }
@@ -239,14 +329,15 @@ impl Groups {
 }
 
 async fn forward_admin(
+    dialer: Option<&crate::tls::Dialer>,
     leader: &str,
     change: Change,
     request: &MemberChange,
     channel: &str,
 ) -> Result<String, String> {
-    let mut client = AdminClient::connect(format!("http://{leader}"))
-        .await
-        .map_err(|e| format!("leader {leader}: {e}"))?;
+    let mut client = AdminClient::new(
+        crate::tls::dial(dialer, leader).map_err(|e| format!("leader {leader}: {e}"))?,
+    );
     let request = MemberChange {
         channel: channel.to_string(),
         ..request.clone()

@@ -1,6 +1,7 @@
 //! Accepting client connections within bounds: at most `max_connections` at once (and at most
 //! `max_connections_per_ip` from one address), each of which must open HTTP/2 within the
-//! handshake timeout and is closed after the idle timeout with no stream open. A connection over a
+//! handshake timeout (with TLS: finish the TLS handshake, then open HTTP/2, within it) and is
+//! closed after the idle timeout with no stream open. A connection over a
 //! limit is closed at once, so the kernel's backlog and the node's descriptors never fill up with
 //! clients that take a slot and say nothing.
 
@@ -21,8 +22,11 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use tokio::time::{Instant, Sleep};
+use tokio_rustls::TlsAcceptor;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::server::{Connected, TcpConnectInfo};
+
+use crate::tls::PeerCertificates;
 
 /// What every HTTP/2 client sends first (RFC 9113 §3.4).
 const PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
@@ -47,15 +51,17 @@ pub struct Limits {
 pub fn incoming(
     listener: TcpListener,
     limits: Limits,
+    tls: Option<TlsAcceptor>,
 ) -> impl Stream<Item = io::Result<Connection>> + Send + 'static {
     let (tx, rx) = mpsc::channel(64);
-    tokio::spawn(accept(listener, limits, tx));
+    tokio::spawn(accept(listener, limits, tls, tx));
     ReceiverStream::new(rx)
 }
 
 async fn accept(
     listener: TcpListener,
     limits: Limits,
+    tls: Option<TlsAcceptor>,
     ready: mpsc::Sender<io::Result<Connection>>,
 ) {
     let slots = Arc::new(Semaphore::new(limits.max_connections));
@@ -107,10 +113,12 @@ async fn accept(
         };
         let ready = ready.clone();
         let limits = limits.clone();
+        let tls = tls.clone();
         tokio::spawn(async move {
-            match handshake(stream, &limits).await {
+            match handshake(stream, &limits, tls).await {
                 Ok((stream, preface)) => {
                     let connection = Connection {
+                        peer_certificates: stream.peer_certificates(),
                         stream,
                         preface,
                         idle: limits.idle_timeout.map(IdleClose::new),
@@ -125,17 +133,37 @@ async fn accept(
     }
 }
 
-/// Reads the HTTP/2 preface within the handshake timeout; it is replayed to the server.
-async fn handshake(mut stream: TcpStream, limits: &Limits) -> io::Result<(TcpStream, Bytes)> {
+/// Does the TLS handshake (if any) and reads the HTTP/2 preface, both within the handshake
+/// timeout; the preface is replayed to the server.
+async fn handshake(
+    stream: TcpStream,
+    limits: &Limits,
+    tls: Option<TlsAcceptor>,
+) -> io::Result<(Transport, Bytes)> {
     // Small messages must not wait for more to fill a packet (as gRPC servers do by default).
     stream.set_nodelay(true)?;
     let mut preface = [0u8; PREFACE.len()];
-    tokio::time::timeout(limits.handshake_timeout, stream.read_exact(&mut preface))
+    let opening = async {
+        let mut stream = match tls {
+            Some(acceptor) => {
+                Transport::Tls(Box::new(acceptor.accept(stream).await.map_err(|e| {
+                    io::Error::new(e.kind(), format!("TLS handshake failed: {e}"))
+                })?))
+            }
+            None => Transport::Plain(stream),
+        };
+        stream.read_exact(&mut preface).await?;
+        io::Result::Ok(stream)
+    };
+    let stream = tokio::time::timeout(limits.handshake_timeout, opening)
         .await
         .map_err(|_| {
             io::Error::new(
                 io::ErrorKind::TimedOut,
-                format!("no HTTP/2 preface within {:?}", limits.handshake_timeout),
+                format!(
+                    "no TLS handshake and HTTP/2 preface within {:?}",
+                    limits.handshake_timeout
+                ),
             )
         })??;
     if &preface != PREFACE {
@@ -238,6 +266,92 @@ impl Drop for StreamGuard {
 pub struct ConnectionInfo {
     pub tcp: TcpConnectInfo,
     pub activity: Arc<Activity>,
+    /// With TLS, the client's verified certificate chain (leaf first), if it sent one.
+    pub peer_certificates: Option<PeerCertificates>,
+}
+
+/// A connection's byte stream: plain TCP, or TLS over it.
+enum Transport {
+    Plain(TcpStream),
+    Tls(Box<tokio_rustls::server::TlsStream<TcpStream>>),
+}
+
+impl Transport {
+    fn tcp(&self) -> &TcpStream {
+        match self {
+            Transport::Plain(tcp) => tcp,
+            Transport::Tls(tls) => tls.get_ref().0,
+        }
+    }
+
+    fn peer_certificates(&self) -> Option<PeerCertificates> {
+        match self {
+            Transport::Plain(_) => None,
+            Transport::Tls(tls) => tls
+                .get_ref()
+                .1
+                .peer_certificates()
+                .map(|chain| PeerCertificates(Arc::new(chain.to_vec()))),
+        }
+    }
+}
+
+impl AsyncRead for Transport {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Transport::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            Transport::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for Transport {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Transport::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            Transport::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Transport::Plain(s) => Pin::new(s).poll_flush(cx),
+            Transport::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Transport::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            Transport::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+        }
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Transport::Plain(s) => Pin::new(s).poll_write_vectored(cx, bufs),
+            Transport::Tls(s) => Pin::new(s.as_mut()).poll_write_vectored(cx, bufs),
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        match self {
+            Transport::Plain(s) => s.is_write_vectored(),
+            Transport::Tls(s) => s.is_write_vectored(),
+        }
+    }
 }
 
 /// The idle clock: it runs from the connection's start or its last stream's end, while no
@@ -276,7 +390,8 @@ impl IdleClose {
 /// An accepted client connection: the TCP stream with its preface put back, holding its slots
 /// under the limits until it is dropped.
 pub struct Connection {
-    stream: TcpStream,
+    stream: Transport,
+    peer_certificates: Option<PeerCertificates>,
     preface: Bytes,
     idle: Option<IdleClose>,
     activity: Arc<Activity>,
@@ -288,8 +403,9 @@ impl Connected for Connection {
 
     fn connect_info(&self) -> ConnectionInfo {
         ConnectionInfo {
-            tcp: self.stream.connect_info(),
+            tcp: self.stream.tcp().connect_info(),
             activity: self.activity.clone(),
+            peer_certificates: self.peer_certificates.clone(),
         }
     }
 }
@@ -308,7 +424,7 @@ impl AsyncRead for Connection {
         }
         if let Some(idle) = &mut this.idle {
             if idle.expired(&this.activity, cx) {
-                tracing::debug!(peer = ?this.stream.peer_addr().ok(), "closing an idle connection");
+                tracing::debug!(peer = ?this.stream.tcp().peer_addr().ok(), "closing an idle connection");
                 // End of stream: the server closes the connection.
                 return Poll::Ready(Ok(()));
             }

@@ -21,6 +21,7 @@ use tonic::Streaming;
 use crate::channel::Channel;
 use crate::registrar::Registrar;
 use crate::server;
+use crate::server::binding::Binding;
 use crate::server::outbox::Outbox;
 use ordo_core::msp::Identity;
 use ordo_core::processor::{self, Rejection};
@@ -32,10 +33,14 @@ pub async fn serve(
     time_window: Duration,
     mut inbound: Streaming<Envelope>,
     tx: Sender,
+    binding: Option<Binding>,
 ) {
     while let Some(request) = inbound.next().await {
         let outcome = match request {
-            Ok(request) => serve_request(&registrar, time_window, &request, &tx).await,
+            Ok(request) => match binding.map(|b| b.check(&request)) {
+                Some(Err(refusal)) => Err(Ended::Refused(refusal)),
+                _ => serve_request(&registrar, time_window, &request, &tx).await,
+            },
             Err(status) => match server::refusal_of(&status) {
                 Some(rejection) => Err(Ended::Refused(rejection)),
                 None => return,

@@ -1,5 +1,6 @@
 //! The client-facing gRPC service, Fabric's `orderer.AtomicBroadcast`, over the node's channels.
 
+pub mod binding;
 pub mod broadcast;
 pub mod cluster;
 pub mod connections;
@@ -61,6 +62,9 @@ pub struct ServiceSettings {
     pub broadcast_stream_bytes: usize,
     /// Bytes of blocks Deliver streams may queue, and how many streams may.
     pub deliver_budget: outbox::Budget,
+    /// Envelopes must carry their connection's client certificate hash (`tls.enabled` and
+    /// `tls.client_auth_required`).
+    pub tls_binding: bool,
 }
 
 pub struct AtomicBroadcastService {
@@ -127,11 +131,13 @@ impl AtomicBroadcast for AtomicBroadcastService {
     ) -> Result<Response<Self::BroadcastStream>, Status> {
         let (tx, rx) = mpsc::channel(BROADCAST_QUEUE);
         let responses = Guarded::new(&request, ReceiverStream::new(rx));
+        let binding = binding::Binding::of(&request, self.settings.tls_binding);
         tokio::spawn(broadcast::serve(
             self.registrar.clone(),
             self.settings.clone(),
             request.into_inner(),
             tx,
+            binding,
         ));
         Ok(Response::new(Box::pin(responses)))
     }
@@ -142,11 +148,13 @@ impl AtomicBroadcast for AtomicBroadcastService {
     ) -> Result<Response<Self::DeliverStream>, Status> {
         let (outbox, queued) = self.settings.deliver_budget.outbox();
         let responses = Guarded::new(&request, queued);
+        let binding = binding::Binding::of(&request, self.settings.tls_binding);
         tokio::spawn(deliver::serve(
             self.registrar.clone(),
             self.settings.time_window,
             request.into_inner(),
             outbox,
+            binding,
         ));
         Ok(Response::new(Box::pin(responses)))
     }

@@ -20,6 +20,10 @@ pub struct NodeConfig {
     pub limits: LimitsSection,
     #[serde(default)]
     pub authentication: AuthenticationSection,
+    /// TLS on the client port (Fabric's `General.TLS`); it also turns mutual TLS on for the
+    /// cluster port.
+    #[serde(default)]
+    pub tls: TlsSection,
     /// The replicated consensus type's cluster (consensus = "raft").
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cluster: Option<ClusterSection>,
@@ -80,6 +84,19 @@ pub struct ClusterSection {
     /// How long Broadcast waits for a leader to commit an envelope before SERVICE_UNAVAILABLE.
     #[serde(default = "default_produce_timeout_ms")]
     pub produce_timeout_ms: u64,
+    /// With `[tls]` enabled, the cluster port always uses mutual TLS: this node's certificate
+    /// (PEM), server and client alike, on the cluster port (Fabric's
+    /// `General.Cluster.ServerCertificate`/`ClientCertificate`); default `tls.cert`. Its public
+    /// key identifies this node among a channel's consenters (their `server_tls_cert`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cert: Option<PathBuf>,
+    /// Its private key (PEM); default `tls.key`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<PathBuf>,
+    /// CA certificates (PEM files) cluster peers' certificates must chain to, besides the
+    /// channels' orderer orgs' TLS roots and intermediates (Fabric's `General.Cluster.RootCAs`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub root_cas: Vec<PathBuf>,
 }
 
 impl Default for ClusterSection {
@@ -92,6 +109,9 @@ impl Default for ClusterSection {
             election_timeout_min_ms: default_election_min_ms(),
             election_timeout_max_ms: default_election_max_ms(),
             produce_timeout_ms: default_produce_timeout_ms(),
+            cert: None,
+            key: None,
+            root_cas: Vec::new(),
         }
     }
 }
@@ -252,6 +272,35 @@ impl Default for AuthenticationSection {
     }
 }
 
+/// Fabric's `General.TLS`: TLS on the client port, optionally with client certificates.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TlsSection {
+    /// TLS on the client port, and mutual TLS on the cluster port (default off, as Fabric's).
+    pub enabled: bool,
+    /// This node's TLS certificate chain (PEM, leaf first) and its key (PEM).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cert: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key: Option<PathBuf>,
+    /// Clients must present a certificate that chains to `client_root_cas` or to a served
+    /// channel's orgs' TLS roots/intermediates; envelopes must then carry the certificate's
+    /// hash in `ChannelHeader.tls_cert_hash`.
+    pub client_auth_required: bool,
+    /// Extra CA certificates (PEM files) client certificates may chain to.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub client_root_cas: Vec<PathBuf>,
+}
+
+impl TlsSection {
+    fn check(&self) -> Result<(), String> {
+        if self.enabled && (self.cert.is_none() || self.key.is_none()) {
+            return Err("tls.enabled needs tls.cert and tls.key".into());
+        }
+        Ok(())
+    }
+}
+
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ChannelSection {
@@ -310,6 +359,15 @@ impl NodeConfig {
         for channel in &mut config.channels {
             resolve(&mut channel.genesis_block);
         }
+        let tls = &mut config.tls;
+        tls.cert.iter_mut().for_each(resolve);
+        tls.key.iter_mut().for_each(resolve);
+        tls.client_root_cas.iter_mut().for_each(resolve);
+        if let Some(cluster) = &mut config.cluster {
+            cluster.cert.iter_mut().for_each(resolve);
+            cluster.key.iter_mut().for_each(resolve);
+            cluster.root_cas.iter_mut().for_each(resolve);
+        }
         config.check().map_err(|e| anyhow!("{source}: {e}"))?;
         Ok((config, overrides))
     }
@@ -323,6 +381,7 @@ impl NodeConfig {
             ledger: LedgerSection::default(),
             limits: LimitsSection::default(),
             authentication: AuthenticationSection::default(),
+            tls: TlsSection::default(),
             cluster: None,
             channels: genesis_blocks
                 .into_iter()
@@ -361,6 +420,7 @@ impl NodeConfig {
         if self.channels.is_empty() {
             return Err("no [[channel]] to serve".into());
         }
+        self.tls.check()?;
         self.limits.check()
     }
 

@@ -15,12 +15,14 @@ use ordo_core::configtx::genesis::{
 use ordo_core::configtx::values::BatchSizeValues;
 use rand::RngCore;
 
-use crate::setup::config::{NodeConfig, NodeSection};
+use crate::setup::config::{NodeConfig, NodeSection, TlsSection};
 
 pub const CHANNEL: &str = "ordo";
 /// The MSP ids of the development organisations.
 pub const ORDERER_MSPID: &str = "OrdererMSP";
 pub const CLIENT_MSPID: &str = "Org1MSP";
+/// The node's TLS folder (cryptogen's server.crt, server.key, ca.crt), under `crypto/`.
+const ORDERER_TLS: &str = "Orderer/orderers/orderer1/tls";
 
 /// The development channel's block rules.
 #[derive(Clone, Copy, Debug)]
@@ -54,6 +56,11 @@ pub struct DevLayout {
     /// The orderer organisation's admin (may change the channel's orderer settings).
     pub admin_msp: PathBuf,
     pub genesis_block: PathBuf,
+    /// The CA of the node's TLS certificate (clients trust it: `peer-sim --tls-ca`).
+    pub tls_ca: PathBuf,
+    /// The Org1 client's TLS certificate and key (for mutual TLS: `--tls-cert`, `--tls-key`).
+    pub client_tls_cert: PathBuf,
+    pub client_tls_key: PathBuf,
 }
 
 /// Creates the development setup in `data_dir` unless it is already there.
@@ -78,6 +85,9 @@ pub fn prepare_with(
         client_msp: crypto.join("Org1/users/User1/msp"),
         admin_msp: crypto.join("Orderer/users/Admin/msp"),
         genesis_block: data_dir.join(format!("genesis/{CHANNEL}.block")),
+        tls_ca: crypto.join(format!("{ORDERER_TLS}/ca.crt")),
+        client_tls_cert: crypto.join("Org1/users/User1/tls/client.crt"),
+        client_tls_key: crypto.join("Org1/users/User1/tls/client.key"),
     };
     if layout.config.exists() {
         return Ok(layout);
@@ -126,7 +136,7 @@ pub fn prepare_with(
         .context("making the development channel's genesis block")?;
     ordo_client::block_file::write(&layout.genesis_block, &block)?;
 
-    let node = NodeConfig::new(
+    let mut node = NodeConfig::new(
         NodeSection {
             data_dir: PathBuf::from("."),
             listen,
@@ -138,6 +148,14 @@ pub fn prepare_with(
         },
         vec![PathBuf::from(format!("genesis/{CHANNEL}.block"))],
     );
+    // TLS on, as a Fabric orderer is run: the node's cryptogen TLS certificate.
+    node.tls = TlsSection {
+        enabled: true,
+        cert: Some(PathBuf::from(format!("crypto/{ORDERER_TLS}/server.crt"))),
+        key: Some(PathBuf::from(format!("crypto/{ORDERER_TLS}/server.key"))),
+        client_auth_required: false,
+        client_root_cas: Vec::new(),
+    };
     node.write(&layout.config)?;
     Ok(layout)
 }

@@ -24,6 +24,7 @@ pub const TABLES: &[&str] = &[
     "limits",
     "authentication",
     "cluster",
+    "tls",
 ];
 
 /// Keys of the top level itself: `ORDO_CHANNEL` is the `[[channel]]` array.

@@ -46,8 +46,9 @@ use ordo_core::configtx::genesis::{
     Profile,
 };
 use ordo_core::configtx::values::BatchSizeValues;
-use ordo_orderer::setup::config::{ClusterSection, Consensus, NodeConfig, NodeSection};
+use ordo_orderer::setup::config::{ClusterSection, Consensus, NodeConfig, NodeSection, TlsSection};
 use ordo_orderer::setup::dev::{BatchSection, CHANNEL, CLIENT_MSPID};
+use ordo_peer_sim::client::TlsArgs;
 use ordo_peer_sim::{ChainVerifier, Client, Load, Submitted};
 use ordo_proto::common::{Block, BlockMetadataIndex};
 use ordo_proto::etcdraft::Consenter;
@@ -95,6 +96,10 @@ pub struct Spec {
     pub nodes: u64,
     pub timing: Timing,
     pub batch: BatchSection,
+    /// TLS on every port (the default). With it a cluster peer is known by its certificate, and
+    /// only consenters may send cluster traffic, so a node added by `orderer admin add-learner`
+    /// (not a consenter) could not forward or campaign: such tests run without TLS.
+    pub tls: bool,
 }
 
 impl Spec {
@@ -104,6 +109,7 @@ impl Spec {
             nodes: 3,
             timing: Timing::default(),
             batch: test_batch(),
+            tls: true,
         }
     }
 }
@@ -201,6 +207,10 @@ pub struct ClusterNode {
     pub addr: Option<SocketAddr>,
     /// Real cluster (and admin) address of the running process, behind the proxies.
     pub cluster_addr: Option<SocketAddr>,
+    /// The node's TLS folder (cryptogen's server.crt, server.key, ca.crt).
+    pub tls_dir: PathBuf,
+    /// Whether its ports use TLS.
+    pub tls: bool,
 }
 
 impl ClusterNode {
@@ -208,9 +218,16 @@ impl ClusterNode {
         self.child.is_some()
     }
 
+    /// The running process's id.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// The client port.
     pub fn endpoint(&self) -> String {
         format!(
-            "http://{}",
+            "{}://{}",
+            if self.tls { "https" } else { "http" },
             self.addr
                 .unwrap_or_else(|| panic!("node {} is not running", self.id))
         )
@@ -315,6 +332,10 @@ pub struct Cluster {
     pub nodes: BTreeMap<NodeId, ClusterNode>,
     /// By direction (from, to); (x, x) is node x's own advertised address.
     links: BTreeMap<(NodeId, NodeId), Proxy>,
+    /// How clients reach the client ports: the orderer org's TLS CA.
+    pub tls: TlsArgs,
+    /// An orderer-org TLS identity the cluster ports accept (mutual TLS) for admin calls.
+    pub admin_tls: TlsArgs,
 }
 
 impl Cluster {
@@ -416,6 +437,7 @@ impl Cluster {
         for &id in &ids {
             let home = root.join(format!("node{id}"));
             std::fs::create_dir_all(&home).unwrap();
+            let tls_dir = made[0].nodes[id as usize - 1].join("tls");
             let node = ClusterNode {
                 id,
                 config: home.join("orderer.toml"),
@@ -424,6 +446,8 @@ impl Cluster {
                 child: None,
                 addr: None,
                 cluster_addr: None,
+                tls_dir: tls_dir.clone(),
+                tls: spec.tls,
             };
             // Node `id` reaches node `peer` through the link (id, peer), so links can be cut
             // one by one.
@@ -435,25 +459,49 @@ impl Cluster {
                 })
                 .collect();
             let msp = made[0].nodes[id as usize - 1].join("msp");
-            node_config(
+            let mut config = node_config(
                 id,
                 msp,
                 links[&(id, id)].addr,
                 dial,
                 &spec.timing,
                 &genesis_path,
-            )
-            .write(&node.config)
-            .unwrap();
+            );
+            // TLS on every port, from the node's cryptogen TLS folder.
+            config.tls = TlsSection {
+                enabled: spec.tls,
+                cert: Some(tls_dir.join("server.crt")),
+                key: Some(tls_dir.join("server.key")),
+                ..TlsSection::default()
+            };
+            config.write(&node.config).unwrap();
             nodes.insert(id, node);
         }
 
+        let node1_tls = made[0].nodes[0].join("tls");
+        let (tls, admin_tls) = if spec.tls {
+            (
+                TlsArgs {
+                    tls_ca: Some(node1_tls.join("ca.crt")),
+                    ..TlsArgs::default()
+                },
+                TlsArgs {
+                    tls_ca: Some(node1_tls.join("ca.crt")),
+                    tls_cert: Some(node1_tls.join("server.crt")),
+                    tls_key: Some(node1_tls.join("server.key")),
+                },
+            )
+        } else {
+            (TlsArgs::default(), TlsArgs::default())
+        };
         Cluster {
             dir,
             client_msp,
             spec,
             nodes,
             links,
+            tls,
+            admin_tls,
         }
     }
 
@@ -575,7 +623,7 @@ impl Cluster {
     pub async fn client(&self, id: NodeId) -> Client {
         let signer =
             ordo_client::msp_dir::signing_identity(&self.client_msp, CLIENT_MSPID).unwrap();
-        Client::connect(&self.node(id).endpoint(), CHANNEL, signer)
+        Client::connect_tls(&self.node(id).endpoint(), CHANNEL, signer, &self.tls)
             .await
             .unwrap_or_else(|e| panic!("connecting to node {id}: {e:#}"))
     }
@@ -596,7 +644,7 @@ impl Cluster {
             .node(id)
             .cluster_addr
             .ok_or_else(|| anyhow::anyhow!("node {id} is not running"))?;
-        let mut admin = AdminClient::connect(format!("http://{addr}")).await?;
+        let mut admin = AdminClient::new(self.admin_channel(&addr.to_string())?);
         let reply = tokio::time::timeout(Duration::from_secs(5), admin.status(StatusRequest {}))
             .await??
             .into_inner();
@@ -638,12 +686,28 @@ impl Cluster {
         }
     }
 
+    /// A channel to a cluster port with the admin TLS identity (mutual TLS).
+    pub fn admin_channel(&self, addr: &str) -> anyhow::Result<tonic::transport::Channel> {
+        let tls = &self.admin_tls;
+        if tls.tls_ca.is_none() {
+            return ordo_orderer::tls::dial(None, addr).map_err(anyhow::Error::msg);
+        }
+        let credentials = ordo_orderer::tls::Credentials::load(ordo_orderer::tls::TlsFiles {
+            cert: tls.tls_cert.clone().unwrap(),
+            key: tls.tls_key.clone().unwrap(),
+            roots: vec![tls.tls_ca.clone().unwrap()],
+        })?;
+        let dialer = ordo_orderer::tls::Dialer::new(credentials)?;
+        ordo_orderer::tls::dial(Some(&dialer), addr).map_err(anyhow::Error::msg)
+    }
+
     /// Runs `orderer admin --cluster <node's cluster address> ARGS` and returns its output.
     pub async fn admin(&self, through: NodeId, args: &[&str]) -> String {
         let addr = self.node(through).cluster_addr.expect("node not running");
         let mut command = tokio::process::Command::new(binary("orderer"));
         command
             .args(["admin", "--cluster", &addr.to_string()])
+            .args(super::tls_flags(&self.admin_tls))
             .args(args)
             .env("RUST_LOG", "warn");
         let output = tokio::time::timeout(WAIT, command.output())
@@ -792,6 +856,7 @@ fn node_config(
         election_timeout_min_ms: timing.election_timeout_min_ms,
         election_timeout_max_ms: timing.election_timeout_max_ms,
         produce_timeout_ms: timing.produce_timeout_ms,
+        ..ClusterSection::default()
     });
     config
 }

@@ -15,9 +15,10 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use ordo_core::msp::SigningIdentity;
-use ordo_orderer::setup::config::NodeConfig;
+use ordo_orderer::setup::config::{NodeConfig, TlsSection};
 use ordo_orderer::setup::dev;
 use ordo_orderer::setup::dev::BatchSection;
+use ordo_peer_sim::client::TlsArgs;
 use ordo_peer_sim::Client;
 
 /// Path of a workspace binary, built (once per test process) with the same profile as the tests.
@@ -111,6 +112,8 @@ pub struct Orderer {
     /// The MSP folder of the orderer organisation's admin (changes orderer settings).
     pub admin_msp: PathBuf,
     pub genesis_block: PathBuf,
+    /// TLS to the client port as the node's config has it (`tls_ca: None`: plain text).
+    pub tls: TlsArgs,
     child: Option<Child>,
     pub addr: SocketAddr,
 }
@@ -129,12 +132,19 @@ impl Orderer {
         let mut config: NodeConfig = toml::from_str(&text).unwrap();
         edit(&mut config);
         config.write(&layout.config).unwrap();
+        let tls = client_tls(
+            &config.tls,
+            layout.tls_ca,
+            layout.client_tls_cert,
+            layout.client_tls_key,
+        );
         let mut orderer = Orderer {
             dir,
             config: layout.config,
             client_msp: layout.client_msp,
             admin_msp: layout.admin_msp,
             genesis_block: layout.genesis_block,
+            tls,
             child: None,
             addr: "127.0.0.1:0".parse().unwrap(),
         };
@@ -170,7 +180,22 @@ impl Orderer {
     }
 
     pub fn endpoint(&self) -> String {
-        format!("http://{}", self.addr)
+        let scheme = if self.tls.tls_ca.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        format!("{scheme}://{}", self.addr)
+    }
+
+    /// peer-sim's TLS flags for this node (none with TLS off).
+    pub fn tls_flags(&self) -> Vec<std::ffi::OsString> {
+        tls_flags(&self.tls)
+    }
+
+    /// A gRPC channel to the client port, over TLS when the node has it on.
+    pub async fn grpc_channel(&self) -> tonic::transport::Channel {
+        grpc_channel(&self.endpoint(), &self.tls).await
     }
 
     /// SIGKILL: no shutdown path runs, as in a crash or power loss of the process.
@@ -206,7 +231,7 @@ impl Orderer {
     }
 
     pub async fn client(&self) -> Client {
-        Client::connect(&self.endpoint(), dev::CHANNEL, self.signer())
+        Client::connect_tls(&self.endpoint(), dev::CHANNEL, self.signer(), &self.tls)
             .await
             .unwrap()
     }
@@ -216,6 +241,59 @@ impl Drop for Orderer {
     fn drop(&mut self) {
         self.kill9();
     }
+}
+
+/// How a client reaches a node whose `[tls]` is `tls`: the CA with TLS on, and the client
+/// certificate when the node requires one.
+pub fn client_tls(
+    tls: &TlsSection,
+    ca: PathBuf,
+    client_cert: PathBuf,
+    client_key: PathBuf,
+) -> TlsArgs {
+    if !tls.enabled {
+        return TlsArgs::default();
+    }
+    let mutual = tls.client_auth_required;
+    TlsArgs {
+        tls_ca: Some(ca),
+        tls_cert: mutual.then_some(client_cert),
+        tls_key: mutual.then_some(client_key),
+    }
+}
+
+/// peer-sim's flags for `tls`.
+pub fn tls_flags(tls: &TlsArgs) -> Vec<std::ffi::OsString> {
+    let mut flags = Vec::new();
+    for (flag, path) in [
+        ("--tls-ca", &tls.tls_ca),
+        ("--tls-cert", &tls.tls_cert),
+        ("--tls-key", &tls.tls_key),
+    ] {
+        if let Some(path) = path {
+            flags.push(flag.into());
+            flags.push(path.clone().into_os_string());
+        }
+    }
+    flags
+}
+
+/// A gRPC channel to `endpoint` with `tls` (plain without a CA).
+pub async fn grpc_channel(endpoint: &str, tls: &TlsArgs) -> tonic::transport::Channel {
+    use tonic::transport::{Certificate, ClientTlsConfig, Endpoint, Identity};
+    let mut target = Endpoint::from_shared(endpoint.to_string()).unwrap();
+    if let Some(ca) = &tls.tls_ca {
+        let mut config = ClientTlsConfig::new()
+            .ca_certificate(Certificate::from_pem(std::fs::read(ca).unwrap()));
+        if let (Some(cert), Some(key)) = (&tls.tls_cert, &tls.tls_key) {
+            config = config.identity(Identity::from_pem(
+                std::fs::read(cert).unwrap(),
+                std::fs::read(key).unwrap(),
+            ));
+        }
+        target = target.tls_config(config).unwrap();
+    }
+    target.connect().await.unwrap()
 }
 
 /// Follows the chain until every `tx_id` is in it (30 s at most), verifying every block, and

@@ -4,7 +4,6 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use bytes::Bytes;
 use openraft::error::{
@@ -18,7 +17,7 @@ use openraft::raft::{
 use ordo_proto::ordo::cluster_client::ClusterClient;
 use ordo_proto::ordo::{ForwardRequest, PreVoteRequest, PreVoteResponse, RaftMessage};
 use serde::de::DeserializeOwned;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 
 use super::{codec, Node, NodeId, TypeConfig};
 
@@ -26,20 +25,32 @@ use super::{codec, Node, NodeId, TypeConfig};
 #[derive(Clone, Default)]
 pub struct ClusterClients {
     clients: Arc<Mutex<HashMap<String, ClusterClient<Channel>>>>,
+    /// With TLS: this node's cluster identity (mutual TLS on every cluster connection).
+    dialer: Option<crate::tls::Dialer>,
 }
 
 impl ClusterClients {
+    /// Clients that dial over TLS with `dialer` (none: plain HTTP/2).
+    pub fn new(dialer: Option<crate::tls::Dialer>) -> ClusterClients {
+        ClusterClients {
+            clients: Default::default(),
+            dialer,
+        }
+    }
+
+    pub fn dialer(&self) -> Option<&crate::tls::Dialer> {
+        self.dialer.as_ref()
+    }
+
     pub fn get(&self, address: &str) -> Result<ClusterClient<Channel>, String> {
         let mut clients = self.clients.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(client) = clients.get(address) {
             return Ok(client.clone());
         }
-        let endpoint = Endpoint::from_shared(format!("http://{address}"))
-            .map_err(|e| format!("bad cluster address {address:?}: {e}"))?
-            .connect_timeout(Duration::from_millis(500))
-            .tcp_nodelay(true);
         // Lazy: a peer that is down now is dialled again on the next call.
-        let client = ClusterClient::new(endpoint.connect_lazy())
+        let channel = crate::tls::dial(self.dialer.as_ref(), address)
+            .map_err(|e| format!("bad cluster address {address:?}: {e}"))?;
+        let client = ClusterClient::new(channel)
             .max_decoding_message_size(usize::MAX)
             .max_encoding_message_size(usize::MAX);
         clients.insert(address.to_string(), client.clone());

@@ -1,0 +1,174 @@
+//! The node's TLS from its config: the client port's identity (`[tls]`), the cluster port's
+//! (`[cluster] cert/key/root_cas`, by default `[tls]`'s), and where each takes the channels'
+//! TLS roots from.
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use bytes::Bytes;
+use ordo_core::bundle::Bundle;
+use tokio::task::JoinHandle;
+use tokio_rustls::TlsAcceptor;
+
+use super::credentials::{ClientAuth, Credentials, TlsFiles, ALPN_H2};
+use super::dialer::Dialer;
+use super::watch::{self, RootsSource};
+use crate::registrar::Registrar;
+use crate::setup::config::NodeConfig;
+
+/// One port's TLS: its identity and the acceptor over it.
+#[derive(Clone)]
+pub struct PortTls {
+    pub credentials: Arc<Credentials>,
+    pub acceptor: TlsAcceptor,
+}
+
+/// The cluster port's TLS: always mutual, and the same identity dials the other orderers.
+#[derive(Clone)]
+pub struct ClusterTls {
+    pub port: PortTls,
+    pub dialer: Dialer,
+}
+
+#[derive(Clone, Default)]
+pub struct NodeTls {
+    /// The client port (AtomicBroadcast); `None`: plain text.
+    pub client: Option<PortTls>,
+    /// Clients must present certificates, and bind envelopes to them.
+    pub client_auth_required: bool,
+    /// The cluster port (raft with TLS on).
+    pub cluster: Option<ClusterTls>,
+}
+
+impl NodeTls {
+    /// Loads the configured files; TLS off gives plain ports.
+    pub fn from_config(config: &NodeConfig) -> anyhow::Result<NodeTls> {
+        let tls = &config.tls;
+        if !tls.enabled {
+            return Ok(NodeTls::default());
+        }
+        let (Some(cert), Some(key)) = (&tls.cert, &tls.key) else {
+            anyhow::bail!("tls.enabled needs tls.cert and tls.key");
+        };
+        let client_auth = if tls.client_auth_required {
+            ClientAuth::Required
+        } else {
+            ClientAuth::None
+        };
+        let credentials = Credentials::load(TlsFiles {
+            cert: cert.clone(),
+            key: key.clone(),
+            roots: tls.client_root_cas.clone(),
+        })
+        .context("loading the client port's TLS files ([tls])")?;
+        let client = PortTls {
+            acceptor: TlsAcceptor::from(credentials.server_config(client_auth, &[ALPN_H2])?),
+            credentials,
+        };
+        let cluster = match (&config.cluster, config.node.cluster_listen) {
+            (Some(section), Some(_)) => {
+                let credentials = Credentials::load(TlsFiles {
+                    cert: section.cert.clone().unwrap_or_else(|| cert.clone()),
+                    key: section.key.clone().unwrap_or_else(|| key.clone()),
+                    roots: section.root_cas.clone(),
+                })
+                .context("loading the cluster's TLS files ([cluster] cert, key, root_cas)")?;
+                Some(ClusterTls {
+                    port: PortTls {
+                        acceptor: TlsAcceptor::from(
+                            credentials.server_config(ClientAuth::Required, &[ALPN_H2])?,
+                        ),
+                        credentials: credentials.clone(),
+                    },
+                    dialer: Dialer::new(credentials)?,
+                })
+            }
+            _ => None,
+        };
+        Ok(NodeTls {
+            client: Some(client),
+            client_auth_required: tls.client_auth_required,
+            cluster,
+        })
+    }
+
+    /// Trusts a channel's roots before it is served (its Raft group dials at once); the
+    /// watcher's next round settles the set from the served channels.
+    pub fn add_channel(&self, bundle: &Bundle) {
+        let add = |credentials: &Credentials, pems: Vec<Bytes>| {
+            if let Err(e) = credentials.add_channel_roots(&pems) {
+                tracing::error!(channel = %bundle.channel_id(), error = %e, "the channel's TLS roots could not be used");
+            }
+        };
+        if let Some(client) = &self.client {
+            add(&client.credentials, all_org_roots(bundle));
+        }
+        if let Some(cluster) = &self.cluster {
+            add(&cluster.port.credentials, orderer_org_roots(bundle));
+        }
+    }
+
+    /// Brings the channels' roots up to date now, then keeps reloading (files on SIGHUP or
+    /// change, roots at each poll) until the handle is aborted. `None` without TLS.
+    pub fn watch(&self, registrar: &Registrar) -> Option<JoinHandle<()>> {
+        let mut watched: Vec<(Arc<Credentials>, RootsSource)> = Vec::new();
+        if let Some(client) = &self.client {
+            let registrar = registrar.clone();
+            watched.push((
+                client.credentials.clone(),
+                Arc::new(move || roots_of(&registrar, all_org_roots)),
+            ));
+        }
+        if let Some(cluster) = &self.cluster {
+            let registrar = registrar.clone();
+            watched.push((
+                cluster.port.credentials.clone(),
+                Arc::new(move || roots_of(&registrar, orderer_org_roots)),
+            ));
+        }
+        if watched.is_empty() {
+            return None;
+        }
+        for (credentials, roots) in &watched {
+            watch::refresh(credentials, roots, false);
+        }
+        Some(watch::watch(watched, watch::RELOAD_POLL))
+    }
+}
+
+fn roots_of(registrar: &Registrar, of: fn(&Bundle) -> Vec<Bytes>) -> Vec<Bytes> {
+    registrar
+        .channels()
+        .iter()
+        .flat_map(|channel| of(&channel.bundle()))
+        .collect()
+}
+
+/// Every org's TLS roots and intermediates: who may be a client (Fabric's client root CAs).
+pub fn all_org_roots(bundle: &Bundle) -> Vec<Bytes> {
+    let msps = bundle.msps();
+    msps.mspids()
+        .filter_map(|id| msps.msp(id))
+        .flat_map(tls_certs)
+        .collect()
+}
+
+/// The orderer orgs' TLS roots and intermediates: who may be a cluster peer.
+pub fn orderer_org_roots(bundle: &Bundle) -> Vec<Bytes> {
+    let msps = bundle.msps();
+    bundle
+        .values()
+        .orderer_orgs
+        .iter()
+        .filter_map(|org| msps.msp(&org.msp_id))
+        .flat_map(tls_certs)
+        .collect()
+}
+
+fn tls_certs(msp: &ordo_core::msp::Msp) -> Vec<Bytes> {
+    msp.tls_root_certs()
+        .iter()
+        .chain(msp.tls_intermediate_certs())
+        .cloned()
+        .collect()
+}
