@@ -35,13 +35,13 @@ pub struct Client {
 pub struct TlsArgs {
     /// The CA (PEM) of the orderer's TLS certificate; turns TLS on (the endpoint's scheme
     /// becomes https).
-    #[arg(long, env = "ORDO_TLS_CA")]
+    #[arg(long, env = "ORDO_CLIENT_TLS_CA")]
     pub tls_ca: Option<PathBuf>,
     /// This client's TLS certificate (PEM), for an orderer that requires client certificates.
-    #[arg(long, env = "ORDO_TLS_CERT", requires_all = ["tls_key", "tls_ca"])]
+    #[arg(long, env = "ORDO_CLIENT_TLS_CERT", requires_all = ["tls_key", "tls_ca"])]
     pub tls_cert: Option<PathBuf>,
     /// Its private key (PEM).
-    #[arg(long, env = "ORDO_TLS_KEY", requires = "tls_cert")]
+    #[arg(long, env = "ORDO_CLIENT_TLS_KEY", requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
 }
 
