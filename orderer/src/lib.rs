@@ -11,7 +11,10 @@
 //!   [`server`] (the gRPC services: Broadcast, Deliver, cluster transport and admin, connection
 //!   and stream bounds), [`node`] (start-up in named steps, the one shutdown);
 //! - setup and admin: [`setup`] (`setup::config`: `orderer.toml`; `setup::dev`: a one-node
-//!   development layout), [`status`] (`orderer admin status`).
+//!   development layout), [`status`] (`orderer admin status`);
+//! - operating: [`http`] (serving an HTTP router: TLS, bounds, request ids, graceful stop),
+//!   [`operations`] (`/healthz`, `/metrics`, `/logspec`, `/version`), [`metrics`] (the
+//!   Prometheus metrics and the handles the hot paths count through).
 //!
 //! May import: `ordo-core` for every rule about messages, identities, policies and blocks (none
 //! is written twice here), `ordo-client` for MSP folders, development crypto, profiles and block files, `ordo-proto`.
@@ -19,9 +22,12 @@
 
 pub mod chain;
 pub mod channel;
+pub mod http;
 pub mod ledger;
 pub mod log;
+pub mod metrics;
 pub mod node;
+pub mod operations;
 pub mod registrar;
 pub mod server;
 pub mod setup;

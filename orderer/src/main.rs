@@ -276,12 +276,8 @@ struct DevArgs {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    // Reloadable, for the operations service's `PUT /logspec`.
+    ordo_orderer::operations::logspec::init();
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -414,7 +410,10 @@ fn serve(config: NodeConfig) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Runtime::new().context("starting the runtime")?;
     runtime.block_on(async {
         let node = Node::start(&config).await?;
-        // Tests and scripts read this line to find an ephemeral port.
+        // Tests and scripts read these lines to find ephemeral ports.
+        if let Some(operations) = node.operations_addr() {
+            println!("operations listening on {operations}");
+        }
         if let Some(cluster) = node.cluster_addr() {
             println!("cluster listening on {cluster}");
         }

@@ -41,6 +41,8 @@ pub struct Node {
     local_addr: SocketAddr,
     cluster_addr: Option<SocketAddr>,
     servers: Vec<Served>,
+    /// The operations HTTP server (`[operations]`), if it has a listen address.
+    operations: Option<crate::http::Server>,
     /// How long open streams may go on after the node stops accepting, before they are cut.
     shutdown_grace: Duration,
     _lock: DataDirLock,
@@ -359,6 +361,10 @@ impl Node {
             signer: Arc::new(signer),
         };
         let registrar = Registrar::default();
+        // First, so that `/healthz` and `/metrics` answer while the channels open.
+        let operations =
+            crate::operations::start(&config.operations, registrar.clone(), &config.node.data_dir)
+                .await?;
         let serving = async {
             for section in &config.channels {
                 let genesis = read_genesis(&section.genesis_block)?;
@@ -394,9 +400,15 @@ impl Node {
             local_addr,
             cluster_addr,
             servers,
+            operations,
             shutdown_grace: Duration::from_millis(config.limits.shutdown_grace_ms),
             _lock: lock,
         })
+    }
+
+    /// The operations server's address, if it runs.
+    pub fn operations_addr(&self) -> Option<SocketAddr> {
+        self.operations.as_ref().map(|server| server.local_addr())
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -446,6 +458,9 @@ impl Node {
     /// itself), then stops every channel, awaiting its consumer and chain (solo: the log's
     /// writer has committed what it had queued). What was acknowledged is already on disk.
     pub async fn stop(self) {
+        if let Some(operations) = self.operations {
+            operations.stop(self.shutdown_grace).await;
+        }
         let tasks: Vec<_> = self
             .servers
             .into_iter()

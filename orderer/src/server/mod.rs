@@ -127,12 +127,17 @@ impl AtomicBroadcast for AtomicBroadcastService {
     ) -> Result<Response<Self::BroadcastStream>, Status> {
         let (tx, rx) = mpsc::channel(BROADCAST_QUEUE);
         let responses = Guarded::new(&request, ReceiverStream::new(rx));
-        tokio::spawn(broadcast::serve(
+        let open = crate::metrics::global().broadcast_stream();
+        let served = broadcast::serve(
             self.registrar.clone(),
             self.settings.clone(),
             request.into_inner(),
             tx,
-        ));
+        );
+        tokio::spawn(async move {
+            served.await;
+            drop(open);
+        });
         Ok(Response::new(Box::pin(responses)))
     }
 
@@ -142,12 +147,17 @@ impl AtomicBroadcast for AtomicBroadcastService {
     ) -> Result<Response<Self::DeliverStream>, Status> {
         let (outbox, queued) = self.settings.deliver_budget.outbox();
         let responses = Guarded::new(&request, queued);
-        tokio::spawn(deliver::serve(
+        let open = crate::metrics::global().deliver_stream();
+        let served = deliver::serve(
             self.registrar.clone(),
             self.settings.time_window,
             request.into_inner(),
             outbox,
-        ));
+        );
+        tokio::spawn(async move {
+            served.await;
+            drop(open);
+        });
         Ok(Response::new(Box::pin(responses)))
     }
 }
