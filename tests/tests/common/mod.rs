@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod cluster;
+pub mod http;
 pub mod ports;
 pub mod python;
 
@@ -86,6 +87,10 @@ pub struct Orderer {
     pub genesis_block: PathBuf,
     child: Option<Child>,
     pub addr: SocketAddr,
+    /// The operations HTTP address, if the config has `[operations] listen`.
+    pub ops_addr: Option<SocketAddr>,
+    /// Where the process's stderr goes (appended); inherited from the test when `None`.
+    pub log_file: Option<PathBuf>,
 }
 
 impl Orderer {
@@ -110,30 +115,83 @@ impl Orderer {
             genesis_block: layout.genesis_block,
             child: None,
             addr: "127.0.0.1:0".parse().unwrap(),
+            ops_addr: None,
+            log_file: None,
         };
         orderer.restart();
         orderer
     }
 
+    /// [`Orderer::start_configured`] with the operations service on an ephemeral port and the
+    /// process's log in `log_file` (at `RUST_LOG=info`).
+    pub fn start_with_operations(
+        batch: BatchSection,
+        edit: impl FnOnce(&mut NodeConfig),
+    ) -> Orderer {
+        let dir = tempfile::tempdir().unwrap();
+        let layout = dev::prepare_with(dir.path(), "127.0.0.1:0".parse().unwrap(), batch).unwrap();
+        let text = std::fs::read_to_string(&layout.config).unwrap();
+        let mut config: NodeConfig = toml::from_str(&text).unwrap();
+        config.operations.listen = Some("127.0.0.1:0".parse().unwrap());
+        edit(&mut config);
+        config.write(&layout.config).unwrap();
+        let log_file = dir.path().join("stderr.log");
+        let mut orderer = Orderer {
+            dir,
+            config: layout.config,
+            client_msp: layout.client_msp,
+            admin_msp: layout.admin_msp,
+            genesis_block: layout.genesis_block,
+            child: None,
+            addr: "127.0.0.1:0".parse().unwrap(),
+            ops_addr: None,
+            log_file: Some(log_file),
+        };
+        orderer.restart();
+        orderer
+    }
+
+    /// What the process logged so far (with [`Orderer::log_file`]).
+    pub fn log(&self) -> String {
+        self.log_file
+            .as_ref()
+            .map(|path| std::fs::read_to_string(path).unwrap_or_default())
+            .unwrap_or_default()
+    }
+
     /// Starts the process (again), on a fresh ephemeral port.
     pub fn restart(&mut self) {
         assert!(self.child.is_none(), "already running");
+        let (stderr, level) = match &self.log_file {
+            Some(path) => {
+                let file = std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(path)
+                    .unwrap();
+                (Stdio::from(file), "info")
+            }
+            None => (Stdio::inherit(), "warn"),
+        };
         let mut child = Command::new(binary("orderer"))
             .args(["start", "--config"])
             .arg(&self.config)
             .args(["--listen", "127.0.0.1:0"])
-            .env("RUST_LOG", "warn")
+            .env("RUST_LOG", level)
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(stderr)
             .spawn()
             .expect("starting orderer");
         let stdout = child.stdout.take().unwrap();
         // The address it reports, read on a thread of its own so that the wait has a deadline.
         let (found, listening) = std::sync::mpsc::channel();
+        let (found_ops, ops_listening) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
             let mut lines = BufReader::new(stdout).lines();
             while let Some(Ok(line)) = lines.next() {
-                if let Some(addr) = line.strip_prefix("listening on ") {
+                if let Some(addr) = line.strip_prefix("operations listening on ") {
+                    let _ = found_ops.send(addr.trim().parse::<SocketAddr>());
+                } else if let Some(addr) = line.strip_prefix("listening on ") {
                     let _ = found.send(addr.trim().parse::<SocketAddr>());
                     // Keep draining stdout so the process never blocks on a full pipe.
                     lines.for_each(drop);
@@ -150,6 +208,11 @@ impl Orderer {
             }
         };
         self.addr = addr;
+        // Printed before the client address, if at all.
+        self.ops_addr = ops_listening
+            .try_recv()
+            .ok()
+            .map(|addr| addr.expect("the orderer printed an unreadable operations address"));
         self.child = Some(child);
     }
 
