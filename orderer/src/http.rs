@@ -11,7 +11,9 @@
 //! - bounds: connections at once (more are closed as they arrive), streams per HTTP/2
 //!   connection, bytes of a request body, and Fabric's timeouts: the request (headers and body,
 //!   and the TLS handshake) must arrive within `read_timeout`; the handler must answer within
-//!   `write_timeout`, and a response the client does not read for `write_timeout` is dropped;
+//!   `write_timeout`, and a response the client does not read for `write_timeout` is dropped; a
+//!   connection without a request in progress for `read_timeout` is closed (so an idle one,
+//!   HTTP/1 or HTTP/2, or one that never sends a byte, does not hold its slot);
 //! - a graceful stop ([`Server::stop`]): no new connections, requests in progress may finish
 //!   for a grace period, then what is left is cut.
 
@@ -29,11 +31,11 @@ use axum::Router;
 use http_body_util::BodyExt;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
 use rustls::pki_types::CertificateDer;
 use tokio::net::TcpListener;
-use tokio::sync::{oneshot, Semaphore};
+use tokio::sync::{oneshot, watch, Semaphore};
 use tokio::task::JoinSet;
+use tokio::time::Instant;
 use tokio_io_timeout::TimeoutStream;
 use tower::ServiceExt;
 
@@ -149,7 +151,8 @@ async fn accept_loop(
         .timer(TokioTimer::new())
         .max_concurrent_streams(settings.max_streams_per_connection);
     let slots = Arc::new(Semaphore::new(settings.max_connections));
-    let graceful = GracefulShutdown::new();
+    // Set on stop: every connection finishes the requests it has, then closes.
+    let (stopping, stop_watch) = watch::channel(false);
     let mut connections = JoinSet::new();
     let grace = loop {
         tokio::select! {
@@ -176,19 +179,18 @@ async fn accept_loop(
                     settings: settings.clone(),
                     remote,
                 };
-                let watched = graceful.watcher();
+                let stop = stop_watch.clone();
                 connections.spawn(async move {
-                    connection.serve(tcp, watched).await;
+                    connection.serve(tcp, stop).await;
                     drop(slot);
                 });
             }
         }
     };
     drop(listener);
-    if tokio::time::timeout(grace, graceful.shutdown())
-        .await
-        .is_err()
-    {
+    stopping.send_replace(true);
+    let drained = async { while connections.join_next().await.is_some() {} };
+    if tokio::time::timeout(grace, drained).await.is_err() {
         tracing::debug!(
             server = settings.name,
             "connections cut after the shutdown grace"
@@ -206,19 +208,15 @@ struct Connection {
 }
 
 impl Connection {
-    async fn serve(
-        self,
-        tcp: tokio::net::TcpStream,
-        watcher: hyper_util::server::graceful::Watcher,
-    ) {
+    async fn serve(self, tcp: tokio::net::TcpStream, stop: watch::Receiver<bool>) {
         // A response the client does not read: each write may wait `write_timeout`. Reads are
-        // bounded by the header timeout and `bound_request`, so that a slow handler is not
-        // mistaken for a slow client.
+        // bounded by the TLS and header timeouts, `bound_request` and the idle check, so that a
+        // slow handler is not mistaken for a slow client.
         let mut io = TimeoutStream::new(tcp);
         io.set_write_timeout(Some(self.settings.write_timeout));
         let io = Box::pin(io);
         match self.settings.tls.clone() {
-            None => self.serve_http(io, None, watcher).await,
+            None => self.serve_http(io, None, stop).await,
             Some(acceptor) => {
                 let handshake = acceptor().accept(io);
                 let tls = match tokio::time::timeout(self.settings.read_timeout, handshake).await {
@@ -238,7 +236,7 @@ impl Connection {
                     .peer_certificates()
                     .filter(|chain| !chain.is_empty())
                     .map(|chain| PeerCertificates(chain.to_vec()));
-                self.serve_http(tls, certificates, watcher).await
+                self.serve_http(tls, certificates, stop).await
             }
         }
     }
@@ -247,7 +245,7 @@ impl Connection {
         self,
         io: I,
         certificates: Option<PeerCertificates>,
-        watcher: hyper_util::server::graceful::Watcher,
+        mut stop: watch::Receiver<bool>,
     ) where
         I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
     {
@@ -257,8 +255,11 @@ impl Connection {
             settings,
             remote,
         } = self;
+        let activity = Activity::new();
+        let requests = activity.clone();
         let service =
             hyper::service::service_fn(move |mut request: Request<hyper::body::Incoming>| {
+                let in_progress = requests.begin();
                 request.extensions_mut().insert(ConnectInfo(remote));
                 if let Some(certificates) = &certificates {
                     request.extensions_mut().insert(certificates.clone());
@@ -267,15 +268,80 @@ impl Connection {
                 async move {
                     let response: Result<Response, Infallible> =
                         router.oneshot(request.map(Body::new)).await;
+                    drop(in_progress);
                     response
                 }
             });
-        let connection = builder
-            .serve_connection(TokioIo::new(io), service)
-            .into_owned();
-        if let Err(e) = watcher.watch(connection).await {
-            tracing::debug!(server = settings.name, %remote, error = %e, "connection ended");
+        let mut connection = std::pin::pin!(builder.serve_connection(TokioIo::new(io), service));
+        let mut closing = false;
+        loop {
+            // While a request is in progress, look again after a read timeout.
+            let idle_at = activity
+                .idle_deadline(settings.read_timeout)
+                .unwrap_or_else(|| Instant::now() + settings.read_timeout);
+            tokio::select! {
+                ended = connection.as_mut() => {
+                    if let Err(e) = ended {
+                        tracing::debug!(server = settings.name, %remote, error = %e, "connection ended");
+                    }
+                    return;
+                }
+                _ = stop.wait_for(|stop| *stop), if !closing => {
+                    closing = true;
+                    connection.as_mut().graceful_shutdown();
+                }
+                _ = tokio::time::sleep_until(idle_at), if !closing => {
+                    let idle = activity
+                        .idle_deadline(settings.read_timeout)
+                        .is_some_and(|at| at <= Instant::now());
+                    if idle {
+                        tracing::debug!(server = settings.name, %remote, "idle connection closed");
+                        closing = true;
+                        connection.as_mut().graceful_shutdown();
+                    }
+                }
+            }
         }
+    }
+}
+
+/// Whether a connection has a request in progress, or since when it has had none.
+struct Activity {
+    /// Requests in progress, and when the last one ended (or the connection began).
+    state: std::sync::Mutex<(usize, Instant)>,
+}
+
+impl Activity {
+    fn new() -> Arc<Activity> {
+        Arc::new(Activity {
+            state: std::sync::Mutex::new((0, Instant::now())),
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, (usize, Instant)> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A request started; it is in progress until the guard is dropped (its answer is ready).
+    fn begin(self: &Arc<Self>) -> RequestGuard {
+        self.lock().0 += 1;
+        RequestGuard(self.clone())
+    }
+
+    /// When the connection will have been idle for `timeout`, if it is idle now.
+    fn idle_deadline(&self, timeout: Duration) -> Option<Instant> {
+        let (in_progress, since) = *self.lock();
+        (in_progress == 0).then_some(since + timeout)
+    }
+}
+
+struct RequestGuard(Arc<Activity>);
+
+impl Drop for RequestGuard {
+    fn drop(&mut self) {
+        let mut state = self.0.lock();
+        state.0 -= 1;
+        state.1 = Instant::now();
     }
 }
 

@@ -359,3 +359,42 @@ async fn a_verified_client_chain_reaches_the_handler() {
     assert!(!String::from_utf8_lossy(&answer).contains("HTTP/1.1 200"));
     server.stop(Duration::from_secs(1)).await;
 }
+
+#[tokio::test]
+async fn an_idle_connection_is_closed_and_frees_its_slot() {
+    let settings = Settings {
+        max_connections: 1,
+        read_timeout: Duration::from_millis(300),
+        ..Settings::new("test")
+    };
+    let server = start(echo_router(), settings).await;
+    // Never a byte: the slot is held only until the read timeout.
+    let mut silent = tokio::net::TcpStream::connect(server.local_addr())
+        .await
+        .unwrap();
+    let mut buffer = Vec::new();
+    let closed = tokio::time::timeout(Duration::from_secs(10), silent.read_to_end(&mut buffer))
+        .await
+        .expect("closed within 10 s");
+    assert!(closed.is_err() || buffer.is_empty(), "{buffer:?}");
+
+    // A kept-alive connection that answered a request and then idles is closed too.
+    let tcp = tokio::net::TcpStream::connect(server.local_addr())
+        .await
+        .unwrap();
+    let (mut sender, connection) = http1::handshake(TokioIo::new(tcp)).await.unwrap();
+    let connection = tokio::spawn(connection);
+    let answer = sender
+        .send_request(request("GET", "/hello", b""))
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), StatusCode::OK);
+    tokio::time::timeout(Duration::from_secs(10), connection)
+        .await
+        .expect("the idle connection closed within 10 s")
+        .unwrap()
+        .ok();
+    let (status, _, _) = call(server.local_addr(), request("GET", "/hello", b"")).await;
+    assert_eq!(status, StatusCode::OK);
+    server.stop(Duration::from_secs(1)).await;
+}
