@@ -209,6 +209,9 @@ struct ConfigArgs {
     /// log.segment_bytes.
     #[arg(long)]
     segment_bytes: Option<u64>,
+    /// operations.listen: the operations HTTP address (/healthz, /metrics, /logspec, /version).
+    #[arg(long)]
+    operations_listen: Option<SocketAddr>,
 }
 
 impl ConfigArgs {
@@ -229,6 +232,7 @@ impl ConfigArgs {
         if let Some(segment_bytes) = self.segment_bytes {
             config.log.segment_bytes = segment_bytes;
         }
+        config.operations.listen = self.operations_listen;
         let timings = [
             self.heartbeat_ms,
             self.election_timeout_min_ms,
