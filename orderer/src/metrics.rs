@@ -50,7 +50,8 @@ pub struct Metrics {
     deliver_requests_completed: IntCounterVec,
     deliver_blocks_sent: IntCounterVec,
     deliver_block_duration: HistogramVec,
-    open_streams: IntGaugeVec,
+    open_broadcast_streams: IntGauge,
+    open_deliver_streams: IntGauge,
     // Blocks and ledger.
     blocks_ordered: IntCounterVec,
     transactions_ordered: IntCounterVec,
@@ -143,7 +144,15 @@ impl Metrics {
         version
             .with_label_values(&[env!("CARGO_PKG_VERSION")])
             .set(1);
+        let open_streams = gauges(
+            &r,
+            "ordo_open_streams",
+            "gRPC streams open now, by service (broadcast, deliver).",
+            &["service"],
+        );
         Metrics {
+            open_broadcast_streams: open_streams.with_label_values(&["broadcast"]),
+            open_deliver_streams: open_streams.with_label_values(&["deliver"]),
             broadcast_processed: counters(
                 &r,
                 "broadcast_processed_count",
@@ -192,12 +201,6 @@ impl Metrics {
                  for room while the reader is slow), in seconds.",
                 CHANNEL,
                 LATENCY_BUCKETS,
-            ),
-            open_streams: gauges(
-                &r,
-                "ordo_open_streams",
-                "gRPC streams open now, by service (broadcast, deliver).",
-                &["service"],
             ),
             blocks_ordered: counters(
                 &r,
@@ -367,14 +370,14 @@ impl Metrics {
     pub fn deliver_stream(&self) -> StreamGuard {
         self.deliver_streams_opened.inc();
         StreamGuard::open(
-            self.open_streams.with_label_values(&["deliver"]),
+            self.open_deliver_streams.clone(),
             Some(self.deliver_streams_closed.clone()),
         )
     }
 
     /// A Broadcast stream opened; the guard counts it open until dropped.
     pub fn broadcast_stream(&self) -> StreamGuard {
-        StreamGuard::open(self.open_streams.with_label_values(&["broadcast"]), None)
+        StreamGuard::open(self.open_broadcast_streams.clone(), None)
     }
 
     /// Drops every series of channel `channel` (it stopped being served here): a removed
@@ -729,7 +732,7 @@ mod tests {
     fn stream_guards_count_open_streams() {
         // A registry of its own: other tests open streams on the global one meanwhile.
         let metrics = Metrics::new();
-        let open = || metrics.open_streams.with_label_values(&["deliver"]).get();
+        let open = || metrics.open_deliver_streams.get();
         let guard = metrics.deliver_stream();
         assert_eq!(open(), 1);
         drop(guard);
