@@ -16,6 +16,7 @@ use tokio::time::Instant;
 
 use crate::chain::{Chain, ChainError};
 use crate::ledger::{Ledger, LedgerError};
+use crate::metrics::ChannelMetrics;
 use ordo_core::assembler::{Assembler, Batch};
 use ordo_core::block;
 use ordo_core::bundle::Bundle;
@@ -36,6 +37,9 @@ pub struct Channel {
     healthy: watch::Sender<bool>,
     stop: watch::Sender<bool>,
     consumer: std::sync::Mutex<Option<JoinHandle<()>>>,
+    /// Why the channel stopped serving, once it has (for `/healthz`).
+    failure: std::sync::Mutex<Option<String>>,
+    metrics: ChannelMetrics,
 }
 
 /// A channel's genesis block, read and parsed once.
@@ -80,6 +84,8 @@ impl Channel {
         );
         let assembler = rebuild_assembler(genesis, &ledger, &resume)?;
         let (stop, stop_rx) = watch::channel(false);
+        let metrics = crate::metrics::global().channel(&id, chain.kind());
+        metrics.set_height(ledger.height());
         let channel = Arc::new(Channel {
             id,
             chain,
@@ -88,6 +94,8 @@ impl Channel {
             healthy: watch::Sender::new(true),
             stop,
             consumer: std::sync::Mutex::new(None),
+            failure: std::sync::Mutex::new(None),
+            metrics,
         });
         let consumer = Consumer {
             channel: channel.clone(),
@@ -127,9 +135,44 @@ impl Channel {
         self.healthy.subscribe()
     }
 
+    /// The channel's metric handles.
+    pub fn metrics(&self) -> &ChannelMetrics {
+        &self.metrics
+    }
+
+    /// The channel's chain (its consensus type's view of the channel).
+    pub fn chain(&self) -> &Arc<dyn Chain> {
+        &self.chain
+    }
+
+    /// The health checks this channel fails now, each as (check, reason): `serving` (it
+    /// stopped serving: its log or ledger could not be read or written), `consensus` (its
+    /// chain can order nothing more), and what its chain checks itself (solo: `log`, the last
+    /// append failed; raft: `raft_leader`, no working leader for longer than an election).
+    pub fn failed_checks(&self) -> Vec<(&'static str, String)> {
+        let mut failed = Vec::new();
+        if !*self.healthy.borrow() {
+            let reason = self
+                .failure
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone()
+                .unwrap_or_else(|| "the channel is stopping".to_string());
+            failed.push(("serving", reason));
+        }
+        if let Some(reason) = self.chain.errored() {
+            failed.push(("consensus", reason));
+        }
+        if let Some(problem) = self.chain.health() {
+            failed.push((problem.check, problem.reason));
+        }
+        failed
+    }
+
     /// Marks the channel stopped: Broadcast and Deliver answer SERVICE_UNAVAILABLE from now on.
     fn fail(&self, what: &str, error: &dyn std::fmt::Display) {
         tracing::error!(channel = %self.id, error = %error, "{what}; the channel stops serving");
+        *self.failure.lock().unwrap_or_else(|e| e.into_inner()) = Some(format!("{what}: {error}"));
         self.healthy.send_replace(false);
     }
 
@@ -153,6 +196,7 @@ impl Channel {
             let _ = handle.await;
         }
         self.chain.halt().await;
+        self.metrics.forget();
     }
 }
 
@@ -239,10 +283,16 @@ impl Consumer {
             last_config: self.last_config,
             consenter_metadata: self.channel.chain.block_metadata(batch.last_offset),
         };
+        let transactions = batch.data.len();
         let block = self.writer.write(info, &self.previous_hash, batch.data);
         let hash = block::header_hash(block.header.as_ref().unwrap_or(&Default::default()));
         let ledger = self.channel.ledger.clone();
+        let bytes = prost::Message::encoded_len(&block);
+        let started = std::time::Instant::now();
         tokio::task::spawn_blocking(move || ledger.append(&block)).await??;
+        self.channel
+            .metrics
+            .block_written(batch.number, transactions, bytes, started.elapsed());
         self.previous_hash = hash;
         if let Some(bundle) = batch.config {
             tracing::info!(channel = %self.channel.id, block = batch.number, sequence = bundle.sequence(), "configuration updated");

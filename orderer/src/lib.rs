@@ -12,7 +12,10 @@
 //!   and stream bounds), [`node`] (start-up in named steps, the one shutdown);
 //! - setup and admin: [`setup`] (`setup::config`: `orderer.toml`; `setup::dev`: a one-node
 //!   development layout), [`status`] (`orderer admin status`), [`tls`] (reloadable TLS
-//!   identities for every port, and the dialer of other orderers).
+//!   identities for every port, and the dialer of other orderers);
+//! - operating: [`http`] (serving an HTTP router: TLS, bounds, request ids, graceful stop),
+//!   [`operations`] (`/healthz`, `/metrics`, `/logspec`, `/version`), [`metrics`] (the
+//!   Prometheus metrics and the handles the hot paths count through).
 //!
 //! May import: `ordo-core` for every rule about messages, identities, policies and blocks (none
 //! is written twice here), `ordo-client` for MSP folders, development crypto, profiles and block files, `ordo-proto`.
@@ -20,9 +23,12 @@
 
 pub mod chain;
 pub mod channel;
+pub mod http;
 pub mod ledger;
 pub mod log;
+pub mod metrics;
 pub mod node;
+pub mod operations;
 pub mod registrar;
 pub mod server;
 pub mod setup;

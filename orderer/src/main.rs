@@ -253,6 +253,9 @@ struct ConfigArgs {
     /// cluster.root_cas: a CA (PEM file) cluster peers' certificates may chain to; repeatable.
     #[arg(long, value_name = "FILE")]
     cluster_root_ca: Vec<PathBuf>,
+    /// operations.listen: the operations HTTP address (/healthz, /metrics, /logspec, /version).
+    #[arg(long)]
+    operations_listen: Option<SocketAddr>,
 }
 
 impl ConfigArgs {
@@ -288,6 +291,7 @@ impl ConfigArgs {
         if let Some(segment_bytes) = self.segment_bytes {
             config.log.segment_bytes = segment_bytes;
         }
+        config.operations.listen = self.operations_listen;
         let timings = [
             self.heartbeat_ms,
             self.election_timeout_min_ms,
@@ -342,12 +346,8 @@ struct DevArgs {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    // Reloadable, for the operations service's `PUT /logspec`.
+    ordo_orderer::operations::logspec::init();
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -503,7 +503,10 @@ fn serve(config: NodeConfig) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Runtime::new().context("starting the runtime")?;
     runtime.block_on(async {
         let node = Node::start(&config).await?;
-        // Tests and scripts read this line to find an ephemeral port.
+        // Tests and scripts read these lines to find ephemeral ports.
+        if let Some(operations) = node.operations_addr() {
+            println!("operations listening on {operations}");
+        }
         if let Some(cluster) = node.cluster_addr() {
             println!("cluster listening on {cluster}");
         }

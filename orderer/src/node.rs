@@ -42,6 +42,8 @@ pub struct Node {
     local_addr: SocketAddr,
     cluster_addr: Option<SocketAddr>,
     servers: Vec<Served>,
+    /// The operations HTTP server (`[operations]`), if it has a listen address.
+    operations: Option<crate::http::Server>,
     /// How long open streams may go on after the node stops accepting, before they are cut.
     shutdown_grace: Duration,
     /// The node's TLS identities, and the task reloading them (`None` without TLS).
@@ -400,6 +402,15 @@ impl Node {
             tls: tls.clone(),
         };
         let registrar = Registrar::default();
+        // First, so that `/healthz` and `/metrics` answer while the channels open.
+        let operations_tls = tls.operations.as_ref().map(|t| t.acceptor()).transpose()?;
+        let operations = crate::operations::start(
+            &config.operations,
+            registrar.clone(),
+            &config.node.data_dir,
+            operations_tls,
+        )
+        .await?;
         let serving = async {
             for section in &config.channels {
                 let genesis = read_genesis(&section.genesis_block)?;
@@ -436,11 +447,17 @@ impl Node {
             local_addr,
             cluster_addr,
             servers,
+            operations,
             shutdown_grace: Duration::from_millis(config.limits.shutdown_grace_ms),
             tls,
             tls_watch,
             _lock: lock,
         })
+    }
+
+    /// The operations server's address, if it runs.
+    pub fn operations_addr(&self) -> Option<SocketAddr> {
+        self.operations.as_ref().map(|server| server.local_addr())
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -498,6 +515,9 @@ impl Node {
     pub async fn stop(self) {
         if let Some(watch) = &self.tls_watch {
             watch.abort();
+        }
+        if let Some(operations) = self.operations {
+            operations.stop(self.shutdown_grace).await;
         }
         let tasks: Vec<_> = self
             .servers

@@ -68,7 +68,7 @@ async fn a_node_configured_by_environment_alone_serves_its_channel() {
     std::fs::remove_file(&layout.config).unwrap();
 
     let mut child = orderer_from_env(dir.path(), &vars).spawn().unwrap();
-    let addr = common::wait_listening(&mut child);
+    let addr = common::wait_listening(&mut child).client;
     let _running = Killed(child);
     let signer =
         ordo_client::msp_dir::signing_identity(&layout.client_msp, dev::CLIENT_MSPID).unwrap();

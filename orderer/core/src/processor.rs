@@ -279,6 +279,8 @@ pub struct Admitted<C> {
     pub channel: C,
     /// The log record ([`Entry`]).
     pub record: Bytes,
+    /// The envelope's header type (CONFIG_UPDATE for a config update), for metrics.
+    pub header_type: i32,
 }
 
 /// An envelope past rules 1-7, waiting for its signature check.
@@ -337,6 +339,7 @@ impl Processor {
                 Ok(Admitted {
                     channel: checked.view.handle,
                     record,
+                    header_type: checked.headers.header_type,
                 })
             });
             let refused = result.is_err();

@@ -41,6 +41,13 @@ impl From<LogError> for ChainError {
     }
 }
 
+/// A health check the chain fails (`/healthz`): which check, and why.
+#[derive(Clone, Debug)]
+pub struct HealthProblem {
+    pub check: &'static str,
+    pub reason: String,
+}
+
 /// A channel's ordered, committed record stream, as one consensus type provides it.
 pub trait Chain: Send + Sync + 'static {
     /// The consensus type's name, for logs and refusals.
@@ -75,4 +82,14 @@ pub trait Chain: Send + Sync + 'static {
     /// The offset to resume consuming at after a block with this consenter metadata; `None` if
     /// it is not this type's (unreadable, or written under another type).
     fn resume_after(&self, metadata: &[u8]) -> Option<u64>;
+
+    /// A health check of the type's own that fails now, if one does (besides [`Chain::errored`]).
+    fn health(&self) -> Option<HealthProblem> {
+        None
+    }
+
+    /// This node's part in ordering the channel (Fabric's consensus relation).
+    fn consensus_relation(&self) -> crate::metrics::ConsensusRelation {
+        crate::metrics::ConsensusRelation::Consenter
+    }
 }

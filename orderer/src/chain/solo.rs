@@ -2,19 +2,23 @@
 //! partition's dense record counter.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use futures::future::BoxFuture;
 use ordo_proto::ordo::SoloMetadata;
 use prost::Message;
 
-use super::{Chain, ChainError};
-use crate::log::{Partition, Record};
+use super::{Chain, ChainError, HealthProblem};
+use crate::log::{LogError, Partition, Record};
 
 pub struct SoloChain {
     partition: Arc<Partition>,
     halted: AtomicBool,
+    /// Set while the last append to the log failed (disk full, I/O error): the `log` health
+    /// check fails until an append succeeds again. The flag spares a successful append the lock.
+    append_failing: AtomicBool,
+    append_failure: Mutex<Option<String>>,
 }
 
 impl SoloChain {
@@ -22,7 +26,32 @@ impl SoloChain {
         Arc::new(SoloChain {
             partition,
             halted: AtomicBool::new(false),
+            append_failing: AtomicBool::new(false),
+            append_failure: Mutex::new(None),
         })
+    }
+
+    fn failure(&self) -> std::sync::MutexGuard<'_, Option<String>> {
+        self.append_failure
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Keeps the `log` health check up to date with the outcome of an append.
+    fn note_append(&self, result: &Result<u64, LogError>) {
+        match result {
+            Ok(_) => {
+                if self.append_failing.swap(false, Ordering::AcqRel) {
+                    *self.failure() = None;
+                }
+            }
+            // Closing is the node stopping the chain, not the log failing.
+            Err(LogError::Closed) => {}
+            Err(e) => {
+                *self.failure() = Some(e.to_string());
+                self.append_failing.store(true, Ordering::Release);
+            }
+        }
     }
 }
 
@@ -32,7 +61,11 @@ impl Chain for SoloChain {
     }
 
     fn order(&self, record: Bytes) -> BoxFuture<'_, Result<u64, ChainError>> {
-        Box::pin(async move { Ok(self.partition.produce(record).await?) })
+        Box::pin(async move {
+            let result = self.partition.produce(record).await;
+            self.note_append(&result);
+            Ok(result?)
+        })
     }
 
     fn wait_ready(&self) -> BoxFuture<'_, Result<(), ChainError>> {
@@ -80,6 +113,17 @@ impl Chain for SoloChain {
     fn resume_after(&self, metadata: &[u8]) -> Option<u64> {
         let last = SoloMetadata::decode(metadata).ok()?.last_offset?;
         Some(last + 1)
+    }
+
+    fn health(&self) -> Option<HealthProblem> {
+        if !self.append_failing.load(Ordering::Acquire) {
+            return None;
+        }
+        let reason = self.failure().clone()?;
+        Some(HealthProblem {
+            check: "log",
+            reason: format!("the last append to the channel's log failed: {reason}"),
+        })
     }
 }
 

@@ -19,7 +19,7 @@ use tonic::Streaming;
 use crate::registrar::Registrar;
 use crate::server::binding::Binding;
 use crate::server::{self, ServiceSettings};
-use ordo_core::processor::{ChannelView, Processor, Rejection};
+use ordo_core::processor::{self, ChannelView, Processor, Rejection};
 
 /// Envelopes of one stream whose commit is awaited at once (their bytes are bounded too, by
 /// `limits.broadcast_stream_bytes`).
@@ -97,6 +97,7 @@ pub async fn serve(
                         reading = false;
                     }
                 }
+                let arrived = std::time::Instant::now();
                 let admitted = processor.admit(SystemTime::now(), &batch, |id| {
                     registrar.get(id).map(|channel| ChannelView {
                         handle: channel.clone(),
@@ -106,10 +107,12 @@ pub async fn serve(
                 });
                 let refused = admitted.last().is_some_and(|a| a.is_err());
                 let unreadable = unreadable.filter(|_| !refused).map(Err);
-                for admitted in admitted.into_iter().chain(unreadable) {
+                // Results are in batch order; an unreadable message, if any, comes last.
+                for (i, admitted) in admitted.into_iter().chain(unreadable).enumerate() {
                     match admitted {
                         Ok(admitted) => {
                             let (channel, record) = (admitted.channel, admitted.record);
+                            let header_type = admitted.header_type;
                             let bytes = record.len();
                             held += bytes;
                             in_flight.push_back(
@@ -118,12 +121,15 @@ pub async fn serve(
                                         tracing::warn!(channel = %channel.id(), error = %e, "produce failed");
                                         Rejection::new(Status::ServiceUnavailable, format!("the envelope was not ordered: {e}"))
                                     });
+                                    let status = if answer.is_ok() { Status::Success } else { Status::ServiceUnavailable };
+                                    channel.metrics().broadcast_answered(header_type, status, arrived.elapsed());
                                     (bytes, answer)
                                 }
                                 .boxed(),
                             )
                         }
                         Err(rejection) => {
+                            count_refusal(&registrar, batch.get(i), rejection.status);
                             tracing::debug!(status = ?rejection.status, info = %rejection.info, "envelope refused");
                             in_flight.push_back(futures::future::ready((0, Err(rejection))).boxed());
                             reading = false;
@@ -135,4 +141,18 @@ pub async fn serve(
             else => break,
         }
     }
+}
+
+/// Counts a refused envelope under its channel if this node serves it, else under channel ""
+/// (so that a client naming made-up channels cannot add metric series).
+fn count_refusal(registrar: &Registrar, envelope: Option<&Envelope>, status: Status) {
+    let headers = envelope
+        .and_then(|e| processor::parse(e).ok())
+        .map(|parsed| parsed.headers);
+    let counters = headers
+        .as_ref()
+        .and_then(|h| registrar.get(&h.channel_id))
+        .map(|channel| channel.metrics().broadcast.clone())
+        .unwrap_or_else(|| crate::metrics::global().unknown_channel());
+    counters.processed(headers.map(|h| h.header_type), status);
 }

@@ -161,7 +161,30 @@ async fn serve_request(
     request: &Envelope,
     tx: &Sender,
 ) -> Result<(), Ended> {
-    let mut seek = check(registrar, time_window, request)?;
+    let mut seek = match check(registrar, time_window, request) {
+        Ok(seek) => seek,
+        Err(rejection) => {
+            // Under its channel if this node serves it, else under "": a client naming made-up
+            // channels cannot add metric series.
+            let counters = processor::parse(request)
+                .ok()
+                .and_then(|parsed| registrar.get(&parsed.headers.channel_id))
+                .map(|channel| channel.metrics().deliver.clone())
+                .unwrap_or_else(|| crate::metrics::global().deliver_unknown_channel());
+            counters.received();
+            counters.completed(false);
+            return Err(rejection.into());
+        }
+    };
+    let counters = seek.channel.metrics().deliver.clone();
+    counters.received();
+    let served = serve_seek(&mut seek, tx).await;
+    counters.completed(served.is_ok());
+    served
+}
+
+/// Streams the blocks of a checked request.
+async fn serve_seek(seek: &mut Seek, tx: &Sender) -> Result<(), Ended> {
     tx.open().map_err(|_| {
         Rejection::new(
             Status::ServiceUnavailable,
@@ -209,6 +232,7 @@ async fn serve_request(
         }
         // The readers policy may have changed since the request was accepted.
         seek.recheck()?;
+        let asked = std::time::Instant::now();
         let mut block = ledger
             .block(number)
             .map_err(|e| {
@@ -225,6 +249,7 @@ async fn serve_request(
         if tx.send(response).await.is_err() {
             return Err(Ended::ClientGone);
         }
+        seek.channel.metrics().block_sent(asked.elapsed());
         if number == stop {
             return Ok(());
         }

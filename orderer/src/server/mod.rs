@@ -132,13 +132,18 @@ impl AtomicBroadcast for AtomicBroadcastService {
         let (tx, rx) = mpsc::channel(BROADCAST_QUEUE);
         let responses = Guarded::new(&request, ReceiverStream::new(rx));
         let binding = binding::Binding::of(&request, self.settings.tls_binding);
-        tokio::spawn(broadcast::serve(
+        let open = crate::metrics::global().broadcast_stream();
+        let served = broadcast::serve(
             self.registrar.clone(),
             self.settings.clone(),
             request.into_inner(),
             tx,
             binding,
-        ));
+        );
+        tokio::spawn(async move {
+            served.await;
+            drop(open);
+        });
         Ok(Response::new(Box::pin(responses)))
     }
 
@@ -149,13 +154,18 @@ impl AtomicBroadcast for AtomicBroadcastService {
         let (outbox, queued) = self.settings.deliver_budget.outbox();
         let responses = Guarded::new(&request, queued);
         let binding = binding::Binding::of(&request, self.settings.tls_binding);
-        tokio::spawn(deliver::serve(
+        let open = crate::metrics::global().deliver_stream();
+        let served = deliver::serve(
             self.registrar.clone(),
             self.settings.time_window,
             request.into_inner(),
             outbox,
             binding,
-        ));
+        );
+        tokio::spawn(async move {
+            served.await;
+            drop(open);
+        });
         Ok(Response::new(Box::pin(responses)))
     }
 }

@@ -30,6 +30,10 @@ pub struct NodeConfig {
     /// The channels this node serves, each by its genesis block.
     #[serde(default, rename = "channel")]
     pub channels: Vec<ChannelSection>,
+    /// The operations HTTP service (Fabric's `Operations` and `Metrics`): health, metrics,
+    /// log level, version.
+    #[serde(default)]
+    pub operations: OperationsSection,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -301,6 +305,90 @@ impl TlsSection {
     }
 }
 
+/// The operations service (Fabric's `Operations` and `Metrics` sections): `/healthz`,
+/// `/metrics`, `/logspec` and `/version` on one HTTP port of its own.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OperationsSection {
+    /// Address of the operations HTTP server (Fabric's `Operations.ListenAddress`); port 0 picks
+    /// a free port. Absent: no operations server.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub listen: Option<SocketAddr>,
+    /// Fabric's `Metrics.Provider`: "prometheus" serves `/metrics`, "disabled" does not (it then
+    /// answers 404).
+    pub metrics: MetricsProvider,
+    /// Connections served at once; more are closed as they arrive.
+    pub max_connections: usize,
+    /// Concurrent requests on one HTTP/2 connection.
+    pub max_streams_per_connection: u32,
+    /// Bytes of one request body (a `/logspec` PUT); more is answered 413.
+    pub max_request_bytes: usize,
+    /// The TLS handshake and each request (headers and body) must arrive within this; an idle
+    /// connection is closed after it (Fabric: 10 s).
+    pub read_timeout_ms: u64,
+    /// A request must be answered, and its answer read by the client, within this (Fabric: 2 min).
+    pub write_timeout_ms: u64,
+    /// TLS on the operations port (Fabric's `Operations.TLS`). With TLS on, `/metrics` and
+    /// `/logspec` answer 401 to a client without a verified certificate; `/healthz` and
+    /// `/version` never ask for one. Without `client_auth_required`, a client certificate is
+    /// verified only if one is sent (against `client_root_cas`).
+    pub tls: TlsSection,
+}
+
+impl Default for OperationsSection {
+    fn default() -> Self {
+        OperationsSection {
+            listen: None,
+            metrics: MetricsProvider::Prometheus,
+            max_connections: 64,
+            max_streams_per_connection: 32,
+            max_request_bytes: 1 << 20,
+            read_timeout_ms: 10_000,
+            write_timeout_ms: 120_000,
+            tls: TlsSection::default(),
+        }
+    }
+}
+
+impl OperationsSection {
+    fn check(&self) -> Result<(), String> {
+        let values = [
+            ("max_connections", self.max_connections as u64),
+            (
+                "max_streams_per_connection",
+                self.max_streams_per_connection.into(),
+            ),
+            ("max_request_bytes", self.max_request_bytes as u64),
+            ("read_timeout_ms", self.read_timeout_ms),
+            ("write_timeout_ms", self.write_timeout_ms),
+        ];
+        if let Some((name, _)) = values.iter().find(|(_, value)| *value == 0) {
+            return Err(format!("operations.{name} must be above 0"));
+        }
+        let tls = &self.tls;
+        if tls.enabled && (tls.cert.is_none() || tls.key.is_none()) {
+            return Err("operations.tls.enabled needs operations.tls.cert and .key".into());
+        }
+        if tls.client_auth_required && (!tls.enabled || tls.client_root_cas.is_empty()) {
+            return Err(
+                "operations.tls.client_auth_required needs operations.tls.enabled and \
+                        operations.tls.client_root_cas"
+                    .into(),
+            );
+        }
+        Ok(())
+    }
+}
+
+/// Fabric's `Metrics.Provider` (statsd is not offered).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MetricsProvider {
+    #[default]
+    Prometheus,
+    Disabled,
+}
+
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ChannelSection {
@@ -368,6 +456,13 @@ impl NodeConfig {
             cluster.key.iter_mut().for_each(resolve);
             cluster.root_cas.iter_mut().for_each(resolve);
         }
+        let tls = &mut config.operations.tls;
+        for path in tls.cert.iter_mut().chain(tls.key.iter_mut()) {
+            resolve(path);
+        }
+        for path in &mut tls.client_root_cas {
+            resolve(path);
+        }
         config.check().map_err(|e| anyhow!("{source}: {e}"))?;
         Ok((config, overrides))
     }
@@ -387,6 +482,7 @@ impl NodeConfig {
                 .into_iter()
                 .map(|genesis_block| ChannelSection { genesis_block })
                 .collect(),
+            operations: OperationsSection::default(),
         }
     }
 
@@ -421,6 +517,7 @@ impl NodeConfig {
             return Err("no [[channel]] to serve".into());
         }
         self.tls.check()?;
+        self.operations.check()?;
         self.limits.check()
     }
 

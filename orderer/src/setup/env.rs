@@ -25,6 +25,8 @@ pub const TABLES: &[&str] = &[
     "authentication",
     "cluster",
     "tls",
+    "operations",
+    "operations.tls",
 ];
 
 /// Keys of the top level itself: `ORDO_CHANNEL` is the `[[channel]]` array.

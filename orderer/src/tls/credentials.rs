@@ -46,6 +46,9 @@ pub enum ClientAuth {
     None,
     /// A client certificate that chains to the trusted roots is required (mutual TLS).
     Required,
+    /// A client certificate is verified if one is sent (Fabric's operations port without
+    /// `ClientAuthRequired`).
+    Optional,
 }
 
 /// What one load of the files (and the latest channel roots) produced.
@@ -198,8 +201,11 @@ impl Credentials {
             .map_err(|e| TlsError::Config(e.to_string()))?;
         let builder = match client_auth {
             ClientAuth::None => builder.with_no_client_auth(),
-            ClientAuth::Required => {
-                builder.with_client_cert_verifier(Arc::new(Current(self.clone())))
+            ClientAuth::Required | ClientAuth::Optional => {
+                builder.with_client_cert_verifier(Arc::new(ClientCheck {
+                    current: Current(self.clone()),
+                    mandatory: client_auth == ClientAuth::Required,
+                }))
             }
         };
         let mut config = builder.with_cert_resolver(Arc::new(Current(self.clone())));
@@ -318,9 +324,45 @@ impl ResolvesClientCert for Current {
     }
 }
 
-impl ClientCertVerifier for Current {
+impl Current {
+    fn tls12(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        let algorithms = &self.0.provider.signature_verification_algorithms;
+        rustls::crypto::verify_tls12_signature(message, cert, dss, algorithms)
+    }
+
+    fn tls13(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        let algorithms = &self.0.provider.signature_verification_algorithms;
+        rustls::crypto::verify_tls13_signature(message, cert, dss, algorithms)
+    }
+
+    fn schemes(&self) -> Vec<SignatureScheme> {
+        self.0
+            .provider
+            .signature_verification_algorithms
+            .supported_schemes()
+    }
+}
+
+/// The client check of a server config: the current roots, and whether a certificate is required.
+#[derive(Debug)]
+struct ClientCheck {
+    current: Current,
+    mandatory: bool,
+}
+
+impl ClientCertVerifier for ClientCheck {
     fn client_auth_mandatory(&self) -> bool {
-        true
+        self.mandatory
     }
 
     /// No hints: they would have to outlive a reload. A client then sends the certificate it
@@ -335,7 +377,7 @@ impl ClientCertVerifier for Current {
         intermediates: &[CertificateDer<'_>],
         now: UnixTime,
     ) -> Result<ClientCertVerified, rustls::Error> {
-        match &self.0.current().client_verifier {
+        match &self.current.0.current().client_verifier {
             Some(v) => v.verify_client_cert(end_entity, intermediates, now),
             None => Err(no_roots()),
         }
@@ -347,12 +389,7 @@ impl ClientCertVerifier for Current {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.0.provider.signature_verification_algorithms,
-        )
+        self.current.tls12(message, cert, dss)
     }
 
     fn verify_tls13_signature(
@@ -361,19 +398,11 @@ impl ClientCertVerifier for Current {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.0.provider.signature_verification_algorithms,
-        )
+        self.current.tls13(message, cert, dss)
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0
-            .provider
-            .signature_verification_algorithms
-            .supported_schemes()
+        self.current.schemes()
     }
 }
 
@@ -400,7 +429,7 @@ impl ServerCertVerifier for Current {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        ClientCertVerifier::verify_tls12_signature(self, message, cert, dss)
+        self.tls12(message, cert, dss)
     }
 
     fn verify_tls13_signature(
@@ -409,11 +438,11 @@ impl ServerCertVerifier for Current {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        ClientCertVerifier::verify_tls13_signature(self, message, cert, dss)
+        self.tls13(message, cert, dss)
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        ClientCertVerifier::supported_verify_schemes(self)
+        self.schemes()
     }
 }
 
@@ -512,7 +541,10 @@ mod tests {
         let (other_ca, other_key) = ca();
         let client_key = rcgen::KeyPair::generate().unwrap();
         let client = leaf(&other_ca, &other_key, &client_key);
-        let verifier = Current(credentials.clone());
+        let verifier = ClientCheck {
+            current: Current(credentials.clone()),
+            mandatory: true,
+        };
         let now = UnixTime::now();
         let der = CertificateDer::from(client.der().to_vec());
         assert!(verifier.verify_client_cert(&der, &[], now).is_err());

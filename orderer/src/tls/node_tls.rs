@@ -14,7 +14,7 @@ use super::credentials::{ClientAuth, Credentials, TlsFiles, ALPN_H2};
 use super::dialer::Dialer;
 use super::watch::{self, RootsSource};
 use crate::registrar::Registrar;
-use crate::setup::config::NodeConfig;
+use crate::setup::config::{NodeConfig, TlsSection};
 
 /// One port's TLS: its identity and the acceptor over it.
 #[derive(Clone)]
@@ -30,6 +30,50 @@ pub struct ClusterTls {
     pub dialer: Dialer,
 }
 
+/// An HTTP port's TLS (operations): the CAs client certificates chain to come from its own
+/// files only, as Fabric's `Operations.TLS.ClientRootCAs` do.
+#[derive(Clone)]
+pub struct HttpTls {
+    pub credentials: Arc<Credentials>,
+    pub client_auth: ClientAuth,
+}
+
+impl HttpTls {
+    /// The TLS of `section` (named `name` in errors), `None` when it is off.
+    pub fn load(section: &TlsSection, name: &str) -> anyhow::Result<Option<HttpTls>> {
+        if !section.enabled {
+            return Ok(None);
+        }
+        let (Some(cert), Some(key)) = (&section.cert, &section.key) else {
+            anyhow::bail!("{name}.enabled needs {name}.cert and {name}.key");
+        };
+        let client_auth = match (
+            section.client_auth_required,
+            section.client_root_cas.is_empty(),
+        ) {
+            (true, _) => ClientAuth::Required,
+            // Verified when sent, as Fabric's operations port does without ClientAuthRequired.
+            (false, false) => ClientAuth::Optional,
+            (false, true) => ClientAuth::None,
+        };
+        let credentials = Credentials::load(TlsFiles {
+            cert: cert.clone(),
+            key: key.clone(),
+            roots: section.client_root_cas.clone(),
+        })
+        .with_context(|| format!("loading the TLS files of [{name}]"))?;
+        Ok(Some(HttpTls {
+            credentials,
+            client_auth,
+        }))
+    }
+
+    /// The acceptor factory `crate::http::serve` takes.
+    pub fn acceptor(&self) -> anyhow::Result<crate::http::TlsAcceptorFn> {
+        Ok(self.credentials.http_acceptor(self.client_auth)?)
+    }
+}
+
 #[derive(Clone, Default)]
 pub struct NodeTls {
     /// The client port (AtomicBroadcast); `None`: plain text.
@@ -38,14 +82,20 @@ pub struct NodeTls {
     pub client_auth_required: bool,
     /// The cluster port (raft with TLS on).
     pub cluster: Option<ClusterTls>,
+    /// The operations port (`[operations.tls]`, on or off whatever `[tls]` says).
+    pub operations: Option<HttpTls>,
 }
 
 impl NodeTls {
     /// Loads the configured files; TLS off gives plain ports.
     pub fn from_config(config: &NodeConfig) -> anyhow::Result<NodeTls> {
         let tls = &config.tls;
+        let operations = HttpTls::load(&config.operations.tls, "operations.tls")?;
         if !tls.enabled {
-            return Ok(NodeTls::default());
+            return Ok(NodeTls {
+                operations,
+                ..NodeTls::default()
+            });
         }
         let (Some(cert), Some(key)) = (&tls.cert, &tls.key) else {
             anyhow::bail!("tls.enabled needs tls.cert and tls.key");
@@ -89,6 +139,7 @@ impl NodeTls {
             client: Some(client),
             client_auth_required: tls.client_auth_required,
             cluster,
+            operations,
         })
     }
 
@@ -125,6 +176,9 @@ impl NodeTls {
                 cluster.port.credentials.clone(),
                 Arc::new(move || roots_of(&registrar, orderer_org_roots)),
             ));
+        }
+        if let Some(operations) = &self.operations {
+            watched.push((operations.credentials.clone(), Arc::new(Vec::new)));
         }
         if watched.is_empty() {
             return None;

@@ -211,6 +211,8 @@ pub struct ClusterNode {
     pub tls_dir: PathBuf,
     /// Whether its ports use TLS.
     pub tls: bool,
+    /// Operations HTTP address of the running process.
+    pub ops_addr: Option<SocketAddr>,
 }
 
 impl ClusterNode {
@@ -241,6 +243,7 @@ impl ClusterNode {
         }
         self.addr = None;
         self.cluster_addr = None;
+        self.ops_addr = None;
     }
 
     /// SIGTERM, and the exit status of the clean shutdown (10 s at most).
@@ -251,6 +254,7 @@ impl ClusterNode {
             .unwrap_or_else(|| panic!("node {} is not running", self.id));
         self.addr = None;
         self.cluster_addr = None;
+        self.ops_addr = None;
         // SAFETY: sending a signal to our own child process.
         unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
         let deadline = Instant::now() + Duration::from_secs(10);
@@ -448,6 +452,7 @@ impl Cluster {
                 cluster_addr: None,
                 tls_dir: tls_dir.clone(),
                 tls: spec.tls,
+                ops_addr: None,
             };
             // Node `id` reaches node `peer` through the link (id, peer), so links can be cut
             // one by one.
@@ -558,20 +563,23 @@ impl Cluster {
         let read = tokio::task::spawn_blocking(move || {
             let mut lines = BufReader::new(stdout).lines();
             let mut cluster_addr = None;
+            let mut ops_addr = None;
             while let Some(Ok(line)) = lines.next() {
-                if let Some(addr) = line.strip_prefix("cluster listening on ") {
+                if let Some(addr) = line.strip_prefix("operations listening on ") {
+                    ops_addr = Some(addr.trim().parse::<SocketAddr>().unwrap());
+                } else if let Some(addr) = line.strip_prefix("cluster listening on ") {
                     cluster_addr = Some(addr.trim().parse::<SocketAddr>().unwrap());
                 } else if let Some(addr) = line.strip_prefix("listening on ") {
                     let addr: SocketAddr = addr.trim().parse().unwrap();
                     // Keep draining stdout so the process never blocks on a full pipe.
                     std::thread::spawn(move || lines.for_each(drop));
-                    return Some((addr, cluster_addr));
+                    return Some((addr, cluster_addr, ops_addr));
                 }
             }
             None
         });
         let started = tokio::time::timeout(WAIT, read).await;
-        let Ok(Ok(Some((addr, Some(cluster_addr))))) = started else {
+        let Ok(Ok(Some((addr, Some(cluster_addr), ops_addr)))) = started else {
             let _ = child.kill();
             let status = child.wait();
             let log = std::fs::read_to_string(node.stderr_path()).unwrap_or_default();
@@ -580,6 +588,7 @@ impl Cluster {
         node.child = Some(child);
         node.addr = Some(addr);
         node.cluster_addr = Some(cluster_addr);
+        node.ops_addr = ops_addr;
         for ((_, to), proxy) in &self.links {
             if *to == id {
                 proxy.set_target(Some(cluster_addr));
@@ -858,6 +867,8 @@ fn node_config(
         produce_timeout_ms: timing.produce_timeout_ms,
         ..ClusterSection::default()
     });
+    // Every node serves `/healthz` and `/metrics` (tests/tests/operations.rs reads them).
+    config.operations.listen = Some("127.0.0.1:0".parse().unwrap());
     config
 }
 

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod cluster;
+pub mod http;
 pub mod ports;
 pub mod python;
 
@@ -76,16 +77,26 @@ pub fn test_batch() -> BatchSection {
 /// How long an orderer may take to start listening.
 const START_WITHIN: Duration = Duration::from_secs(30);
 
-/// The client address a just-spawned `orderer` (stdout piped) prints once it serves; kills it
-/// and panics if it does not within [`START_WITHIN`].
-pub fn wait_listening(child: &mut Child) -> SocketAddr {
+/// The addresses an `orderer` process serves on, as it prints them.
+pub struct Listening {
+    pub client: SocketAddr,
+    /// The operations port, if it serves one (printed before the client address).
+    pub operations: Option<SocketAddr>,
+}
+
+/// The addresses a just-spawned `orderer` (stdout piped) prints once it serves; kills it and
+/// panics if it does not within [`START_WITHIN`].
+pub fn wait_listening(child: &mut Child) -> Listening {
     let stdout = child.stdout.take().expect("the orderer's stdout is piped");
-    // The address it reports, read on a thread of its own so that the wait has a deadline.
+    // The addresses it reports, read on a thread of its own so that the wait has a deadline.
     let (found, listening) = std::sync::mpsc::channel();
+    let (found_ops, ops_listening) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         let mut lines = BufReader::new(stdout).lines();
         while let Some(Ok(line)) = lines.next() {
-            if let Some(addr) = line.strip_prefix("listening on ") {
+            if let Some(addr) = line.strip_prefix("operations listening on ") {
+                let _ = found_ops.send(addr.trim().parse::<SocketAddr>());
+            } else if let Some(addr) = line.strip_prefix("listening on ") {
                 let _ = found.send(addr.trim().parse::<SocketAddr>());
                 // Keep draining stdout so the process never blocks on a full pipe.
                 lines.for_each(drop);
@@ -93,14 +104,19 @@ pub fn wait_listening(child: &mut Child) -> SocketAddr {
             }
         }
     });
-    match listening.recv_timeout(START_WITHIN) {
+    let client = match listening.recv_timeout(START_WITHIN) {
         Ok(addr) => addr.expect("the orderer printed an unreadable address"),
         Err(e) => {
             let _ = child.kill();
             let status = child.wait();
             panic!("orderer did not start listening within {START_WITHIN:?} ({e}): {status:?}");
         }
-    }
+    };
+    let operations = ops_listening
+        .try_recv()
+        .ok()
+        .map(|addr| addr.expect("the orderer printed an unreadable operations address"));
+    Listening { client, operations }
 }
 
 /// A solo orderer process over a data folder that outlives restarts of the process.
@@ -116,6 +132,10 @@ pub struct Orderer {
     pub tls: TlsArgs,
     child: Option<Child>,
     pub addr: SocketAddr,
+    /// The operations HTTP address, if the config has `[operations] listen`.
+    pub ops_addr: Option<SocketAddr>,
+    /// Where the process's stderr goes (appended); inherited from the test when `None`.
+    pub log_file: Option<PathBuf>,
 }
 
 impl Orderer {
@@ -126,10 +146,30 @@ impl Orderer {
 
     /// [`Orderer::start`], with the node config changed by `edit` first.
     pub fn start_configured(batch: BatchSection, edit: impl FnOnce(&mut NodeConfig)) -> Orderer {
+        Orderer::launch(batch, false, edit)
+    }
+
+    /// [`Orderer::start_configured`] with the operations service on an ephemeral port and the
+    /// process's log in `log_file` (at `RUST_LOG=info`).
+    pub fn start_with_operations(
+        batch: BatchSection,
+        edit: impl FnOnce(&mut NodeConfig),
+    ) -> Orderer {
+        Orderer::launch(batch, true, edit)
+    }
+
+    fn launch(
+        batch: BatchSection,
+        operations: bool,
+        edit: impl FnOnce(&mut NodeConfig),
+    ) -> Orderer {
         let dir = tempfile::tempdir().unwrap();
         let layout = dev::prepare_with(dir.path(), "127.0.0.1:0".parse().unwrap(), batch).unwrap();
         let text = std::fs::read_to_string(&layout.config).unwrap();
         let mut config: NodeConfig = toml::from_str(&text).unwrap();
+        if operations {
+            config.operations.listen = Some("127.0.0.1:0".parse().unwrap());
+        }
         edit(&mut config);
         config.write(&layout.config).unwrap();
         let tls = client_tls(
@@ -138,6 +178,7 @@ impl Orderer {
             layout.client_tls_cert,
             layout.client_tls_key,
         );
+        let log_file = operations.then(|| dir.path().join("stderr.log"));
         let mut orderer = Orderer {
             dir,
             config: layout.config,
@@ -147,25 +188,48 @@ impl Orderer {
             tls,
             child: None,
             addr: "127.0.0.1:0".parse().unwrap(),
+            ops_addr: None,
+            log_file,
         };
         orderer.restart();
         orderer
     }
 
+    /// What the process logged so far (with [`Orderer::log_file`]).
+    pub fn log(&self) -> String {
+        self.log_file
+            .as_ref()
+            .map(|path| std::fs::read_to_string(path).unwrap_or_default())
+            .unwrap_or_default()
+    }
+
     /// Starts the process (again), on a fresh ephemeral port.
     pub fn restart(&mut self) {
         assert!(self.child.is_none(), "already running");
+        let (stderr, level) = match &self.log_file {
+            Some(path) => {
+                let file = std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(path)
+                    .unwrap();
+                (Stdio::from(file), "info")
+            }
+            None => (Stdio::inherit(), "warn"),
+        };
         let mut child = Command::new(binary("orderer"))
             .args(["start", "--config"])
             .arg(&self.config)
             .args(["--listen", "127.0.0.1:0"])
-            .env("RUST_LOG", "warn")
+            .env("RUST_LOG", level)
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(stderr)
             .spawn()
             .expect("starting orderer");
-        let addr = wait_listening(&mut child);
+        let listening = wait_listening(&mut child);
+        let addr = listening.client;
         self.addr = addr;
+        self.ops_addr = listening.operations;
         self.child = Some(child);
     }
 

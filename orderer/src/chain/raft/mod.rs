@@ -12,6 +12,7 @@
 
 pub mod codec;
 pub mod election;
+pub mod leadership;
 pub mod network;
 pub mod storage;
 
@@ -27,8 +28,9 @@ use openraft::error::{ClientWriteError, RaftError};
 use openraft::{BasicNode, Raft};
 use tokio::sync::{mpsc, oneshot, watch, Semaphore};
 
-use super::{Chain, ChainError};
+use super::{Chain, ChainError, HealthProblem};
 use crate::log::{LogError, PartitionConfig, Record, SegmentStore};
+use crate::metrics::RaftMetrics;
 use election::Election;
 use network::{ClusterClients, ForwardError, Network};
 use ordo_proto::etcdraft::BlockMetadata;
@@ -77,6 +79,12 @@ pub struct RaftLog {
     /// The Raft ids of the channel's consenters, in their config order, recorded in every
     /// block's etcdraft metadata.
     consenter_ids: Vec<NodeId>,
+    node_id: NodeId,
+    metrics: Arc<RaftMetrics>,
+    /// When the group was opened, and how long a node may go without a working leader before
+    /// the `raft_leader` health check fails (`election_timeout_max_ms`).
+    opened: tokio::time::Instant,
+    election_timeout: Duration,
 }
 
 /// A record waiting for its batch to commit.
@@ -142,6 +150,7 @@ struct Writer {
     /// How long one attempt may take before the write is retried (about an election): a
     /// forward to a leader that died or was cut off then finds the new leader.
     attempt_timeout: Duration,
+    metrics: Arc<RaftMetrics>,
 }
 
 /// Who a channel's Raft group is made of, as its config says.
@@ -213,6 +222,8 @@ impl RaftLog {
             }
         }
         let election = Election::start(channel, node_id, raft.clone(), clients.clone(), timing);
+        let metrics = Arc::new(crate::metrics::global().raft(channel));
+        leadership::report(raft.clone(), metrics.clone());
         let (halted, halted_rx) = watch::channel(false);
         let writer = Writer {
             channel: channel.to_string(),
@@ -223,6 +234,7 @@ impl RaftLog {
             halted: halted_rx,
             produce_timeout: timing.produce_timeout,
             attempt_timeout: timing.election_max,
+            metrics: metrics.clone(),
         };
         let (queue, pending) = mpsc::channel(QUEUE);
         let batching = tokio::spawn(writer.clone().run(pending));
@@ -237,6 +249,10 @@ impl RaftLog {
             halted,
             batching: std::sync::Mutex::new(Some(batching)),
             consenter_ids,
+            node_id,
+            metrics,
+            opened: tokio::time::Instant::now(),
+            election_timeout: timing.election_max,
         }))
     }
 
@@ -345,7 +361,13 @@ impl Writer {
             let writer = self.clone();
             tokio::spawn(async move {
                 let records: Vec<Bytes> = batch.iter().map(|p| p.record.clone()).collect();
+                let started = tokio::time::Instant::now();
                 let result = writer.write(codec::encode_batch(&records)).await;
+                match &result {
+                    Ok(_) => writer.metrics.committed(started.elapsed()),
+                    Err(WriteError::Halted) => {}
+                    Err(_) => writer.metrics.proposal_failures.inc(),
+                }
                 for (position, waiting) in batch.into_iter().enumerate() {
                     let answer = match &result {
                         Ok(index) => Ok(codec::offset(*index, position)),
@@ -521,6 +543,7 @@ impl Chain for RaftLog {
             if let Err(e) = self.raft.shutdown().await {
                 tracing::debug!(channel = %self.channel, error = %e, "raft shutdown");
             }
+            self.metrics.forget();
         })
     }
 
@@ -555,6 +578,39 @@ impl Chain for RaftLog {
         // The next position of the same entry: past its last record, reading skips on to the
         // next entry.
         Some(codec::offset(metadata.raft_index, position) + 1)
+    }
+
+    /// `raft_leader`: this node has had no working leader for longer than an election timeout
+    /// (as a follower it heard none; as leader no quorum acknowledged it within its lease).
+    fn health(&self) -> Option<HealthProblem> {
+        // Just opened, it may simply not have heard the leader yet.
+        if *self.halted.borrow() || self.opened.elapsed() < self.election_timeout {
+            return None;
+        }
+        let quorum = self.election.quorum();
+        (!quorum.ok).then(|| HealthProblem {
+            check: "raft_leader",
+            reason: format!(
+                "no working raft leader for longer than the election timeout of {:?}: {}",
+                self.election_timeout, quorum.detail
+            ),
+        })
+    }
+
+    fn consensus_relation(&self) -> crate::metrics::ConsensusRelation {
+        use crate::metrics::ConsensusRelation;
+        let metrics = self.raft.metrics();
+        let voter = metrics
+            .borrow()
+            .membership_config
+            .membership()
+            .voter_ids()
+            .any(|id| id == self.node_id);
+        if voter {
+            ConsensusRelation::Consenter
+        } else {
+            ConsensusRelation::Follower
+        }
     }
 }
 
