@@ -46,7 +46,7 @@ pub struct Node {
     shutdown_grace: Duration,
     /// The node's TLS identities, and the task reloading them (`None` without TLS).
     tls: NodeTls,
-    tls_watch: Option<JoinHandle<()>>,
+    _tls_watch: Option<crate::tls::Watching>,
     _lock: DataDirLock,
 }
 
@@ -438,7 +438,7 @@ impl Node {
             servers,
             shutdown_grace: Duration::from_millis(config.limits.shutdown_grace_ms),
             tls,
-            tls_watch,
+            _tls_watch: tls_watch,
             _lock: lock,
         })
     }
@@ -455,8 +455,8 @@ impl Node {
         &self.registrar
     }
 
-    /// The node's TLS identities (for the HTTP servers' acceptors and the dialer of other
-    /// orderers: `crate::tls::dial(node.tls().cluster.as_ref().map(|c| &c.dialer), address)`).
+    /// The node's TLS identities (for the HTTP servers' acceptors, and the dialer of other
+    /// orderers: `crate::tls::dial(node.tls().dialer().as_ref(), address)`).
     pub fn tls(&self) -> &NodeTls {
         &self.tls
     }
@@ -496,9 +496,6 @@ impl Node {
     /// itself), then stops every channel, awaiting its consumer and chain (solo: the log's
     /// writer has committed what it had queued). What was acknowledged is already on disk.
     pub async fn stop(self) {
-        if let Some(watch) = &self.tls_watch {
-            watch.abort();
-        }
         let tasks: Vec<_> = self
             .servers
             .into_iter()
