@@ -48,7 +48,7 @@ pub struct Node {
     shutdown_grace: Duration,
     /// The node's TLS identities, and the task reloading them (`None` without TLS).
     tls: NodeTls,
-    tls_watch: Option<JoinHandle<()>>,
+    _tls_watch: Option<crate::tls::Watching>,
     _lock: DataDirLock,
 }
 
@@ -450,7 +450,7 @@ impl Node {
             operations,
             shutdown_grace: Duration::from_millis(config.limits.shutdown_grace_ms),
             tls,
-            tls_watch,
+            _tls_watch: tls_watch,
             _lock: lock,
         })
     }
@@ -472,8 +472,8 @@ impl Node {
         &self.registrar
     }
 
-    /// The node's TLS identities (for the HTTP servers' acceptors and the dialer of other
-    /// orderers: `crate::tls::dial(node.tls().cluster.as_ref().map(|c| &c.dialer), address)`).
+    /// The node's TLS identities (for the HTTP servers' acceptors, and the dialer of other
+    /// orderers: `crate::tls::dial(node.tls().dialer().as_ref(), address)`).
     pub fn tls(&self) -> &NodeTls {
         &self.tls
     }
@@ -513,9 +513,6 @@ impl Node {
     /// itself), then stops every channel, awaiting its consumer and chain (solo: the log's
     /// writer has committed what it had queued). What was acknowledged is already on disk.
     pub async fn stop(self) {
-        if let Some(watch) = &self.tls_watch {
-            watch.abort();
-        }
         if let Some(operations) = self.operations {
             operations.stop(self.shutdown_grace).await;
         }

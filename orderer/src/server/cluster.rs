@@ -95,13 +95,11 @@ impl Groups {
         let key = request
             .extensions()
             .get::<crate::server::connections::ConnectionInfo>()
-            .and_then(|info| info.peer_certificates.as_ref())
-            .and_then(|certs| certs.leaf())
-            .and_then(|leaf| crate::tls::public_key_of_der(leaf).ok())
+            .and_then(|info| info.peer_public_key.clone())
             .ok_or_else(|| Status::permission_denied(NOT_A_CONSENTER))?;
         let members = members.read().unwrap_or_else(|e| e.into_inner());
         match members.get(channel) {
-            Some(keys) if keys.contains(&key) => Ok(()),
+            Some(keys) if keys.contains(&*key) => Ok(()),
             Some(_) => Err(Status::permission_denied(NOT_A_CONSENTER)),
             None => Err(Status::not_found(format!(
                 "no channel {channel} on this node"

@@ -117,8 +117,15 @@ async fn accept(
         tokio::spawn(async move {
             match handshake(stream, &limits, tls).await {
                 Ok((stream, preface)) => {
+                    let peer_certificates = stream.peer_certificates();
+                    let peer_public_key = peer_certificates
+                        .as_ref()
+                        .and_then(|certs| certs.leaf())
+                        .and_then(|leaf| crate::tls::public_key_of_der(leaf).ok())
+                        .map(Arc::new);
                     let connection = Connection {
-                        peer_certificates: stream.peer_certificates(),
+                        peer_certificates,
+                        peer_public_key,
                         stream,
                         preface,
                         idle: limits.idle_timeout.map(IdleClose::new),
@@ -268,6 +275,9 @@ pub struct ConnectionInfo {
     pub activity: Arc<Activity>,
     /// With TLS, the client's verified certificate chain (leaf first), if it sent one.
     pub peer_certificates: Option<PeerCertificates>,
+    /// The public key (SubjectPublicKeyInfo DER) of that chain's leaf, read once per
+    /// connection: cluster calls are authorised by it.
+    pub peer_public_key: Option<Arc<Vec<u8>>>,
 }
 
 /// A connection's byte stream: plain TCP, or TLS over it.
@@ -392,6 +402,7 @@ impl IdleClose {
 pub struct Connection {
     stream: Transport,
     peer_certificates: Option<PeerCertificates>,
+    peer_public_key: Option<Arc<Vec<u8>>>,
     preface: Bytes,
     idle: Option<IdleClose>,
     activity: Arc<Activity>,
@@ -406,6 +417,7 @@ impl Connected for Connection {
             tcp: self.stream.tcp().connect_info(),
             activity: self.activity.clone(),
             peer_certificates: self.peer_certificates.clone(),
+            peer_public_key: self.peer_public_key.clone(),
         }
     }
 }

@@ -40,6 +40,13 @@ impl Dialer {
         &self.credentials
     }
 
+    /// SHA-256 of the certificate presented now (DER): what `ChannelHeader.tls_cert_hash` of this
+    /// node's Deliver requests must carry where the other node requires client certificates.
+    pub fn tls_cert_hash(&self) -> [u8; 32] {
+        let chain = self.credentials.chain();
+        super::identity::cert_hash(chain.first().map_or(&[][..], |c| c.as_ref()))
+    }
+
     /// A lazy channel to `address` (`host:port`) over TLS: it connects on first use and again
     /// after a broken connection.
     pub fn channel(&self, endpoint: Endpoint) -> Channel {

@@ -17,7 +17,9 @@ mod watch;
 pub use credentials::{ClientAuth, Credentials, TlsFiles, ALPN_H2};
 pub use dialer::{dial, Dialer};
 pub use identity::{cert_hash, public_key_of_der, public_key_of_pem, PeerCertificates};
-pub use node_tls::{all_org_roots, orderer_org_roots, ClusterTls, HttpTls, NodeTls, PortTls};
+pub use node_tls::{
+    all_org_roots, orderer_org_roots, ClusterTls, HttpTls, NodeTls, PortTls, Watching,
+};
 pub use pem::TlsError;
 pub use watch::{refresh, watch, RootsSource, RELOAD_POLL};
 

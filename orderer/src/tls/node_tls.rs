@@ -159,9 +159,27 @@ impl NodeTls {
         }
     }
 
+    /// How this node dials other orderers (their cluster ports, or their client ports to pull
+    /// blocks): with its cluster identity, or without a cluster its client-port identity; `None`
+    /// without TLS. Use with [`super::dial`]; with mutual TLS on the other side, Deliver
+    /// requests must carry [`Dialer::tls_cert_hash`].
+    pub fn dialer(&self) -> Option<Dialer> {
+        match (&self.cluster, &self.client) {
+            (Some(cluster), _) => Some(cluster.dialer.clone()),
+            (None, Some(client)) => match Dialer::new(client.credentials.clone()) {
+                Ok(dialer) => Some(dialer),
+                Err(e) => {
+                    tracing::error!(error = %e, "no TLS client configuration");
+                    None
+                }
+            },
+            (None, None) => None,
+        }
+    }
+
     /// Brings the channels' roots up to date now, then keeps reloading (files on SIGHUP or
-    /// change, roots at each poll) until the handle is aborted. `None` without TLS.
-    pub fn watch(&self, registrar: &Registrar) -> Option<JoinHandle<()>> {
+    /// change, roots at each poll) while the returned guard lives. `None` without TLS.
+    pub fn watch(&self, registrar: &Registrar) -> Option<Watching> {
         let mut watched: Vec<(Arc<Credentials>, RootsSource)> = Vec::new();
         if let Some(client) = &self.client {
             let registrar = registrar.clone();
@@ -186,7 +204,16 @@ impl NodeTls {
         for (credentials, roots) in &watched {
             watch::refresh(credentials, roots, false);
         }
-        Some(watch::watch(watched, watch::RELOAD_POLL))
+        Some(Watching(watch::watch(watched, watch::RELOAD_POLL)))
+    }
+}
+
+/// The reloading task; it stops when this is dropped.
+pub struct Watching(JoinHandle<()>);
+
+impl Drop for Watching {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 
