@@ -22,6 +22,7 @@ pub mod channel;
 pub mod ledger;
 pub mod log;
 pub mod node;
+pub mod participation;
 pub mod registrar;
 pub mod server;
 pub mod setup;

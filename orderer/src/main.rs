@@ -418,6 +418,9 @@ fn serve(config: NodeConfig) -> anyhow::Result<()> {
         if let Some(cluster) = node.cluster_addr() {
             println!("cluster listening on {cluster}");
         }
+        if let Some(admin) = node.admin_addr() {
+            println!("admin listening on {admin}");
+        }
         println!("listening on {}", node.local_addr());
         shutdown_signal().await;
         tracing::info!("shutting down");

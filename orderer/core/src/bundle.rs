@@ -269,8 +269,12 @@ impl Bundle {
         let next = Bundle::new(&self.channel_id, config)?;
         configtx::validate_new::validate_new(&self.values, &next.values)?;
         if let (
-            Consensus::EtcdRaft { consenters: old, .. },
-            Consensus::EtcdRaft { consenters: new, .. },
+            Consensus::EtcdRaft {
+                consenters: old, ..
+            },
+            Consensus::EtcdRaft {
+                consenters: new, ..
+            },
         ) = (&self.values.consensus, &next.values.consensus)
         {
             // The Raft group is the genesis consenters (changed with `orderer admin`); a config

@@ -26,6 +26,99 @@ pub struct NodeConfig {
     /// The channels this node serves, each by its genesis block.
     #[serde(default, rename = "channel")]
     pub channels: Vec<ChannelSection>,
+    /// The admin HTTP port of the channel participation API (Fabric's `Admin`).
+    #[serde(default)]
+    pub admin: AdminSection,
+    /// Fabric's `ChannelParticipation`.
+    #[serde(default)]
+    pub channel_participation: ChannelParticipationSection,
+}
+
+/// Fabric's `Admin`: where the channel participation API is served, and its TLS.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdminSection {
+    /// Address of the admin HTTP server (Fabric's `Admin.ListenAddress`); absent: none is served.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub listen: Option<SocketAddr>,
+    /// Serve the admin port over TLS (`Admin.TLS.Enabled`). Client certificates are then always
+    /// required, as Fabric requires `Admin.TLS.ClientAuthRequired` with admin TLS.
+    pub tls_enabled: bool,
+    /// Must stay true when `tls_enabled` (Fabric refuses admin TLS without client
+    /// authentication); kept so a Fabric operator's setting has a home and is checked.
+    pub tls_client_auth_required: bool,
+    /// The admin server's certificate and key (PEM).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_cert: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_key: Option<PathBuf>,
+    /// CAs (PEM files) whose certificates are admins of this node (`Admin.TLS.ClientRootCAs`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tls_client_root_cas: Vec<PathBuf>,
+}
+
+impl Default for AdminSection {
+    fn default() -> Self {
+        AdminSection {
+            listen: None,
+            tls_enabled: false,
+            tls_client_auth_required: true,
+            tls_cert: None,
+            tls_key: None,
+            tls_client_root_cas: Vec::new(),
+        }
+    }
+}
+
+/// Fabric's `ChannelParticipation`.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ChannelParticipationSection {
+    /// false: every request to the API is answered 503.
+    pub enabled: bool,
+    /// Largest join request body (multipart form) taken, in bytes.
+    pub max_request_body_size: usize,
+    /// A removed channel's folder is moved to `<data_dir>/archive/<id>-<unix seconds>` rather
+    /// than deleted.
+    pub archive_removed_channels: bool,
+}
+
+impl Default for ChannelParticipationSection {
+    fn default() -> Self {
+        ChannelParticipationSection {
+            enabled: true,
+            max_request_body_size: 1 << 20,
+            archive_removed_channels: false,
+        }
+    }
+}
+
+impl AdminSection {
+    /// Admin TLS is all or nothing: a certificate, a key and client CAs, with client auth.
+    fn check(&self) -> Result<(), String> {
+        if !self.tls_enabled {
+            return Ok(());
+        }
+        if !self.tls_client_auth_required {
+            return Err(
+                "admin.tls_enabled requires admin.tls_client_auth_required = true \
+                        (as Fabric's Admin.TLS.ClientAuthRequired): the client certificate is \
+                        the only proof that a caller is an admin"
+                    .into(),
+            );
+        }
+        if self.tls_cert.is_none() || self.tls_key.is_none() {
+            return Err("admin.tls_enabled needs admin.tls_cert and admin.tls_key".into());
+        }
+        if self.tls_client_root_cas.is_empty() {
+            return Err(
+                "admin.tls_enabled needs admin.tls_client_root_cas (the CAs of the \
+                        admins' client certificates)"
+                    .into(),
+            );
+        }
+        Ok(())
+    }
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -277,6 +370,15 @@ impl NodeConfig {
         for channel in &mut config.channels {
             resolve(&mut channel.genesis_block);
         }
+        for path in config
+            .admin
+            .tls_cert
+            .iter_mut()
+            .chain(config.admin.tls_key.iter_mut())
+            .chain(config.admin.tls_client_root_cas.iter_mut())
+        {
+            resolve(path);
+        }
         config
             .check()
             .map_err(|e| anyhow!("{}: {e}", path.display()))?;
@@ -297,12 +399,16 @@ impl NodeConfig {
                 .into_iter()
                 .map(|genesis_block| ChannelSection { genesis_block })
                 .collect(),
+            admin: AdminSection::default(),
+            channel_participation: ChannelParticipationSection::default(),
         }
     }
 
     /// What [`NodeConfig::load`] and [`crate::node::Node::start`] refuse besides unreadable
     /// TOML: a config that does not fit its consensus type (raft without a cluster address or
-    /// `[cluster]`, solo with either), no channel, a zero limit.
+    /// `[cluster]`, solo with either), admin TLS without client authentication, a zero limit.
+    /// A node may start with no channel: channels are then joined through the participation
+    /// API.
     pub fn check(&self) -> Result<(), String> {
         match self.node.consensus {
             Consensus::Solo => {
@@ -327,8 +433,9 @@ impl NodeConfig {
                 }
             }
         }
-        if self.channels.is_empty() {
-            return Err("no [[channel]] to serve".into());
+        self.admin.check()?;
+        if self.channel_participation.max_request_body_size == 0 {
+            return Err("channel_participation.max_request_body_size must be above 0".into());
         }
         self.limits.check()
     }
