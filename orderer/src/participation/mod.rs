@@ -246,14 +246,19 @@ async fn read_join_form(request: Request) -> Result<bytes::Bytes, String> {
     let mut form = Multipart::from_request(request, &())
         .await
         .map_err(|e| unreadable(&e.body_text()))?;
-    let mut block = None;
+    let (mut block, mut parts) = (None, 0);
     while let Some(field) = form.next_field().await.map_err(|e| unreadable(&e))? {
-        if field.name() != Some(CONFIG_BLOCK_PART) || block.is_some() {
-            return Err("form contains too many parts".into());
+        parts += 1;
+        if field.name() == Some(CONFIG_BLOCK_PART) && block.is_none() {
+            block = Some(field.bytes().await.map_err(|e| unreadable(&e))?);
         }
-        block = Some(field.bytes().await.map_err(|e| unreadable(&e))?);
     }
-    block.ok_or_else(|| format!("form does not contains part key: {CONFIG_BLOCK_PART}"))
+    let block =
+        block.ok_or_else(|| format!("form does not contains part key: {CONFIG_BLOCK_PART}"))?;
+    if parts > 1 {
+        return Err("form contains too many parts".into());
+    }
+    Ok(block)
 }
 
 async fn remove(State(api): State<Api>, Path(channel): Path<String>) -> Response {
