@@ -452,3 +452,39 @@ async fn a_disabled_api_answers_503() {
         );
     }
 }
+
+/// Runs `orderer admin channel --admin-address ADDR ARGS` and returns its exit success and
+/// stdout.
+fn osnadmin(admin: &Admin, args: &[&str]) -> (bool, String) {
+    let address = admin.base.trim_start_matches("http://");
+    let output = std::process::Command::new(common::binary("orderer"))
+        .args(["admin", "channel", "--admin-address", address])
+        .args(args)
+        .output()
+        .expect("running orderer admin channel");
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn orderer_admin_channel_is_ordos_osnadmin() {
+    let (orderer, _ports, admin, _) = start_without_channels(|_| {});
+    let block = orderer.genesis_block.to_string_lossy().into_owned();
+    let (ok, out) = osnadmin(&admin, &["join", "--config-block", &block]);
+    assert!(ok, "{out}");
+    assert!(out.starts_with("Status: 201\n"), "{out}");
+    assert!(out.contains("\"consensusRelation\": \"other\""), "{out}");
+    let (ok, out) = osnadmin(&admin, &["list"]);
+    assert!(ok && out.contains("\"name\": \"ordo\""), "{out}");
+    let (ok, out) = osnadmin(&admin, &["info", "--channel-id", "ordo"]);
+    assert!(ok && out.contains("\"height\": 1"), "{out}");
+    let (ok, out) = osnadmin(&admin, &["remove", "--channel-id", "ordo"]);
+    assert!(ok, "{out}");
+    assert_eq!(out, "Status: 204\n");
+    let (ok, out) = osnadmin(&admin, &["info", "--channel-id", "ordo"]);
+    assert!(!ok, "{out}");
+    assert!(out.starts_with("Status: 404\n"), "{out}");
+    assert!(out.contains("channel does not exist"), "{out}");
+}
