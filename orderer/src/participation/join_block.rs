@@ -39,20 +39,20 @@ pub fn validate(block: &Block) -> Result<Bundle, String> {
     if header.data_hash.as_ref() != block::data_hash(data) {
         return Err("block data hash does not match the data".into());
     }
-    let bundle = Bundle::from_block(block).map_err(|e| format!("cannot build a bundle: {e}"))?;
-    let groups = &bundle
-        .config()
-        .channel_group
-        .as_ref()
-        .ok_or("config has no channel group")?
-        .groups;
+    // Fabric's own refusals first, before the bundle's (which refuses a system channel too).
+    let (_, config) = ordo_core::bundle::config_of_envelope(envelope)?;
+    let groups = config
+        .config
+        .and_then(|c| c.channel_group)
+        .map(|g| g.groups)
+        .unwrap_or_default();
     if groups.contains_key("Consortiums") {
         return Err("system channel not supported (config has a Consortiums group)".into());
     }
     if !groups.contains_key("Application") {
         return Err("config has no Application group; an application channel is required".into());
     }
-    Ok(bundle)
+    Bundle::from_block(block).map_err(|e| format!("cannot build a bundle: {e}"))
 }
 
 #[cfg(test)]
@@ -131,5 +131,40 @@ mod tests {
         let mut tampered = good.clone();
         tampered.header.as_mut().unwrap().data_hash = vec![0; 32].into();
         assert!(refused(&tampered).contains("data hash"));
+    }
+
+    /// The development channel's config, changed by `edit`, as a genesis block.
+    fn with_config(edit: impl FnOnce(&mut ordo_proto::common::ConfigGroup)) -> Block {
+        let (block, _) = genesis();
+        let mut config = Bundle::from_block(&block).unwrap().config().clone();
+        edit(config.channel_group.as_mut().unwrap());
+        ordo_core::configtx::genesis::genesis_block_from_config(
+            &config,
+            "other",
+            std::time::SystemTime::now(),
+            [7; 24],
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn only_application_channels_are_joined() {
+        let system = with_config(|root| {
+            root.groups.insert("Consortiums".into(), Default::default());
+        });
+        let refused = validate(&system).unwrap_err();
+        assert!(
+            refused.contains("system channel not supported"),
+            "{refused}"
+        );
+        let orderer_only = with_config(|root| {
+            root.groups.remove("Application");
+        });
+        let refused = validate(&orderer_only).unwrap_err();
+        assert!(refused.contains("no Application group"), "{refused}");
+        assert_eq!(
+            validate(&with_config(|_| {})).unwrap().channel_id(),
+            "other"
+        );
     }
 }

@@ -559,6 +559,30 @@ mod tests {
     }
 
     #[test]
+    fn no_channel_is_fine_and_admin_tls_needs_client_auth() {
+        let text = "[node]\ndata_dir = \"d\"\nlisten = \"127.0.0.1:1\"\nmsp_dir = \"m\"\n\
+                    mspid = \"OrdererMSP\"\n[admin]\nlisten = \"127.0.0.1:9443\"\n";
+        let mut config: NodeConfig = toml::from_str(text).unwrap();
+        config.check().unwrap();
+        assert!(config.channels.is_empty());
+        assert!(config.channel_participation.enabled);
+        assert_eq!(config.channel_participation.max_request_body_size, 1 << 20);
+        assert!(config.admin.tls_client_auth_required);
+        config.admin.tls_enabled = true;
+        assert!(config.check().unwrap_err().contains("admin.tls_cert"));
+        config.admin.tls_cert = Some("c".into());
+        config.admin.tls_key = Some("k".into());
+        assert!(config.check().unwrap_err().contains("tls_client_root_cas"));
+        config.admin.tls_client_root_cas = vec!["ca".into()];
+        config.check().unwrap();
+        config.admin.tls_client_auth_required = false;
+        assert!(config
+            .check()
+            .unwrap_err()
+            .contains("requires admin.tls_client_auth_required"));
+    }
+
+    #[test]
     fn limits_default_and_refuse_zero() {
         let limits: LimitsSection = toml::from_str("max_connections = 10").unwrap();
         assert_eq!(limits.max_connections, 10);
