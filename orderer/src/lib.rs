@@ -29,6 +29,7 @@ pub mod log;
 pub mod metrics;
 pub mod node;
 pub mod operations;
+pub mod participation;
 pub mod registrar;
 pub mod server;
 pub mod setup;

@@ -47,11 +47,14 @@ enum Command {
         #[arg(long, short)]
         output: PathBuf,
     },
-    /// Change or show the membership of a raft cluster, through any node's cluster address.
+    /// Change or show the membership of a raft cluster, through any node's cluster address;
+    /// or (`admin channel ...`) join, list, inspect and remove channels through a node's channel
+    /// participation API, as Fabric's osnadmin does.
     Admin {
-        /// Cluster address (host:port) of any node.
+        /// Cluster address (host:port) of any node (not for `admin channel`).
         #[arg(long)]
-        cluster: String,
+        cluster: Option<String>,
+        /// TLS to the cluster port (not for `admin channel`, which takes its own).
         #[command(flatten)]
         tls: AdminTls,
         #[command(subcommand)]
@@ -177,6 +180,46 @@ enum AdminAction {
         /// Print one line of JSON (for scripts) instead of a table.
         #[arg(long)]
         json: bool,
+    },
+    /// The channel participation API of one node (`[admin] listen`), as osnadmin uses it.
+    Channel(ChannelArgs),
+}
+
+#[derive(Args)]
+struct ChannelArgs {
+    /// The node's admin address (host:port).
+    #[arg(long, value_name = "HOST:PORT")]
+    admin_address: String,
+    /// The CA (PEM) of the admin port's TLS certificate; with it, https is used.
+    #[arg(long, value_name = "FILE")]
+    tls_ca: Option<PathBuf>,
+    /// The admin's client certificate and key (PEM), for the admin port's mutual TLS.
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    #[command(subcommand)]
+    action: ChannelAction,
+}
+
+#[derive(Subcommand)]
+enum ChannelAction {
+    /// Join a channel with its config block (the genesis block, as `orderer genesis` writes it).
+    Join {
+        #[arg(long, value_name = "FILE")]
+        config_block: PathBuf,
+    },
+    /// List the channels the node serves.
+    List,
+    /// Show one channel: relation, status, height.
+    Info {
+        #[arg(long)]
+        channel_id: String,
+    },
+    /// Stop a channel and delete (or archive) its data on that node.
+    Remove {
+        #[arg(long)]
+        channel_id: String,
     },
 }
 
@@ -412,10 +455,18 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Some(Command::Admin {
+            action: AdminAction::Channel(args),
+            ..
+        }) => channel_admin(args),
+        Some(Command::Admin {
             cluster,
             tls,
             action,
-        }) => admin(&cluster, &tls, action),
+        }) => {
+            let cluster =
+                cluster.context("--cluster is required (the cluster address of a node)")?;
+            admin(&cluster, &tls, action)
+        }
         Some(Command::Config(args)) => {
             let out = args.out.clone();
             let config = args.into_config()?;
@@ -488,12 +539,71 @@ fn admin(cluster: &str, tls: &AdminTls, action: AdminAction) -> anyhow::Result<(
             AdminAction::Promote { id } => client.promote(change(id, String::new())).await,
             AdminAction::Remove { id } => client.remove(change(id, String::new())).await,
             AdminAction::Status { .. } => unreachable!("answered above"),
+            AdminAction::Channel(_) => unreachable!("answered by channel_admin"),
         }
         .map_err(|e| anyhow::anyhow!("{cluster}: {}", e.message()))?
         .into_inner();
         print!("{}", reply.message);
         if !reply.ok {
             anyhow::bail!("the change did not apply everywhere");
+        }
+        Ok(())
+    })
+}
+
+/// `orderer admin channel ...`: one request to a node's participation API; prints the HTTP
+/// status and the JSON answer (indented), as osnadmin does. Fails on an error status.
+fn channel_admin(args: ChannelArgs) -> anyhow::Result<()> {
+    const CHANNELS: &str = "participation/v1/channels";
+    let mut builder = reqwest::Client::builder().timeout(std::time::Duration::from_secs(60));
+    let scheme = match &args.tls_ca {
+        Some(ca) => {
+            let pem = std::fs::read(ca).with_context(|| format!("reading {}", ca.display()))?;
+            builder = builder
+                .tls_built_in_root_certs(false)
+                .add_root_certificate(reqwest::Certificate::from_pem(&pem).context("--tls-ca")?);
+            "https"
+        }
+        None => "http",
+    };
+    if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
+        let mut pem = std::fs::read(cert).with_context(|| format!("reading {}", cert.display()))?;
+        pem.extend(std::fs::read(key).with_context(|| format!("reading {}", key.display()))?);
+        builder =
+            builder.identity(reqwest::Identity::from_pem(&pem).context("--tls-cert/--tls-key")?);
+    }
+    let client = builder.build().context("building the HTTP client")?;
+    let base = format!("{scheme}://{}/{CHANNELS}", args.admin_address);
+    let request = match args.action {
+        ChannelAction::Join { config_block } => {
+            let block = std::fs::read(&config_block)
+                .with_context(|| format!("reading {}", config_block.display()))?;
+            let part = reqwest::multipart::Part::bytes(block).file_name("config.block");
+            client
+                .post(&base)
+                .multipart(reqwest::multipart::Form::new().part("config-block", part))
+        }
+        ChannelAction::List => client.get(&base),
+        ChannelAction::Info { channel_id } => client.get(format!("{base}/{channel_id}")),
+        ChannelAction::Remove { channel_id } => client.delete(format!("{base}/{channel_id}")),
+    };
+    let runtime = tokio::runtime::Runtime::new().context("starting the runtime")?;
+    runtime.block_on(async {
+        let response = request
+            .send()
+            .await
+            .with_context(|| format!("sending the request to {}", args.admin_address))?;
+        let status = response.status();
+        let body = response.text().await.context("reading the answer")?;
+        println!("Status: {}", status.as_u16());
+        if !body.is_empty() {
+            match serde_json::from_str::<serde_json::Value>(&body) {
+                Ok(json) => println!("{}", serde_json::to_string_pretty(&json)?),
+                Err(_) => println!("{body}"),
+            }
+        }
+        if !status.is_success() {
+            anyhow::bail!("the node answered {status}");
         }
         Ok(())
     })
@@ -509,6 +619,9 @@ fn serve(config: NodeConfig) -> anyhow::Result<()> {
         }
         if let Some(cluster) = node.cluster_addr() {
             println!("cluster listening on {cluster}");
+        }
+        if let Some(admin) = node.admin_addr() {
+            println!("admin listening on {admin}");
         }
         println!("listening on {}", node.local_addr());
         shutdown_signal().await;

@@ -28,6 +28,7 @@ use crate::chain::Chain;
 use crate::channel::{read_genesis, Channel, Genesis};
 use crate::ledger::{Ledger, LedgerConfig, LedgerError};
 use crate::log::{LogError, Partition, PartitionConfig};
+use crate::participation::channels::{JoinedChannels, Relation};
 use crate::registrar::Registrar;
 use crate::server::cluster::Groups;
 use crate::server::connections;
@@ -38,12 +39,16 @@ use crate::tls::NodeTls;
 
 pub struct Node {
     registrar: Registrar,
-    opener: ChannelOpener,
+    opener: Arc<ChannelOpener>,
+    /// Channels joined and removed through the participation API.
+    joined: JoinedChannels,
     local_addr: SocketAddr,
     cluster_addr: Option<SocketAddr>,
     servers: Vec<Served>,
     /// The operations HTTP server (`[operations]`), if it has a listen address.
     operations: Option<crate::http::Server>,
+    /// The participation API's HTTP server (`[admin] listen`), if any.
+    admin: Option<crate::http::Server>,
     /// How long open streams may go on after the node stops accepting, before they are cut.
     shutdown_grace: Duration,
     /// The node's TLS identities, and the task reloading them (`None` without TLS).
@@ -196,7 +201,7 @@ fn timing(cluster: &ClusterSection) -> Timing {
 
 /// What opening a channel needs: where its data goes, how its storage is configured, the chain
 /// starter of the node's type, and the node's signing identity.
-struct ChannelOpener {
+pub(crate) struct ChannelOpener {
     data_dir: PathBuf,
     log: PartitionConfig,
     ledger: LedgerConfig,
@@ -207,7 +212,7 @@ struct ChannelOpener {
 
 impl ChannelOpener {
     /// Opens a channel: its chain (over its log), its ledger, then the channel over both.
-    async fn open(&self, genesis: &Genesis) -> anyhow::Result<Arc<Channel>> {
+    pub(crate) async fn open(&self, genesis: &Genesis) -> anyhow::Result<Arc<Channel>> {
         let id = genesis.channel_id();
         check_signer(&self.signer, &genesis.bundle)?;
         // Its orgs' TLS roots are trusted before its Raft group dials or is dialled.
@@ -328,9 +333,24 @@ impl ChannelOpener {
     }
 
     /// Stops serving the cluster traffic of channel `id` (raft).
-    fn forget_chain(&self, id: &str) {
+    pub(crate) fn forget_chain(&self, id: &str) {
         if let ChainStarter::Raft { groups, .. } = &self.chains {
             groups.remove(id);
+        }
+    }
+
+    /// How this node takes part in a channel of config `bundle`: solo has no consenters; a raft
+    /// node listed among the etcdraft consenters is one, any other follows.
+    pub(crate) fn relation(&self, bundle: &Bundle) -> Relation {
+        match (&self.chains, &bundle.values().consensus) {
+            (ChainStarter::Raft { address, .. }, ChannelConsensus::EtcdRaft { consenters, .. }) => {
+                if consenters.iter().any(|c| etcdraft::endpoint(c) == *address) {
+                    Relation::Consenter
+                } else {
+                    Relation::Follower
+                }
+            }
+            _ => Relation::Other,
         }
     }
 
@@ -401,7 +421,10 @@ impl Node {
             signer: Arc::new(signer),
             tls: tls.clone(),
         };
+        let opener = Arc::new(opener);
         let registrar = Registrar::default();
+        let mut configured = std::collections::HashSet::new();
+        let mut admin = None;
         // First, so that `/healthz` and `/metrics` answer while the channels open.
         let operations_tls = tls.operations.as_ref().map(|t| t.acceptor()).transpose()?;
         let operations = crate::operations::start(
@@ -414,8 +437,28 @@ impl Node {
         let serving = async {
             for section in &config.channels {
                 let genesis = read_genesis(&section.genesis_block)?;
+                configured.insert(genesis.channel_id().to_string());
                 let reservation = registrar.reserve(genesis.channel_id())?;
                 reservation.serve(opener.open(&genesis).await?);
+            }
+            let joined = JoinedChannels::new(
+                registrar.clone(),
+                opener.clone(),
+                config.node.data_dir.clone(),
+                configured.clone(),
+                config.channel_participation.archive_removed_channels,
+            );
+            // Channels joined through the participation API on an earlier run.
+            for join_block in joined.stored()? {
+                joined.reopen(&join_block).await.with_context(|| {
+                    format!("reopening the joined channel of {}", join_block.display())
+                })?;
+            }
+            if let Some(listen) = config.admin.listen {
+                let admin_tls = tls.admin.as_ref().map(|t| t.acceptor()).transpose()?;
+                admin = Some(
+                    crate::participation::serve(config, listen, joined.clone(), admin_tls).await?,
+                );
             }
             let (local_addr, client_server) =
                 serve_clients(config, &registrar, opener.signer.clone(), &tls).await?;
@@ -428,11 +471,14 @@ impl Node {
                 cluster_addr = Some(addr);
                 servers.push(served);
             }
-            anyhow::Ok((local_addr, cluster_addr, servers))
+            anyhow::Ok((local_addr, cluster_addr, servers, joined))
         };
-        let (local_addr, cluster_addr, servers) = match serving.await {
+        let (local_addr, cluster_addr, servers, joined) = match serving.await {
             Ok(served) => served,
             Err(e) => {
+                if let Some(admin) = admin.take() {
+                    admin.stop(Duration::ZERO).await;
+                }
                 // The channels opened so far must not run on once the data folder is unlocked.
                 for channel in registrar.channels() {
                     registrar.remove(channel.id()).await;
@@ -444,10 +490,12 @@ impl Node {
         Ok(Node {
             registrar,
             opener,
+            joined,
             local_addr,
             cluster_addr,
             servers,
             operations,
+            admin,
             shutdown_grace: Duration::from_millis(config.limits.shutdown_grace_ms),
             tls,
             _tls_watch: tls_watch,
@@ -476,6 +524,16 @@ impl Node {
     /// orderers: `crate::tls::dial(node.tls().dialer().as_ref(), address)`).
     pub fn tls(&self) -> &NodeTls {
         &self.tls
+    }
+
+    /// The participation API's address (`[admin] listen`), if it is served.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin.as_ref().map(|a| a.local_addr())
+    }
+
+    /// Joining and removing channels at run time (what the participation API calls).
+    pub fn joined(&self) -> &JoinedChannels {
+        &self.joined
     }
 
     /// Starts serving the channel of the genesis block `genesis_block` while the node runs: its
@@ -515,6 +573,9 @@ impl Node {
     pub async fn stop(self) {
         if let Some(operations) = self.operations {
             operations.stop(self.shutdown_grace).await;
+        }
+        if let Some(admin) = self.admin {
+            admin.stop(self.shutdown_grace).await;
         }
         let tasks: Vec<_> = self
             .servers

@@ -34,6 +34,92 @@ pub struct NodeConfig {
     /// log level, version.
     #[serde(default)]
     pub operations: OperationsSection,
+    /// The admin HTTP port of the channel participation API (Fabric's `Admin`).
+    #[serde(default)]
+    pub admin: AdminSection,
+    /// Fabric's `ChannelParticipation`.
+    #[serde(default)]
+    pub channel_participation: ChannelParticipationSection,
+}
+
+/// Fabric's `Admin`: where the channel participation API is served, and its TLS.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdminSection {
+    /// Address of the admin HTTP server (Fabric's `Admin.ListenAddress`); absent: none is served.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub listen: Option<SocketAddr>,
+    /// Connections served at once; more are closed as they arrive.
+    pub max_connections: usize,
+    /// Fabric's `Admin.TLS`. With TLS on, `client_auth_required` must be true and
+    /// `client_root_cas` name the CAs of the admins' client certificates: any certificate that
+    /// chains to them is an admin (Fabric's rule).
+    pub tls: TlsSection,
+}
+
+impl Default for AdminSection {
+    fn default() -> Self {
+        AdminSection {
+            listen: None,
+            max_connections: 16,
+            tls: TlsSection::default(),
+        }
+    }
+}
+
+/// Fabric's `ChannelParticipation`.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ChannelParticipationSection {
+    /// false: every request to the API is answered 503.
+    pub enabled: bool,
+    /// Largest join request body (multipart form) taken, in bytes.
+    pub max_request_body_size: usize,
+    /// A removed channel's folder is moved to `<data_dir>/archive/<id>-<unix seconds>` rather
+    /// than deleted.
+    pub archive_removed_channels: bool,
+}
+
+impl Default for ChannelParticipationSection {
+    fn default() -> Self {
+        ChannelParticipationSection {
+            enabled: true,
+            max_request_body_size: 1 << 20,
+            archive_removed_channels: false,
+        }
+    }
+}
+
+impl AdminSection {
+    /// Admin TLS is all or nothing: a certificate, a key and client CAs, with client auth.
+    fn check(&self) -> Result<(), String> {
+        if self.max_connections == 0 {
+            return Err("admin.max_connections must be above 0".into());
+        }
+        let tls = &self.tls;
+        if !tls.enabled {
+            return Ok(());
+        }
+        if !tls.client_auth_required {
+            return Err(
+                "admin.tls.enabled requires admin.tls.client_auth_required = true (as Fabric's \
+                 Admin.TLS.ClientAuthRequired): the client certificate is the only proof that a \
+                 caller is an admin"
+                    .into(),
+            );
+        }
+        if tls.cert.is_none() || tls.key.is_none() {
+            return Err("admin.tls.enabled needs admin.tls.cert and admin.tls.key".into());
+        }
+        if tls.client_root_cas.is_empty() {
+            return Err(
+                "admin.tls.enabled needs admin.tls.client_root_cas (the CAs of the admins' \
+                 client certificates)"
+                    .into(),
+            );
+        }
+        Ok(())
+    }
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -456,12 +542,13 @@ impl NodeConfig {
             cluster.key.iter_mut().for_each(resolve);
             cluster.root_cas.iter_mut().for_each(resolve);
         }
-        let tls = &mut config.operations.tls;
-        for path in tls.cert.iter_mut().chain(tls.key.iter_mut()) {
-            resolve(path);
-        }
-        for path in &mut tls.client_root_cas {
-            resolve(path);
+        for tls in [&mut config.operations.tls, &mut config.admin.tls] {
+            for path in tls.cert.iter_mut().chain(tls.key.iter_mut()) {
+                resolve(path);
+            }
+            for path in &mut tls.client_root_cas {
+                resolve(path);
+            }
         }
         config.check().map_err(|e| anyhow!("{source}: {e}"))?;
         Ok((config, overrides))
@@ -483,12 +570,16 @@ impl NodeConfig {
                 .map(|genesis_block| ChannelSection { genesis_block })
                 .collect(),
             operations: OperationsSection::default(),
+            admin: AdminSection::default(),
+            channel_participation: ChannelParticipationSection::default(),
         }
     }
 
     /// What [`NodeConfig::load`] and [`crate::node::Node::start`] refuse besides unreadable
     /// TOML: a config that does not fit its consensus type (raft without a cluster address or
-    /// `[cluster]`, solo with either), no channel, a zero limit.
+    /// `[cluster]`, solo with either), admin TLS without client authentication, a zero limit.
+    /// A node may start with no channel: channels are then joined through the participation
+    /// API.
     pub fn check(&self) -> Result<(), String> {
         match self.node.consensus {
             Consensus::Solo => {
@@ -513,8 +604,9 @@ impl NodeConfig {
                 }
             }
         }
-        if self.channels.is_empty() {
-            return Err("no [[channel]] to serve".into());
+        self.admin.check()?;
+        if self.channel_participation.max_request_body_size == 0 {
+            return Err("channel_participation.max_request_body_size must be above 0".into());
         }
         self.tls.check()?;
         self.operations.check()?;
@@ -710,6 +802,29 @@ mod tests {
             typo.to_string().contains("ORDO_LIMITS_MAX_CONECTIONS"),
             "{typo:#}"
         );
+    }
+
+    #[test]
+    fn no_channel_is_fine_and_admin_tls_needs_client_auth() {
+        let text = "[node]\ndata_dir = \"d\"\nlisten = \"127.0.0.1:1\"\nmsp_dir = \"m\"\n\
+                    mspid = \"OrdererMSP\"\n[admin]\nlisten = \"127.0.0.1:9443\"\n";
+        let mut config: NodeConfig = toml::from_str(text).unwrap();
+        config.check().unwrap();
+        assert!(config.channels.is_empty());
+        assert!(config.channel_participation.enabled);
+        assert_eq!(config.channel_participation.max_request_body_size, 1 << 20);
+        config.admin.tls.enabled = true;
+        assert!(config
+            .check()
+            .unwrap_err()
+            .contains("requires admin.tls.client_auth_required"));
+        config.admin.tls.client_auth_required = true;
+        assert!(config.check().unwrap_err().contains("admin.tls.cert"));
+        config.admin.tls.cert = Some("c".into());
+        config.admin.tls.key = Some("k".into());
+        assert!(config.check().unwrap_err().contains("tls.client_root_cas"));
+        config.admin.tls.client_root_cas = vec!["ca".into()];
+        config.check().unwrap();
     }
 
     #[test]

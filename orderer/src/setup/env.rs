@@ -27,6 +27,9 @@ pub const TABLES: &[&str] = &[
     "tls",
     "operations",
     "operations.tls",
+    "admin",
+    "admin.tls",
+    "channel_participation",
 ];
 
 /// Keys of the top level itself: `ORDO_CHANNEL` is the `[[channel]]` array.

@@ -30,7 +30,7 @@ pub struct ClusterTls {
     pub dialer: Dialer,
 }
 
-/// An HTTP port's TLS (operations): the CAs client certificates chain to come from its own
+/// An HTTP port's TLS (operations, admin): the CAs client certificates chain to come from its own
 /// files only, as Fabric's `Operations.TLS.ClientRootCAs` do.
 #[derive(Clone)]
 pub struct HttpTls {
@@ -84,6 +84,8 @@ pub struct NodeTls {
     pub cluster: Option<ClusterTls>,
     /// The operations port (`[operations.tls]`, on or off whatever `[tls]` says).
     pub operations: Option<HttpTls>,
+    /// The participation API's admin port (`[admin.tls]`).
+    pub admin: Option<HttpTls>,
 }
 
 impl NodeTls {
@@ -91,9 +93,11 @@ impl NodeTls {
     pub fn from_config(config: &NodeConfig) -> anyhow::Result<NodeTls> {
         let tls = &config.tls;
         let operations = HttpTls::load(&config.operations.tls, "operations.tls")?;
+        let admin = HttpTls::load(&config.admin.tls, "admin.tls")?;
         if !tls.enabled {
             return Ok(NodeTls {
                 operations,
+                admin,
                 ..NodeTls::default()
             });
         }
@@ -140,6 +144,7 @@ impl NodeTls {
             client_auth_required: tls.client_auth_required,
             cluster,
             operations,
+            admin,
         })
     }
 
@@ -195,8 +200,8 @@ impl NodeTls {
                 Arc::new(move || roots_of(&registrar, orderer_org_roots)),
             ));
         }
-        if let Some(operations) = &self.operations {
-            watched.push((operations.credentials.clone(), Arc::new(Vec::new)));
+        for http in self.operations.iter().chain(&self.admin) {
+            watched.push((http.credentials.clone(), Arc::new(Vec::new)));
         }
         if watched.is_empty() {
             return None;
