@@ -99,6 +99,12 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let tls_ca = match &cli.command {
+        None => cli.run.target.tls.tls_ca.is_some(),
+        Some(Command::Run(args)) => args.target.tls.tls_ca.is_some(),
+        Some(Command::Verify(args)) => args.target.tls.tls_ca.is_some(),
+        Some(Command::Bench(args)) => args.tls.tls_ca.is_some(),
+    };
     let result = runtime.block_on(async {
         match cli.command {
             None => run(cli.run).await,
@@ -110,7 +116,15 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("peer-sim: {e:#}");
+            let text = format!("{e:#}");
+            eprintln!("peer-sim: {text}");
+            // A plain-text client at a TLS port sees its connection dropped, nothing clearer.
+            if !tls_ca && text.contains("transport error") {
+                eprintln!(
+                    "peer-sim: if the orderer serves TLS (the development node does), give its \
+                     TLS CA with --tls-ca or ORDO_CLIENT_TLS_CA"
+                );
+            }
             ExitCode::FAILURE
         }
     }
