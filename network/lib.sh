@@ -110,11 +110,12 @@ TOML
 # file), and optionally the node's cluster address as its consenter entry lists it (default:
 # the one it listens on). The channel's consenters are the cluster's members.
 ordo_node_config() {
-  local id=$1 listen=$2 cluster_listen=$3 msp=$4 genesis=$5 address=${6:-}
-  local address_args=()
+  local id=$1 listen=$2 cluster_listen=$3 msp=$4 genesis=$5 address=${6:-} operations=${7:-}
+  local address_args=() operations_args=()
   [ -z "$address" ] || address_args=(--cluster-address "$address")
+  [ -z "$operations" ] || operations_args=(--operations-listen "$operations")
   "$bin/orderer" config --consensus raft --id "$id" --data-dir data --listen "$listen" \
-    --cluster-listen "$cluster_listen" "${address_args[@]}" --msp-dir "$msp" \
+    --cluster-listen "$cluster_listen" "${address_args[@]}" "${operations_args[@]}" --msp-dir "$msp" \
     --mspid "$ordo_orderer_mspid" --genesis "$genesis" \
     --heartbeat-ms 100 --election-timeout-min-ms "${ORDO_ELECTION_MIN_MS:-400}" \
     --election-timeout-max-ms "${ORDO_ELECTION_MAX_MS:-800}" \

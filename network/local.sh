@@ -9,8 +9,9 @@
 #
 # Data, logs and crypto live under network/.data/local (ignored by git): the client signs with
 # the MSP folder crypto/Org1/users/User1/msp as Org1MSP, the channel's orderer admin is
-# crypto/Orderer/users/Admin/msp (OrdererMSP). Node i serves clients on 127.0.0.1:(7050+i) and
-# the cluster on 127.0.0.1:(7150+i). Binaries come from target/release (built here if missing)
+# crypto/Orderer/users/Admin/msp (OrdererMSP). Node i serves clients on 127.0.0.1:(7050+i), the
+# cluster on 127.0.0.1:(7150+i) and operations (/healthz, /metrics: network/ops.sh) on
+# 127.0.0.1:(8440+i) ($ORDO_CLIENT_BASE, $ORDO_NET_CLUSTER_BASE, $ORDO_NET_OPS_BASE). Binaries come from target/release (built here if missing)
 # or from $ORDO_BIN. Raft election timeouts: $ORDO_ELECTION_MIN_MS and $ORDO_ELECTION_MAX_MS
 # (default 400-800); block rules: $ORDO_MAX_MESSAGE_COUNT (500) and $ORDO_BATCH_TIMEOUT_MS (500).
 set -euo pipefail
@@ -20,6 +21,7 @@ root=$(dirname "$here")
 net="${ORDO_NET_DIR:-$here/.data/local}"
 client_base="${ORDO_CLIENT_BASE:-7050}"
 cluster_base="${ORDO_NET_CLUSTER_BASE:-7150}"
+ops_base="${ORDO_NET_OPS_BASE:-8440}"
 channel=ordo
 
 die() { echo "local.sh: $*" >&2; exit 1; }
@@ -64,7 +66,8 @@ up() {
   for i in $(seq 1 "$n"); do
     mkdir -p "$net/nodes/node$i"
     ordo_node_config "$i" "127.0.0.1:$((client_base + i))" "127.0.0.1:$((cluster_base + i))" \
-      "../../$(ordo_node_msp crypto "$i")" "../../genesis/$channel.block" >"$net/nodes/node$i/orderer.toml"
+      "../../$(ordo_node_msp crypto "$i")" "../../genesis/$channel.block" "" \
+      "127.0.0.1:$((ops_base + i))" >"$net/nodes/node$i/orderer.toml"
   done
   for i in $(seq 1 "$n"); do start_node "$i"; done
   echo
