@@ -16,7 +16,9 @@
 # under $ORDO_NET_DIR (default network/.data/bench). Block rules: $ORDO_MAX_MESSAGE_COUNT (500),
 # $ORDO_BATCH_TIMEOUT_MS (500), for solo and raft alike. Identities' signing keys: $ORDO_KEY_TYPE,
 # ecdsa (P-256, default) or ed25519. ORDO_BENCH_ONLY=max-1024 runs only the 1 KiB max-rate run of
-# each group (solo, then 3 raft nodes), with the same settings as in the full suite.
+# each group (solo, then 3 raft nodes), with the same settings as in the full suite. TLS on the
+# nodes' ports: $ORDO_NET_TLS, off by default here (the figures in BENCHMARKS.md are TLS-off
+# unless a row says otherwise); ORDO_NET_TLS=on measures with TLS.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -34,6 +36,7 @@ net_root="${ORDO_NET_DIR:-$here/.data/bench}"
 max_message_count="${ORDO_MAX_MESSAGE_COUNT:-500}"
 batch_timeout_ms="${ORDO_BATCH_TIMEOUT_MS:-500}"
 export ORDO_KEY_TYPE="${ORDO_KEY_TYPE:-ecdsa}"
+export ORDO_NET_TLS="${ORDO_NET_TLS:-off}"
 case "$ORDO_KEY_TYPE" in ecdsa | ed25519) ;; *) echo "bench.sh: ORDO_KEY_TYPE must be ecdsa or ed25519" >&2; exit 2 ;; esac
 only="${ORDO_BENCH_ONLY:-}"
 case "$only" in "" | max-1024) ;; *) echo "bench.sh: ORDO_BENCH_ONLY must be max-1024 (or unset)" >&2; exit 2 ;; esac
@@ -107,9 +110,11 @@ solo_up() {
   ordo_crypto "$dir/crypto" 1
   ORDO_MAX_MESSAGE_COUNT=$max_message_count ORDO_BATCH_TIMEOUT_MS=$batch_timeout_ms \
     ordo_genesis "$dir/profile.toml" ordo "$dir/genesis/ordo.block" crypto solo "127.0.0.1:$port"
+  local tls_args=()
+  [ "$(ordo_net_tls)" = on ] || tls_args=(--no-tls)
   "$bin/orderer" config --out "$dir/orderer.toml" --consensus solo --data-dir data \
     --listen "127.0.0.1:$port" --msp-dir "$(ordo_node_msp crypto 1)" \
-    --mspid "$ordo_orderer_mspid" --genesis genesis/ordo.block --no-tls >/dev/null
+    --mspid "$ordo_orderer_mspid" --genesis genesis/ordo.block "${tls_args[@]}" >/dev/null
   RUST_LOG=warn "$bin/orderer" start --config "$dir/orderer.toml" >"$dir/orderer.log" 2>&1 &
   solo_pid=$!
   for _ in $(seq 1 100); do
@@ -119,12 +124,13 @@ solo_up() {
   done
   grep -q "^listening on" "$dir/orderer.log" || die "the solo orderer did not start"
   endpoints="127.0.0.1:$port"; deliver="$endpoints"; pids=("$solo_pid"); msp=$(ordo_client_msp "$dir/crypto")
+  ordo_tls_args "$dir/crypto"
 }
 
 # The leader node ID knows of, from `orderer admin status --json` (empty if none or no answer).
 leader_of() {
   local id=$1
-  "$bin/orderer" admin --cluster "127.0.0.1:$((cluster_base + id))" status --json 2>/dev/null |
+  "$bin/orderer" admin --cluster "127.0.0.1:$((cluster_base + id))" "${admin_tls[@]}" status --json 2>/dev/null |
     python3 -c 'import json, sys
 leader = json.load(sys.stdin)["groups"][0]["leader"]
 print("" if leader is None else leader)' 2>/dev/null
@@ -134,6 +140,7 @@ raft_up() {
   local n=$1
   raft_running=1
   RUST_LOG=warn local_sh up "$n" >/dev/null
+  ordo_tls_args "$net_root/raft/crypto"
   local leader=""
   for _ in $(seq 1 100); do
     leader=$(leader_of 1 || true)
@@ -160,7 +167,7 @@ bench() {
   local label=$1; shift
   local pid_args=()
   for p in "${pids[@]}"; do pid_args+=(--orderer-pid "$p"); done
-  "$bin/peer-sim" bench --label "$label" --msp "$msp" --mspid "$ordo_client_mspid" --endpoint "$endpoints" \
+  "$bin/peer-sim" bench --label "$label" --msp "$msp" --mspid "$ordo_client_mspid" "${peer_tls[@]}" --endpoint "$endpoints" \
     --deliver-endpoint "$deliver" "${pid_args[@]}" --streams "$streams" \
     --verify-seconds "$verify_seconds" --fsync on --out-dir "$suite" --summary "$summary" \
     --tag "commit=$commit" --tag "key_type=$ORDO_KEY_TYPE" --json "$@" >"$suite/$label.out" 2>"$suite/$label.err" ||

@@ -91,6 +91,8 @@ net_down() {
 
 # The client's MSP folder, as local.sh and docker.sh generate it (it signs as $ordo_client_mspid).
 msp() { if [ "$mode" = local ]; then ordo_client_msp "$local_net/crypto"; else ordo_client_msp "$here/.data/docker/crypto"; fi; }
+# TLS: as local.sh runs (ORDO_NET_TLS, on by default); the docker network runs without it.
+if [ "$mode" = local ]; then ordo_tls_args "$local_net/crypto"; else export ORDO_NET_TLS=off; ordo_tls_args ""; fi
 # The ports local.sh and docker.sh publish node i on (they read the same variables).
 client_base="${ORDO_CLIENT_BASE:-7050}"
 cluster_base="${ORDO_NET_CLUSTER_BASE:-7150}"
@@ -99,7 +101,7 @@ endpoint() { echo "127.0.0.1:$((client_base + $1))"; }
 # `orderer admin status --json` as node ID sees it (empty if it does not answer in 3s).
 status_of() {
   if [ "$mode" = local ]; then
-    timeout 3 "$bin/orderer" admin --cluster "127.0.0.1:$((cluster_base + $1))" status --json 2>/dev/null | head -n 1 || true
+    timeout 3 "$bin/orderer" admin --cluster "127.0.0.1:$((cluster_base + $1))" "${admin_tls[@]}" status --json 2>/dev/null | head -n 1 || true
   else
     timeout 3 docker exec "ordo-orderer$1" /usr/local/bin/orderer admin --cluster 127.0.0.1:7150 status --json 2>/dev/null | head -n 1 || true
   fi
@@ -160,7 +162,7 @@ restart_node() {
   fi
   local _
   for _ in $(seq 1 100); do
-    "$bin/peer-sim" verify --endpoint "$(endpoint "$1")" --msp "$(msp)" --mspid "$ordo_client_mspid" >/dev/null 2>&1 && return
+    "$bin/peer-sim" verify --endpoint "$(endpoint "$1")" --msp "$(msp)" --mspid "$ordo_client_mspid" "${peer_tls[@]}" >/dev/null 2>&1 && return
     sleep 0.2
   done
   die "node $1 does not answer clients after its restart"
@@ -253,7 +255,7 @@ start_round() {
   round_count[$name]=$n
   round_hurt[$name]=0
   timeout 150 "$bin/peer-sim" --count "$n" --endpoint "$(endpoint "$id")" --msp "$(msp)" \
-    --mspid "$ordo_client_mspid" --json >"$logs/$name.log" 2>&1 &
+    --mspid "$ordo_client_mspid" "${peer_tls[@]}" --json >"$logs/$name.log" 2>&1 &
   round_pid[$name]=$!
   round_pids+=("$!")
   say "round $name: $n transactions against node $id ($(endpoint "$id"))"
@@ -450,7 +452,7 @@ converged=""
 t_conv=$(now)
 while [ "$(echo "$(now) - $t_conv < 60" | bc)" = 1 ]; do
   for id in "${nodes[@]}"; do
-    chain[$id]=$("$bin/peer-sim" verify --json --endpoint "$(endpoint "$id")" --msp "$(msp)" --mspid "$ordo_client_mspid" 2>&1 | tail -n 1) || true
+    chain[$id]=$("$bin/peer-sim" verify --json --endpoint "$(endpoint "$id")" --msp "$(msp)" --mspid "$ordo_client_mspid" "${peer_tls[@]}" 2>&1 | tail -n 1) || true
   done
   if verified "${chain[1]}" && [ "${chain[1]}" = "${chain[2]}" ] && [ "${chain[2]}" = "${chain[3]}" ]; then
     converged=$(since "$t_conv")

@@ -33,6 +33,8 @@ client_base=${ORDO_CLIENT_BASE:-7050} # node i is published on 127.0.0.1:(client
 die() { echo "docker.sh: $*" >&2; exit 1; }
 # shellcheck source=network/lib.sh
 . "$here/lib.sh"
+# The containers' ports are plain text for now (local.sh runs with TLS).
+export ORDO_NET_TLS=off
 
 # --- helpers ----------------------------------------------------------------------------------
 

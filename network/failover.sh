@@ -58,7 +58,7 @@ export RUST_LOG="${FAILOVER_RUST_LOG:-warn,ordo_orderer::chain::raft::election=i
 # "STATE TERM LEADER APPLIED QUORUM" (e.g. "leader 3 1 20 true"; LEADER and APPLIED are 0 if
 # none); empty if it does not answer.
 status() {
-  timeout 2 "$bin/orderer" admin --cluster "127.0.0.1:$((cluster_base + $1))" status --json 2>/dev/null |
+  timeout 2 "$bin/orderer" admin --cluster "127.0.0.1:$((cluster_base + $1))" "${admin_tls[@]}" status --json 2>/dev/null |
     python3 -c 'import json, sys
 g = json.load(sys.stdin)["groups"][0]
 print(g["state"], g["term"], g["leader"] or 0, g["applied_index"] or 0, str(g["quorum"]).lower())' \
@@ -109,6 +109,7 @@ caught_up() {
 }
 
 local_sh up 3 >/dev/null
+ordo_tls_args "$net/crypto"
 wait_until 30 has_leader || die "no leader elected within 30 s"
 endpoints=$(for i in "${nodes[@]}"; do printf '127.0.0.1:%s,' "$((client_base + i))"; done)
 endpoints=${endpoints%,}
@@ -124,7 +125,7 @@ for round in $(seq 1 "$rounds"); do
   term_before=$(term_of "$leader")
   label="round$round"
   "$bin/peer-sim" bench --label "$label" --msp "$msp" --mspid "$ordo_client_mspid" \
-    --endpoint "$endpoints" \
+    "${peer_tls[@]}" --endpoint "$endpoints" \
     --deliver-endpoint "127.0.0.1:$((client_base + survivors[0]))" --streams 32 \
     --verify-seconds 0.2 --fsync on --out-dir "$out" --tag "commit=$commit" \
     --rate "$rate" --duration "$seconds" --tx-bytes "$tx_bytes" --json \

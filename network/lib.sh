@@ -35,6 +35,26 @@ ordo_crypto() {
     --key-type "${ORDO_KEY_TYPE:-ecdsa}" "${host_args[@]}" >/dev/null
 }
 
+# TLS on the nodes' ports: $ORDO_NET_TLS, "on" (the default) or "off". ordo_tls_args CRYPTO sets
+# the flags that reach such nodes with the crypto folder CRYPTO of ordo_crypto: peer_tls for
+# peer-sim (the orderer organisation's TLS CA) and admin_tls for `orderer admin` (that CA, and the
+# orderer admin's TLS client certificate, for the cluster port's mutual TLS); both are empty with
+# TLS off.
+ordo_net_tls() { echo "${ORDO_NET_TLS:-on}"; }
+ordo_tls_args() {
+  local crypto=$1
+  peer_tls=(); admin_tls=()
+  case "$(ordo_net_tls)" in
+    on)
+      peer_tls=(--tls-ca "$crypto/Orderer/tlsca/tlsca.pem")
+      admin_tls=("${peer_tls[@]}" --tls-cert "$crypto/Orderer/users/Admin/tls/client.crt"
+        --tls-key "$crypto/Orderer/users/Admin/tls/client.key")
+      ;;
+    off) ;;
+    *) die "ORDO_NET_TLS is on or off, not $(ordo_net_tls)" ;;
+  esac
+}
+
 # The client's MSP folder in crypto folder $1 (sign as $ordo_client_mspid).
 ordo_client_msp() { echo "$1/Org1/users/User1/msp"; }
 
@@ -111,13 +131,14 @@ TOML
 # the one it listens on). The channel's consenters are the cluster's members.
 ordo_node_config() {
   local id=$1 listen=$2 cluster_listen=$3 msp=$4 genesis=$5 address=${6:-} operations=${7:-}
-  local address_args=() operations_args=()
+  local address_args=() operations_args=() tls_args=()
   [ -z "$address" ] || address_args=(--cluster-address "$address")
   [ -z "$operations" ] || operations_args=(--operations-listen "$operations")
+  # With TLS on, `orderer config` takes the node's certificate from beside its MSP folder.
+  [ "$(ordo_net_tls)" = on ] || tls_args=(--no-tls)
   "$bin/orderer" config --consensus raft --id "$id" --data-dir data --listen "$listen" \
     --cluster-listen "$cluster_listen" "${address_args[@]}" "${operations_args[@]}" --msp-dir "$msp" \
     --mspid "$ordo_orderer_mspid" --genesis "$genesis" \
     --heartbeat-ms 100 --election-timeout-min-ms "${ORDO_ELECTION_MIN_MS:-400}" \
-    --election-timeout-max-ms "${ORDO_ELECTION_MAX_MS:-800}" \
-    --no-tls  # plain text until the scripts pass peer-sim and admin their TLS flags
+    --election-timeout-max-ms "${ORDO_ELECTION_MAX_MS:-800}" "${tls_args[@]}"
 }

@@ -14,6 +14,9 @@
 # 127.0.0.1:(8440+i) ($ORDO_CLIENT_BASE, $ORDO_NET_CLUSTER_BASE, $ORDO_NET_OPS_BASE). Binaries come from target/release (built here if missing)
 # or from $ORDO_BIN. Raft election timeouts: $ORDO_ELECTION_MIN_MS and $ORDO_ELECTION_MAX_MS
 # (default 400-800); block rules: $ORDO_MAX_MESSAGE_COUNT (500) and $ORDO_BATCH_TIMEOUT_MS (500).
+# TLS on every port unless $ORDO_NET_TLS=off: clients then need the orderer organisation's TLS CA,
+# crypto/Orderer/tlsca/tlsca.pem (`peer-sim --tls-ca`), and `orderer admin` a client certificate
+# of that CA as well (crypto/Orderer/users/Admin/tls/client.{crt,key}).
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -73,7 +76,9 @@ up() {
   echo
   echo "client MSP: $(ordo_client_msp "$net/crypto") ($ordo_client_mspid)"
   echo "orderer admin MSP: $net/crypto/Orderer/users/Admin/msp ($ordo_orderer_mspid)"
-  echo "try:  $bin/peer-sim --endpoint 127.0.0.1:$((client_base + 1)) --msp $(ordo_client_msp "$net/crypto") --mspid $ordo_client_mspid"
+  ordo_tls_args "$net/crypto"
+  echo "TLS: $(ordo_net_tls) (ORDO_NET_TLS)"
+  echo "try:  $bin/peer-sim --endpoint 127.0.0.1:$((client_base + 1)) --msp $(ordo_client_msp "$net/crypto") --mspid $ordo_client_mspid ${peer_tls[*]}"
 }
 
 down() {
@@ -101,7 +106,8 @@ status() {
     fi
   done
   if [ -n "$any" ]; then
-    "$bin/orderer" admin --cluster "127.0.0.1:$((cluster_base + any))" status
+    ordo_tls_args "$net/crypto"
+    "$bin/orderer" admin --cluster "127.0.0.1:$((cluster_base + any))" "${admin_tls[@]}" status
   fi
 }
 
