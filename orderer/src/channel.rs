@@ -287,9 +287,8 @@ impl Consumer {
         let block = self.writer.write(info, &self.previous_hash, batch.data);
         let hash = block::header_hash(block.header.as_ref().unwrap_or(&Default::default()));
         let ledger = self.channel.ledger.clone();
-        let bytes = prost::Message::encoded_len(&block);
         let started = std::time::Instant::now();
-        tokio::task::spawn_blocking(move || ledger.append(&block)).await??;
+        let bytes = tokio::task::spawn_blocking(move || ledger.append(&block)).await??;
         self.channel
             .metrics
             .block_written(batch.number, transactions, bytes, started.elapsed());

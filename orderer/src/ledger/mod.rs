@@ -144,8 +144,8 @@ impl Ledger {
         *self.height.borrow()
     }
 
-    /// Appends and fsyncs; concurrent readers see it only once durable.
-    pub fn append(&self, block: &Block) -> Result<(), LedgerError> {
+    /// Appends and fsyncs; concurrent readers see it only once durable. Returns its encoded size.
+    pub fn append(&self, block: &Block) -> Result<usize, LedgerError> {
         // A panic while holding the lock may have left a half-written frame; treat it like an
         // I/O failure rather than carrying on.
         let mut writer = self.writer.lock().map_err(|_| writer_failed())?;
@@ -179,7 +179,7 @@ impl Ledger {
             return Err(e.into());
         }
         self.height.send_replace(next + 1);
-        Ok(())
+        Ok(block_bytes.len())
     }
 
     /// The encoded bytes of block `number`, or None past the end.
