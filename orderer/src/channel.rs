@@ -1,7 +1,8 @@
-//! A channel at run time: its chain, its ledger, its configuration in force, and the consumer
-//! task that reads the chain in offset order and writes blocks (assembler → block writer →
-//! ledger). Opening one runs named steps: check the genesis block, find the resume point, rebuild
-//! the assembler, start the consumer.
+//! A channel at run time: its ledger, its configuration in force, and where its blocks come
+//! from. A node that orders the channel runs its chain and the consumer task that reads the
+//! chain in offset order and writes blocks (assembler → block writer → ledger); opening it runs
+//! named steps: check the genesis block, find the resume point, rebuild the assembler, start the
+//! consumer. A node that follows the channel pulls its blocks instead ([`crate::follow`]).
 
 use std::path::Path;
 use std::sync::{Arc, RwLock};
@@ -15,6 +16,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use crate::chain::{Chain, ChainError};
+use crate::follow;
 use crate::ledger::{Ledger, LedgerError};
 use crate::metrics::ChannelMetrics;
 use ordo_core::assembler::{Assembler, Batch};
@@ -29,28 +31,48 @@ const FETCH_BYTES: usize = 4 << 20;
 
 pub struct Channel {
     id: String,
-    chain: Arc<dyn Chain>,
+    source: Source,
     ledger: Arc<Ledger>,
     bundle: RwLock<Arc<Bundle>>,
     /// Cleared when the consumer stops on an error: the channel then answers SERVICE_UNAVAILABLE
     /// (waiting Deliver streams are woken to say so).
     healthy: watch::Sender<bool>,
     stop: watch::Sender<bool>,
-    consumer: std::sync::Mutex<Option<JoinHandle<()>>>,
+    /// The consumer, or the follower's puller.
+    task: std::sync::Mutex<Option<JoinHandle<()>>>,
     /// Why the channel stopped serving, once it has (for `/healthz`).
     failure: std::sync::Mutex<Option<String>>,
     metrics: ChannelMetrics,
 }
 
-/// A channel's genesis block, read and parsed once.
-pub struct Genesis {
+/// Where a channel's blocks come from.
+enum Source {
+    /// Cut on this node from the records its chain orders.
+    Chain(Arc<dyn Chain>),
+    /// Pulled from the channel's consenters: this node follows the channel.
+    Pulled(Arc<follow::Progress>),
+}
+
+/// The block a channel was joined with, read and parsed once: its genesis block, or a later
+/// config block (the node then follows the channel, pulling its blocks).
+pub struct JoinBlock {
     pub block: Block,
     pub bundle: Bundle,
 }
 
-impl Genesis {
+impl JoinBlock {
     pub fn channel_id(&self) -> &str {
         self.bundle.channel_id()
+    }
+
+    pub fn number(&self) -> u64 {
+        self.block.header.as_ref().map_or(0, |h| h.number)
+    }
+
+    /// The block's number and header hash: what a pulled chain must reach.
+    pub fn anchor(&self) -> (u64, [u8; 32]) {
+        let header = self.block.header.clone().unwrap_or_default();
+        (header.number, block::header_hash(&header))
     }
 }
 
@@ -67,12 +89,18 @@ impl Channel {
     /// Opens a channel over its ledger and chain, writing the genesis block if the ledger is
     /// new, and starts consuming where the last block left off.
     pub fn open(
-        genesis: &Genesis,
+        genesis: &JoinBlock,
         ledger: Ledger,
         chain: Arc<dyn Chain>,
         signer: SigningIdentity,
     ) -> anyhow::Result<Arc<Channel>> {
         let id = genesis.channel_id().to_string();
+        if genesis.number() != 0 {
+            bail!(
+                "channel {id}: ordering starts from the genesis block, not config block {}",
+                genesis.number()
+            );
+        }
         check_genesis(&id, &ledger, &genesis.block)?;
         let resume = resume_point(genesis, &ledger, chain.as_ref())?;
         tracing::info!(
@@ -88,17 +116,18 @@ impl Channel {
         metrics.set_height(ledger.height());
         let channel = Arc::new(Channel {
             id,
-            chain,
+            source: Source::Chain(chain.clone()),
             ledger: Arc::new(ledger),
             bundle: RwLock::new(Arc::new(resume.bundle.clone())),
             healthy: watch::Sender::new(true),
             stop,
-            consumer: std::sync::Mutex::new(None),
+            task: std::sync::Mutex::new(None),
             failure: std::sync::Mutex::new(None),
             metrics,
         });
         let consumer = Consumer {
             channel: channel.clone(),
+            chain,
             assembler,
             writer: BlockWriter::new(signer),
             next_offset: resume.next_offset,
@@ -106,7 +135,41 @@ impl Channel {
             last_config: resume.last_config,
         };
         let handle = tokio::spawn(consumer.run(stop_rx));
-        *channel.consumer.lock().unwrap_or_else(|e| e.into_inner()) = Some(handle);
+        *channel.task.lock().unwrap_or_else(|e| e.into_inner()) = Some(handle);
+        Ok(channel)
+    }
+
+    /// Opens a channel this node follows: its ledger holds blocks pulled from the channel's
+    /// consenters (none yet on a first join), and `follower` keeps pulling.
+    pub(crate) fn follow(
+        join: &JoinBlock,
+        ledger: Ledger,
+        follower: follow::Follower,
+    ) -> anyhow::Result<Arc<Channel>> {
+        let id = join.channel_id().to_string();
+        let pulled = follow::resume(join, &ledger)?;
+        let bundle = pulled
+            .bundle()
+            .cloned()
+            .unwrap_or_else(|| join.bundle.clone());
+        tracing::info!(channel = %id, height = ledger.height(), join_block = join.number(), "following the channel");
+        let progress = Arc::new(follow::Progress::new(pulled.reached_join_block()));
+        let (stop, stop_rx) = watch::channel(false);
+        let metrics = crate::metrics::global().channel(&id, "follower");
+        metrics.set_height(ledger.height());
+        let channel = Arc::new(Channel {
+            id,
+            source: Source::Pulled(progress.clone()),
+            ledger: Arc::new(ledger),
+            bundle: RwLock::new(Arc::new(bundle)),
+            healthy: watch::Sender::new(true),
+            stop,
+            task: std::sync::Mutex::new(None),
+            failure: std::sync::Mutex::new(None),
+            metrics,
+        });
+        let handle = tokio::spawn(follower.run(channel.clone(), pulled, progress, stop_rx));
+        *channel.task.lock().unwrap_or_else(|e| e.into_inner()) = Some(handle);
         Ok(channel)
     }
 
@@ -127,7 +190,29 @@ impl Channel {
     }
 
     pub fn is_healthy(&self) -> bool {
-        *self.healthy.borrow() && self.chain.errored().is_none()
+        let errored = match &self.source {
+            Source::Chain(chain) => chain.errored().is_some(),
+            Source::Pulled(_) => false,
+        };
+        *self.healthy.borrow() && !errored
+    }
+
+    /// Whether this node follows the channel and has not yet pulled the block it joined with.
+    pub fn is_onboarding(&self) -> bool {
+        matches!(&self.source, Source::Pulled(progress) if progress.is_onboarding())
+    }
+
+    /// This node's part in ordering the channel (Fabric's consensus relation).
+    pub fn consensus_relation(&self) -> crate::metrics::ConsensusRelation {
+        match &self.source {
+            Source::Chain(chain) => chain.consensus_relation(),
+            Source::Pulled(_) => crate::metrics::ConsensusRelation::Follower,
+        }
+    }
+
+    /// Replaces the configuration in force (a config block was written).
+    pub(crate) fn set_bundle(&self, bundle: Bundle) {
+        *self.bundle.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(bundle);
     }
 
     /// Changes when the channel stops serving.
@@ -140,15 +225,11 @@ impl Channel {
         &self.metrics
     }
 
-    /// The channel's chain (its consensus type's view of the channel).
-    pub fn chain(&self) -> &Arc<dyn Chain> {
-        &self.chain
-    }
-
     /// The health checks this channel fails now, each as (check, reason): `serving` (it
     /// stopped serving: its log or ledger could not be read or written), `consensus` (its
     /// chain can order nothing more), and what its chain checks itself (solo: `log`, the last
-    /// append failed; raft: `raft_leader`, no working leader for longer than an election).
+    /// append failed; raft: `raft_leader`, no working leader for longer than an election); a
+    /// follower's `pull` (its last attempt to pull blocks failed).
     pub fn failed_checks(&self) -> Vec<(&'static str, String)> {
         let mut failed = Vec::new();
         if !*self.healthy.borrow() {
@@ -160,17 +241,26 @@ impl Channel {
                 .unwrap_or_else(|| "the channel is stopping".to_string());
             failed.push(("serving", reason));
         }
-        if let Some(reason) = self.chain.errored() {
-            failed.push(("consensus", reason));
-        }
-        if let Some(problem) = self.chain.health() {
-            failed.push((problem.check, problem.reason));
+        match &self.source {
+            Source::Chain(chain) => {
+                if let Some(reason) = chain.errored() {
+                    failed.push(("consensus", reason));
+                }
+                if let Some(problem) = chain.health() {
+                    failed.push((problem.check, problem.reason));
+                }
+            }
+            Source::Pulled(progress) => {
+                if let Some(reason) = progress.problem() {
+                    failed.push(("pull", reason));
+                }
+            }
         }
         failed
     }
 
     /// Marks the channel stopped: Broadcast and Deliver answer SERVICE_UNAVAILABLE from now on.
-    fn fail(&self, what: &str, error: &dyn std::fmt::Display) {
+    pub(crate) fn fail(&self, what: &str, error: &dyn std::fmt::Display) {
         tracing::error!(channel = %self.id, error = %error, "{what}; the channel stops serving");
         *self.failure.lock().unwrap_or_else(|e| e.into_inner()) = Some(format!("{what}: {error}"));
         self.healthy.send_replace(false);
@@ -178,24 +268,31 @@ impl Channel {
 
     /// Orders a record on the channel's chain; resolves once it is committed.
     pub async fn order(&self, record: Bytes) -> Result<u64, ChainError> {
-        self.chain.wait_ready().await?;
-        self.chain.order(record).await
+        match &self.source {
+            Source::Chain(chain) => {
+                chain.wait_ready().await?;
+                chain.order(record).await
+            }
+            Source::Pulled(_) => Err(ChainError::NotCommitted(format!(
+                "this node follows channel {} (it is not one of its consenters) and orders \
+                 nothing; send envelopes to a consenter",
+                self.id
+            ))),
+        }
     }
 
-    /// Stops the consumer, then halts the chain; both are over when this resolves. Deliver
+    /// Stops the consumer (or the puller), then halts the chain; all is over when this resolves. Deliver
     /// streams still waiting on the channel are woken to answer SERVICE_UNAVAILABLE.
     pub async fn shutdown(&self) {
         self.healthy.send_replace(false);
         let _ = self.stop.send(true);
-        let handle = self
-            .consumer
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take();
+        let handle = self.task.lock().unwrap_or_else(|e| e.into_inner()).take();
         if let Some(handle) = handle {
             let _ = handle.await;
         }
-        self.chain.halt().await;
+        if let Source::Chain(chain) = &self.source {
+            chain.halt().await;
+        }
         self.metrics.forget();
     }
 }
@@ -203,6 +300,7 @@ impl Channel {
 /// The consumer task's state.
 struct Consumer {
     channel: Arc<Channel>,
+    chain: Arc<dyn Chain>,
     assembler: Assembler,
     writer: BlockWriter,
     next_offset: u64,
@@ -224,7 +322,7 @@ impl Consumer {
             };
             tokio::select! {
                 _ = stop.changed() => break,
-                fetched = self.channel.chain.fetch(self.next_offset, FETCH_BYTES) => {
+                fetched = self.chain.fetch(self.next_offset, FETCH_BYTES) => {
                     let records = match fetched {
                         Ok(records) => records,
                         Err(ChainError::Halted) => break,
@@ -281,7 +379,7 @@ impl Consumer {
         let info = BlockInfo {
             number: batch.number,
             last_config: self.last_config,
-            consenter_metadata: self.channel.chain.block_metadata(batch.last_offset),
+            consenter_metadata: self.chain.block_metadata(batch.last_offset),
         };
         let transactions = batch.data.len();
         let block = self.writer.write(info, &self.previous_hash, batch.data);
@@ -295,11 +393,7 @@ impl Consumer {
         self.previous_hash = hash;
         if let Some(bundle) = batch.config {
             tracing::info!(channel = %self.channel.id, block = batch.number, sequence = bundle.sequence(), "configuration updated");
-            *self
-                .channel
-                .bundle
-                .write()
-                .unwrap_or_else(|e| e.into_inner()) = Arc::new(bundle);
+            self.channel.set_bundle(bundle);
         }
         Ok(())
     }
@@ -315,7 +409,7 @@ enum WriteBlockError {
 }
 
 /// The config block a block names; the genesis block is its own.
-fn recorded_last_config(block: &Block) -> Result<u64, String> {
+pub(crate) fn recorded_last_config(block: &Block) -> Result<u64, String> {
     let number = block.header.as_ref().map_or(0, |h| h.number);
     match block::last_config_index(block) {
         Some(index) => Ok(index),
@@ -341,11 +435,15 @@ fn check_genesis(id: &str, ledger: &Ledger, genesis: &Block) -> anyhow::Result<(
     Ok(())
 }
 
-/// The configuration block `number` holds; block 0's is the genesis block's, already parsed
-/// (the ledger's block 0 was checked to be the same).
-fn config_of(genesis: &Genesis, ledger: &Ledger, number: u64) -> anyhow::Result<Bundle> {
+/// The configuration block `number` holds; the join block's is already parsed (the ledger's
+/// block of that number was checked to be the same).
+pub(crate) fn config_of(
+    genesis: &JoinBlock,
+    ledger: &Ledger,
+    number: u64,
+) -> anyhow::Result<Bundle> {
     let id = genesis.channel_id();
-    if number == 0 {
+    if number == genesis.number() {
         return Ok(genesis.bundle.clone());
     }
     let block = ledger
@@ -364,7 +462,7 @@ fn config_of(genesis: &Genesis, ledger: &Ledger, number: u64) -> anyhow::Result<
 
 /// Where the channel resumes: after the ledger's last block, under the config it names, at the
 /// chain offset its consenter metadata records.
-fn resume_point(genesis: &Genesis, ledger: &Ledger, chain: &dyn Chain) -> anyhow::Result<Resume> {
+fn resume_point(genesis: &JoinBlock, ledger: &Ledger, chain: &dyn Chain) -> anyhow::Result<Resume> {
     let id = genesis.channel_id();
     let last = ledger.last_block()?.context("ledger has no blocks")?;
     let last_header = last.header.clone().unwrap_or_default();
@@ -408,7 +506,7 @@ fn resume_point(genesis: &Genesis, ledger: &Ledger, chain: &dyn Chain) -> anyhow
 /// ([`Assembler::rebuild`] over the ledger: each block's data, under the dedup window of the
 /// config block it names).
 fn rebuild_assembler(
-    genesis: &Genesis,
+    genesis: &JoinBlock,
     ledger: &Ledger,
     resume: &Resume,
 ) -> anyhow::Result<Assembler> {
@@ -440,21 +538,31 @@ fn rebuild_assembler(
 }
 
 /// Reads a genesis block file, and the channel configuration in it.
-pub fn read_genesis(path: &Path) -> anyhow::Result<Genesis> {
+pub fn read_genesis(path: &Path) -> anyhow::Result<JoinBlock> {
+    let join = read_join_block(path)?;
+    if join.number() != 0 {
+        bail!("{} is not a genesis block (number 0)", path.display());
+    }
+    Ok(join)
+}
+
+/// Reads a join block file (a genesis block or a later config block), and the channel
+/// configuration in it.
+pub fn read_join_block(path: &Path) -> anyhow::Result<JoinBlock> {
     use prost::Message;
     let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
     let block = Block::decode(bytes.as_slice())
         .with_context(|| format!("{} is not a block", path.display()))?;
-    if block.header.as_ref().map(|h| h.number) != Some(0) {
-        bail!("{} is not a genesis block (number 0)", path.display());
+    if block.header.is_none() {
+        bail!("{} is a block without a header", path.display());
     }
     let bundle = Bundle::from_block(&block).map_err(|e| {
         anyhow::anyhow!(
-            "{}: not a channel genesis block Ordo can serve: {e}",
+            "{}: not a channel config block Ordo can serve: {e}",
             path.display()
         )
     })?;
-    Ok(Genesis { block, bundle })
+    Ok(JoinBlock { block, bundle })
 }
 
 #[cfg(test)]

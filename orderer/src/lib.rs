@@ -23,6 +23,7 @@
 
 pub mod chain;
 pub mod channel;
+pub mod follow;
 pub mod http;
 pub mod ledger;
 pub mod log;

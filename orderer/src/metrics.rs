@@ -568,12 +568,24 @@ pub enum ParticipationStatus {
 }
 
 /// Fabric's consensus relation values.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ConsensusRelation {
     Other = 0,
     Consenter = 1,
     Follower = 2,
     ConfigTracker = 3,
+}
+
+impl ConsensusRelation {
+    /// The name the participation API reports (`consensusRelation`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConsensusRelation::Other => "other",
+            ConsensusRelation::Consenter => "consenter",
+            ConsensusRelation::Follower => "follower",
+            ConsensusRelation::ConfigTracker => "config-tracker",
+        }
+    }
 }
 
 /// The handles of one channel, resolved when it opens.

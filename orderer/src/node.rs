@@ -17,6 +17,7 @@ use ordo_core::configtx::etcdraft;
 use ordo_core::configtx::values::Consensus as ChannelConsensus;
 use ordo_core::msp::SigningIdentity;
 use ordo_core::policies::SignedData;
+use ordo_proto::etcdraft::Consenter;
 use ordo_proto::orderer::atomic_broadcast_server::AtomicBroadcastServer;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -25,10 +26,12 @@ use crate::chain::raft::network::ClusterClients;
 use crate::chain::raft::{Members, Node as RaftNode, NodeId, OpenError, RaftLog, Timing};
 use crate::chain::solo::SoloChain;
 use crate::chain::Chain;
-use crate::channel::{read_genesis, Channel, Genesis};
+use crate::channel::{read_genesis, Channel, JoinBlock};
+use crate::follow::puller::Puller;
+use crate::follow::Follower;
 use crate::ledger::{Ledger, LedgerConfig, LedgerError};
 use crate::log::{LogError, Partition, PartitionConfig};
-use crate::participation::channels::{JoinedChannels, Relation};
+use crate::participation::channels::JoinedChannels;
 use crate::registrar::Registrar;
 use crate::server::cluster::Groups;
 use crate::server::connections;
@@ -212,7 +215,7 @@ pub(crate) struct ChannelOpener {
 
 impl ChannelOpener {
     /// Opens a channel: its chain (over its log), its ledger, then the channel over both.
-    pub(crate) async fn open(&self, genesis: &Genesis) -> anyhow::Result<Arc<Channel>> {
+    pub(crate) async fn open(&self, genesis: &JoinBlock) -> anyhow::Result<Arc<Channel>> {
         let id = genesis.channel_id();
         check_signer(&self.signer, &genesis.bundle)?;
         // Its orgs' TLS roots are trusted before its Raft group dials or is dialled.
@@ -277,14 +280,7 @@ impl ChannelOpener {
                         (id, RaftNode::new(address))
                     })
                     .collect();
-                let own = match own_key {
-                    Some(key) => consenters.iter().position(|c| {
-                        crate::tls::public_key_of_pem(&c.server_tls_cert).as_ref() == Ok(key)
-                    }),
-                    None => consenters
-                        .iter()
-                        .position(|c| etcdraft::endpoint(c) == *address),
-                };
+                let own = own_position(consenters, own_key.as_deref(), address);
                 let client_certs: Vec<bytes::Bytes> = consenters
                     .iter()
                     .map(|c| c.client_tls_cert.clone())
@@ -339,19 +335,41 @@ impl ChannelOpener {
         }
     }
 
-    /// How this node takes part in a channel of config `bundle`: solo has no consenters; a raft
-    /// node listed among the etcdraft consenters is one, any other follows.
-    pub(crate) fn relation(&self, bundle: &Bundle) -> Relation {
+    /// Whether this node is one of the consenters a config of channel `bundle` lists (a raft
+    /// node identified as the chain identifies itself); solo channels have none.
+    pub(crate) fn is_consenter(&self, bundle: &Bundle) -> bool {
         match (&self.chains, &bundle.values().consensus) {
-            (ChainStarter::Raft { address, .. }, ChannelConsensus::EtcdRaft { consenters, .. }) => {
-                if consenters.iter().any(|c| etcdraft::endpoint(c) == *address) {
-                    Relation::Consenter
-                } else {
-                    Relation::Follower
-                }
-            }
-            _ => Relation::Other,
+            (
+                ChainStarter::Raft {
+                    address, own_key, ..
+                },
+                ChannelConsensus::EtcdRaft { consenters, .. },
+            ) => own_position(consenters, own_key.as_deref(), address).is_some(),
+            _ => false,
         }
+    }
+
+    /// Opens a channel this node follows (Fabric's follower): it joined with a later config
+    /// block, or is not among the consenters; its ledger fills with blocks pulled from them.
+    pub(crate) fn follow(&self, join: &JoinBlock) -> anyhow::Result<Arc<Channel>> {
+        let id = join.channel_id();
+        let (ChainStarter::Raft { dial, .. }, ChannelConsensus::EtcdRaft { .. }) =
+            (&self.chains, &join.bundle.values().consensus)
+        else {
+            anyhow::bail!(
+                "channel {id} can only be joined with its genesis block: only a raft node can \
+                 follow a raft channel by pulling its blocks"
+            );
+        };
+        // Its orgs' TLS roots are trusted before its consenters are dialled.
+        self.tls.add_channel(&join.bundle);
+        let ledger = self.open_ledger(id, &self.data_dir.join("channels").join(id))?;
+        let puller = Puller::new(id, self.signer.clone(), self.tls.dialer());
+        Channel::follow(
+            join,
+            ledger,
+            Follower::new(puller, dial.clone(), self.tls.clone()),
+        )
     }
 
     /// Opens the channel's ledger in `dir/ledger`.
@@ -366,6 +384,20 @@ impl ChannelOpener {
                 e => anyhow::Error::new(e).context(context),
             }
         })
+    }
+}
+
+/// Which of `consenters` this node is: with TLS, the one whose server certificate has the public
+/// key of this node's cluster certificate (Fabric's detectSelfID); without, the one at its
+/// cluster address.
+fn own_position(consenters: &[Consenter], own_key: Option<&[u8]>, address: &str) -> Option<usize> {
+    match own_key {
+        Some(key) => consenters
+            .iter()
+            .position(|c| crate::tls::public_key_of_pem(&c.server_tls_cert).as_deref() == Ok(key)),
+        None => consenters
+            .iter()
+            .position(|c| etcdraft::endpoint(c) == address),
     }
 }
 
@@ -467,7 +499,15 @@ impl Node {
             if let (ChainStarter::Raft { groups, .. }, Some(listen)) =
                 (&opener.chains, config.node.cluster_listen)
             {
-                let (addr, served) = serve_cluster(config, listen, groups.clone(), &tls).await?;
+                let (addr, served) = serve_cluster(
+                    config,
+                    listen,
+                    groups.clone(),
+                    &registrar,
+                    opener.signer.clone(),
+                    &tls,
+                )
+                .await?;
                 cluster_addr = Some(addr);
                 servers.push(served);
             }
@@ -610,6 +650,27 @@ async fn serve_clients(
         .await
         .with_context(|| format!("binding {}", config.node.listen))?;
     let local_addr = listener.local_addr()?;
+    let service = atomic_broadcast(
+        config,
+        registrar,
+        signer,
+        tls.client.is_some() && tls.client_auth_required,
+    );
+    let router = server_builder(&config.limits).add_service(service);
+    let acceptor = tls.client.as_ref().map(|c| c.acceptor.clone());
+    let served = serve(router, listener, client_limits(&config.limits), acceptor);
+    tracing::info!(%local_addr, channels = config.channels.len(), tls = tls.client.is_some(), "serving AtomicBroadcast");
+    Ok((local_addr, served))
+}
+
+/// The AtomicBroadcast service over the node's channels; with `tls_binding`, requests must carry
+/// the hash of the client's TLS certificate.
+fn atomic_broadcast(
+    config: &NodeConfig,
+    registrar: &Registrar,
+    signer: Arc<SigningIdentity>,
+    tls_binding: bool,
+) -> AtomicBroadcastServer<AtomicBroadcastService> {
     // Leave room over the largest envelope for the gRPC framing of a request.
     let max_message = registrar.max_envelope_bytes() + (64 << 10);
     let settings = ServiceSettings {
@@ -621,17 +682,11 @@ async fn serve_clients(
             config.limits.deliver_stream_bytes,
             config.limits.max_deliver_streams,
         ),
-        tls_binding: tls.client.is_some() && tls.client_auth_required,
+        tls_binding,
     };
-    let service =
-        AtomicBroadcastServer::new(AtomicBroadcastService::new(registrar.clone(), settings))
-            .max_decoding_message_size(max_message)
-            .max_encoding_message_size(usize::MAX);
-    let router = server_builder(&config.limits).add_service(service);
-    let acceptor = tls.client.as_ref().map(|c| c.acceptor.clone());
-    let served = serve(router, listener, client_limits(&config.limits), acceptor);
-    tracing::info!(%local_addr, channels = config.channels.len(), tls = tls.client.is_some(), "serving AtomicBroadcast");
-    Ok((local_addr, served))
+    AtomicBroadcastServer::new(AtomicBroadcastService::new(registrar.clone(), settings))
+        .max_decoding_message_size(max_message)
+        .max_encoding_message_size(usize::MAX)
 }
 
 fn client_limits(limits: &LimitsSection) -> connections::Limits {
@@ -643,11 +698,15 @@ fn client_limits(limits: &LimitsSection) -> connections::Limits {
     }
 }
 
-/// Starts the cluster service (the Raft transport and the membership calls) on `listen`.
+/// Starts the cluster service (the Raft transport and the membership calls) on `listen`, with
+/// AtomicBroadcast beside it: followers pull blocks from consenters at their cluster addresses,
+/// the ones the channel config lists, over the same mutual TLS.
 async fn serve_cluster(
     config: &NodeConfig,
     listen: SocketAddr,
     groups: Groups,
+    registrar: &Registrar,
+    signer: Arc<SigningIdentity>,
     tls: &NodeTls,
 ) -> anyhow::Result<(SocketAddr, Served)> {
     let listener = tokio::net::TcpListener::bind(listen)
@@ -660,7 +719,13 @@ async fn serve_cluster(
                 .max_decoding_message_size(usize::MAX)
                 .max_encoding_message_size(usize::MAX),
         )
-        .add_service(ordo_proto::ordo::admin_server::AdminServer::new(groups));
+        .add_service(ordo_proto::ordo::admin_server::AdminServer::new(groups))
+        .add_service(atomic_broadcast(
+            config,
+            registrar,
+            signer,
+            tls.cluster.is_some(),
+        ));
     let served = serve(
         router,
         listener,

@@ -5,142 +5,17 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use common::admin::{Admin, AdminTls, CHANNELS};
 use common::ports::PortBlock;
 use common::{test_batch, Orderer};
 use ordo_orderer::setup::config::TlsSection;
 use ordo_orderer::setup::dev;
 use ordo_proto::common::{HeaderType, Status};
-use reqwest::header::{HeaderMap, HeaderValue};
+use reqwest::header::HeaderValue;
 use reqwest::multipart::{Form, Part};
 use reqwest::StatusCode;
-
-const CHANNELS: &str = "/participation/v1/channels";
-
-/// A client of the admin port over mutual TLS: the orderer organisation's TLS CA, and a client
-/// certificate (the orderer admin's, issued by that CA, unless a test wants another).
-struct Admin {
-    base: String,
-    http: reqwest::Client,
-    tls: AdminTls,
-}
-
-/// The files of an admin client's TLS.
-#[derive(Clone)]
-struct AdminTls {
-    ca: PathBuf,
-    cert: PathBuf,
-    key: PathBuf,
-}
-
-impl AdminTls {
-    /// The orderer organisation admin's TLS files in the development crypto under `dir`.
-    fn orderer_admin(dir: &Path) -> AdminTls {
-        let crypto = dir.join("crypto/Orderer");
-        AdminTls {
-            ca: crypto.join("tlsca/tlsca.pem"),
-            cert: crypto.join("users/Admin/tls/client.crt"),
-            key: crypto.join("users/Admin/tls/client.key"),
-        }
-    }
-
-    /// Org1's user: a good certificate, but from another CA than the admins'.
-    fn org1_user(dir: &Path) -> AdminTls {
-        AdminTls {
-            cert: dir.join("crypto/Org1/users/User1/tls/client.crt"),
-            key: dir.join("crypto/Org1/users/User1/tls/client.key"),
-            ..AdminTls::orderer_admin(dir)
-        }
-    }
-}
-
-/// An answer, read whole.
-struct Answer {
-    status: StatusCode,
-    headers: HeaderMap,
-    body: String,
-}
-
-impl Admin {
-    fn new(addr: std::net::SocketAddr, tls: AdminTls) -> Admin {
-        let ca = std::fs::read(&tls.ca).unwrap();
-        let mut identity = std::fs::read(&tls.cert).unwrap();
-        identity.extend(std::fs::read(&tls.key).unwrap());
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(30))
-            // The API's 302 is asserted, not followed.
-            .redirect(reqwest::redirect::Policy::none())
-            .tls_built_in_root_certs(false)
-            .add_root_certificate(reqwest::Certificate::from_pem(&ca).unwrap())
-            .identity(reqwest::Identity::from_pem(&identity).unwrap())
-            .build()
-            .unwrap();
-        Admin {
-            base: format!("https://{addr}"),
-            http,
-            tls,
-        }
-    }
-
-    async fn send(&self, request: reqwest::RequestBuilder) -> Answer {
-        let response = request.send().await.expect("an HTTP answer");
-        let status = response.status();
-        let headers = response.headers().clone();
-        let body = response.text().await.unwrap();
-        Answer {
-            status,
-            headers,
-            body,
-        }
-    }
-
-    async fn get(&self, path: &str) -> Answer {
-        self.send(self.http.get(format!("{}{path}", self.base)))
-            .await
-    }
-
-    async fn delete(&self, path: &str) -> Answer {
-        self.send(self.http.delete(format!("{}{path}", self.base)))
-            .await
-    }
-
-    async fn post_form(&self, form: Form) -> Answer {
-        self.send(
-            self.http
-                .post(format!("{}{CHANNELS}", self.base))
-                .multipart(form),
-        )
-        .await
-    }
-
-    /// Joins with `block` as osnadmin sends it: one file part `config-block`.
-    async fn join(&self, block: &[u8]) -> Answer {
-        let part = Part::bytes(block.to_vec()).file_name("config.block");
-        self.post_form(Form::new().part("config-block", part)).await
-    }
-
-    /// Waits (30 s at most) until channel `id` reports at least `height` blocks.
-    async fn wait_height(&self, id: &str, height: u64) {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-        loop {
-            let info = self.get(&format!("{CHANNELS}/{id}")).await;
-            if info.status == StatusCode::OK {
-                let json: serde_json::Value = serde_json::from_str(&info.body).unwrap();
-                if json["height"].as_u64().unwrap() >= height {
-                    return;
-                }
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "channel {id} did not reach height {height}: {}",
-                info.body
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-}
 
 /// A solo node with no `[[channel]]` and the admin port on a reserved port; the development
 /// channel's genesis block (channel "ordo") is left for the test to join with.

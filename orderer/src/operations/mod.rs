@@ -194,12 +194,14 @@ fn refresh(ops: &Operations) {
             folder_bytes(&dir.join("ledger")),
         );
         // Failed: it stopped serving (a raft channel between leaders is still active).
-        let status = if channel.is_healthy() {
-            ParticipationStatus::Active
-        } else {
+        let status = if !channel.is_healthy() {
             ParticipationStatus::Failed
+        } else if channel.is_onboarding() {
+            ParticipationStatus::Onboarding
+        } else {
+            ParticipationStatus::Active
         };
-        m.set_participation(status, channel.chain().consensus_relation());
+        m.set_participation(status, channel.consensus_relation());
     }
 }
 

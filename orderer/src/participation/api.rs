@@ -162,13 +162,13 @@ pub fn new_request_id(random: [u8; 16]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::participation::channels::Relation;
+    use crate::metrics::ConsensusRelation;
 
     #[test]
     fn json_shapes_keep_fabrics_field_order() {
         let info = ChannelInfo::from(&ChannelState {
             name: "mych".into(),
-            relation: Relation::Consenter,
+            relation: ConsensusRelation::Consenter,
             status: "active",
             height: 5,
         });

@@ -11,37 +11,19 @@ use anyhow::Context;
 use ordo_core::bundle::Bundle;
 use ordo_proto::common::Block;
 
-use crate::channel::{read_genesis, Channel, Genesis};
+use crate::channel::{read_join_block, Channel, JoinBlock};
+use crate::metrics::ConsensusRelation;
 use crate::node::ChannelOpener;
 use crate::registrar::Registrar;
 
 /// The file in a joined channel's folder that reopens it at start.
 pub const JOIN_BLOCK: &str = "join.block";
 
-/// How this node takes part in a channel (Fabric's `consensusRelation`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Relation {
-    Consenter,
-    Follower,
-    /// A consensus type without consenters (solo).
-    Other,
-}
-
-impl Relation {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Relation::Consenter => "consenter",
-            Relation::Follower => "follower",
-            Relation::Other => "other",
-        }
-    }
-}
-
 /// A channel's state as the API reports it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ChannelState {
     pub name: String,
-    pub relation: Relation,
+    pub relation: ConsensusRelation,
     /// `active`, `onboarding`, `inactive` or `failed`.
     pub status: &'static str,
     pub height: u64,
@@ -173,10 +155,26 @@ impl JoinedChannels {
 
     /// Reopens a channel joined on an earlier run, from its stored join block.
     pub async fn reopen(&self, join_block: &Path) -> anyhow::Result<()> {
-        let genesis = read_genesis(join_block)?;
-        let reservation = self.inner.registrar.reserve(genesis.channel_id())?;
-        reservation.serve(self.inner.opener.open(&genesis).await?);
+        let join = read_join_block(join_block)?;
+        let reservation = self.inner.registrar.reserve(join.channel_id())?;
+        reservation.serve(self.open(&join).await?);
         Ok(())
+    }
+
+    /// Opens a joined channel as Fabric does: with its genesis block, a consenter orders it (solo
+    /// has no consenters: its one node orders it); with a later config block, or as a raft node
+    /// the config does not list, this node follows it, pulling its blocks from the consenters.
+    async fn open(&self, join: &JoinBlock) -> anyhow::Result<Arc<Channel>> {
+        let opener = &self.inner.opener;
+        let raft = matches!(
+            join.bundle.values().consensus,
+            ordo_core::configtx::values::Consensus::EtcdRaft { .. }
+        );
+        if join.number() != 0 || (raft && !opener.is_consenter(&join.bundle)) {
+            opener.follow(join)
+        } else {
+            opener.open(join).await
+        }
     }
 
     /// Joins the channel of a validated join block (`bundle` is its config): stores the block
@@ -187,16 +185,6 @@ impl JoinedChannels {
             return Err(JoinError::Exists);
         }
         let _mark = self.inner.mark(&id, JOINING).map_err(JoinError::Pending)?;
-        let number = block.header.as_ref().map_or(0, |h| h.number);
-        if number != 0 {
-            // SWAP (onboarding): a later config block makes the node pull the chain up to it
-            // from the consenters before it takes part; not built yet.
-            return Err(JoinError::Refused(format!(
-                "joining with config block {number} (not the genesis block) needs onboarding by \
-                 pulling blocks, which this node does not do yet; join with the channel's \
-                 genesis block"
-            )));
-        }
         let reservation = self
             .inner
             .registrar
@@ -210,10 +198,10 @@ impl JoinedChannels {
                 dir.display()
             )));
         }
-        let genesis = Genesis { block, bundle };
+        let join = JoinBlock { block, bundle };
         let opened = async {
-            store_join_block(&dir, &genesis.block)?;
-            self.inner.opener.open(&genesis).await
+            store_join_block(&dir, &join.block)?;
+            self.open(&join).await
         }
         .await;
         match opened {
@@ -293,11 +281,13 @@ impl JoinedChannels {
     fn state_of(&self, channel: &Channel) -> ChannelState {
         ChannelState {
             name: channel.id().to_string(),
-            relation: self.inner.opener.relation(&channel.bundle()),
-            status: if channel.is_healthy() {
-                "active"
-            } else {
+            relation: channel.consensus_relation(),
+            status: if !channel.is_healthy() {
                 "failed"
+            } else if channel.is_onboarding() {
+                "onboarding"
+            } else {
+                "active"
             },
             height: channel.ledger().height(),
         }

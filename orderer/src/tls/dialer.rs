@@ -19,6 +19,9 @@ use super::pem::TlsError;
 
 /// How long dialling another orderer may take (TCP and TLS).
 const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
+/// HTTP/2 pings on connections to other orderers, and how long an answer may take.
+const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(10);
+const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Dials other orderers with one identity.
 #[derive(Clone, Debug)]
@@ -63,7 +66,11 @@ pub fn dial(dialer: Option<&Dialer>, address: &str) -> Result<Channel, String> {
     let endpoint = Endpoint::from_shared(format!("http://{address}"))
         .map_err(|e| format!("bad orderer address {address:?}: {e}"))?
         .connect_timeout(CONNECT_TIMEOUT)
-        .tcp_nodelay(true);
+        .tcp_nodelay(true)
+        // A peer gone without closing (a cut link, a dead machine) fails the streams open to
+        // it, rather than leaving a follower waiting on them for ever.
+        .http2_keep_alive_interval(KEEPALIVE_INTERVAL)
+        .keep_alive_timeout(KEEPALIVE_TIMEOUT);
     Ok(match dialer {
         Some(dialer) => dialer.channel(endpoint),
         None => endpoint.connect_lazy(),
