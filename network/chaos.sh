@@ -91,8 +91,8 @@ net_down() {
 
 # The client's MSP folder, as local.sh and docker.sh generate it (it signs as $ordo_client_mspid).
 msp() { if [ "$mode" = local ]; then ordo_client_msp "$local_net/crypto"; else ordo_client_msp "$here/.data/docker/crypto"; fi; }
-# TLS: as local.sh runs (ORDO_NET_TLS, on by default); the docker network runs without it.
-if [ "$mode" = local ]; then ordo_tls_args "$local_net/crypto"; else export ORDO_NET_TLS=off; ordo_tls_args ""; fi
+# TLS: as local.sh and docker.sh run (ORDO_NET_TLS, on by default).
+if [ "$mode" = local ]; then ordo_tls_args "$local_net/crypto"; else ordo_tls_args "$here/.data/docker/crypto"; fi
 # The ports local.sh and docker.sh publish node i on (they read the same variables).
 client_base="${ORDO_CLIENT_BASE:-7050}"
 cluster_base="${ORDO_NET_CLUSTER_BASE:-7150}"
@@ -103,7 +103,9 @@ status_of() {
   if [ "$mode" = local ]; then
     timeout 3 "$bin/orderer" admin --cluster "127.0.0.1:$((cluster_base + $1))" "${admin_tls[@]}" status --json 2>/dev/null | head -n 1 || true
   else
-    timeout 3 docker exec "ordo-orderer$1" /usr/local/bin/orderer admin --cluster 127.0.0.1:7150 status --json 2>/dev/null | head -n 1 || true
+    local tls=()
+    [ "$(ordo_net_tls)" = off ] || tls=(--tls-ca /ordo/tls/ca.crt --tls-cert /ordo/tls/server.crt --tls-key /ordo/tls/server.key)
+    timeout 3 docker exec "ordo-orderer$1" /usr/local/bin/orderer admin --cluster 127.0.0.1:7150 "${tls[@]}" status --json 2>/dev/null | head -n 1 || true
   fi
 }
 

@@ -14,7 +14,12 @@
 # container; crypto material under network/.data/docker/crypto: the client signs with
 # crypto/Org1/users/User1/msp as Org1MSP, the channel's orderer admin is
 # crypto/Orderer/users/Admin/msp (OrdererMSP). Node i serves clients on 127.0.0.1:(7050+i) on the
-# host; inside the network the nodes talk to each other at ordererI:7150. No registry is needed:
+# host and the channel participation API on 127.0.0.1:(9440+i) ($ORDO_CLIENT_BASE,
+# $ORDO_NET_ADMIN_BASE); inside the network the nodes talk to each other at ordererI:7150. The
+# nodes start with no channel and are joined to channel "ordo" through the participation API
+# (`orderer admin channel join`, as osnadmin would). TLS on every port unless $ORDO_NET_TLS=off:
+# clients need the orderer organisation's TLS CA, crypto/Orderer/tlsca/tlsca.pem (`peer-sim
+# --tls-ca`), admins its admin's client certificate (crypto/Orderer/users/Admin/tls). No registry is needed:
 # the image is FROM scratch with our binaries and the shared libraries they load. Binaries come
 # from target/release (built here if missing) or from $ORDO_BIN.
 set -euo pipefail
@@ -29,12 +34,11 @@ image=ordo-orderer:local
 channel=ordo
 nodes=(1 2 3)                       # compose.yaml defines exactly these services
 client_base=${ORDO_CLIENT_BASE:-7050} # node i is published on 127.0.0.1:(client_base + i)
+admin_base=${ORDO_NET_ADMIN_BASE:-9440} # and its admin port on 127.0.0.1:(admin_base + i)
 
 die() { echo "docker.sh: $*" >&2; exit 1; }
 # shellcheck source=network/lib.sh
 . "$here/lib.sh"
-# The containers' ports are plain text for now (local.sh runs with TLS).
-export ORDO_NET_TLS=off
 
 # --- helpers ----------------------------------------------------------------------------------
 
@@ -54,7 +58,9 @@ compose() {
   fi
   # The containers run as the user who owns the generated data (see compose.yaml).
   ORDO_UID=$(id -u) ORDO_GID=$(id -g) ORDO_PORT1=$((client_base + 1)) \
-    ORDO_PORT2=$((client_base + 2)) ORDO_PORT3=$((client_base + 3)) $compose_cmd -p "$project" -f "$compose_file" "$@"
+    ORDO_PORT2=$((client_base + 2)) ORDO_PORT3=$((client_base + 3)) \
+    ORDO_ADMIN_PORT1=$((admin_base + 1)) ORDO_ADMIN_PORT2=$((admin_base + 2)) \
+    ORDO_ADMIN_PORT3=$((admin_base + 3)) $compose_cmd -p "$project" -f "$compose_file" "$@"
 }
 
 container() { echo "ordo-orderer$1"; }
@@ -89,11 +95,9 @@ attached() {
 # How many times the node has printed "listening on" (once per start; docker logs keep every run).
 starts() { docker logs "$(container "$1")" 2>/dev/null | grep -c '^listening on' || true; }
 
-# Waits until node ID has started for the (previous + 1)th time and answers clients through its
-# published port: peer-sim reads and verifies the whole chain through 127.0.0.1:705ID.
-wait_ready() {
+# Waits until node ID has started for the (previous + 1)th time.
+wait_started() {
   local id=$1 before=$2 name; name=$(container "$1")
-  local port=$((client_base + id))
   for _ in $(seq 1 150); do
     [ "$(starts "$id")" -gt "$before" ] && break
     if [ "$(state "$id")" != running ]; then
@@ -103,21 +107,31 @@ wait_ready() {
     sleep 0.2
   done
   [ "$(starts "$id")" -gt "$before" ] || die "node $id did not start listening within 30s (docker logs $name)"
+}
+
+# Waits until node ID answers clients through its published port: peer-sim reads and verifies
+# the whole chain through 127.0.0.1:705ID.
+wait_serving() {
+  local id=$1 name; name=$(container "$1")
+  local port=$((client_base + id))
+  ordo_tls_args "$net/crypto"
   for _ in $(seq 1 50); do
-    if "$bin/peer-sim" verify --endpoint "127.0.0.1:$port" --msp "$(client_msp)" --mspid "$ordo_client_mspid" >/dev/null 2>&1; then
+    if "$bin/peer-sim" verify --endpoint "127.0.0.1:$port" --msp "$(client_msp)" --mspid "$ordo_client_mspid" "${peer_tls[@]}" >/dev/null 2>&1; then
       echo "node $id: container $name, clients 127.0.0.1:$port"
       return
     fi
     sleep 0.2
   done
-  "$bin/peer-sim" verify --endpoint "127.0.0.1:$port" --msp "$(client_msp)" --mspid "$ordo_client_mspid" >&2 || true
+  "$bin/peer-sim" verify --endpoint "127.0.0.1:$port" --msp "$(client_msp)" --mspid "$ordo_client_mspid" "${peer_tls[@]}" >&2 || true
   die "node $id listens but does not answer on 127.0.0.1:$port"
 }
 
 # A node's cluster status as that node sees it, asked inside its container (the cluster port is
-# not published).
+# not published), with TLS as the node itself (its certificate is an orderer organisation's).
 admin_status() {
-  docker exec "$(container "$1")" /usr/local/bin/orderer admin --cluster 127.0.0.1:7150 status
+  local tls=()
+  [ "$(ordo_net_tls)" = off ] || tls=(--tls-ca /ordo/tls/ca.crt --tls-cert /ordo/tls/server.crt --tls-key /ordo/tls/server.key)
+  docker exec "$(container "$1")" /usr/local/bin/orderer admin --cluster 127.0.0.1:7150 "${tls[@]}" status "${@:2}"
 }
 
 # --- image ------------------------------------------------------------------------------------
@@ -163,7 +177,7 @@ build_image() {
 FROM scratch
 COPY rootfs/ /
 LABEL org.ordo.binaries="$(binaries_digest)"
-EXPOSE 7050 7150
+EXPOSE 7050 7150 9443
 ENTRYPOINT ["/usr/local/bin/orderer"]
 DOCKERFILE
 
@@ -192,8 +206,8 @@ ensure_image() {
 
 # Generates the crypto material (network/.data/docker/crypto: the client's MSP folder, the
 # orderer admin's, the nodes'), the genesis profile and block, and one folder per node:
-# network/.data/docker/ordererN/{orderer.toml,msp,genesis,data}, msp being a copy of that node's
-# own MSP folder (a container sees only its own folder and key).
+# network/.data/docker/ordererN/{orderer.toml,msp,tls,data}, msp and tls being copies of that
+# node's own MSP and TLS folders (a container sees only its own folder and keys).
 generate() {
   mkdir -p "$net"
   local i hosts=()
@@ -212,12 +226,14 @@ generate() {
   # Node configs: paths are relative to the config file, i.e. to /ordo in the container. A node
   # listens on 0.0.0.0:7150 and finds itself among the consenters as orderer$i:7150.
   for i in "${nodes[@]}"; do
-    mkdir -p "$net/orderer$i/genesis" "$net/orderer$i/data"
-    cp "$net/genesis.block" "$net/orderer$i/genesis/$channel.block"
+    mkdir -p "$net/orderer$i/data"
     cp -r "$(ordo_node_msp "$net/crypto" "$i")" "$net/orderer$i/msp"
+    cp -r "$(ordo_node_msp "$net/crypto" "$i")/../tls" "$net/orderer$i/tls"
     {
       echo "# Node $i of the docker network (generated by network/docker.sh); mounted at /ordo."
-      ordo_node_config "$i" "0.0.0.0:7050" "0.0.0.0:7150" "msp" "genesis/$channel.block" "orderer$i:7150"
+      # Admins: holders of client certificates of the orderer organisation's TLS CA.
+      ordo_node_config "$i" "0.0.0.0:7050" "0.0.0.0:7150" "msp" "" "orderer$i:7150" "" \
+        "0.0.0.0:9443" "tls/ca.crt"
     } >"$net/orderer$i/orderer.toml"
   done
 }
@@ -236,11 +252,18 @@ up() {
     cat "$net/compose-up.err" >&2
     die "docker compose up failed (docker.sh down cleans up)"
   }
-  for i in "${nodes[@]}"; do wait_ready "$i" 0; done
+  for i in "${nodes[@]}"; do wait_started "$i" 0; done
+  for i in "${nodes[@]}"; do
+    ordo_join "127.0.0.1:$((admin_base + i))" "$net/genesis.block" "$net/crypto"
+    echo "node $i: joined channel $channel through 127.0.0.1:$((admin_base + i))"
+  done
+  for i in "${nodes[@]}"; do wait_serving "$i"; done
+  ordo_tls_args "$net/crypto"
   echo
   echo "client MSP: $(client_msp) ($ordo_client_mspid)"
   echo "orderer admin MSP: $net/crypto/Orderer/users/Admin/msp ($ordo_orderer_mspid)"
-  echo "try:  $bin/peer-sim --endpoint 127.0.0.1:$((client_base + 1)) --msp $(client_msp) --mspid $ordo_client_mspid"
+  echo "TLS: $(ordo_net_tls) (ORDO_NET_TLS)"
+  echo "try:  $bin/peer-sim --endpoint 127.0.0.1:$((client_base + 1)) --msp $(client_msp) --mspid $ordo_client_mspid ${peer_tls[*]}"
 }
 
 down() {
@@ -318,7 +341,8 @@ restart() {
   binaries
   local before; before=$(starts "$1")
   docker start "$(container "$1")" >/dev/null
-  wait_ready "$1" "$before"
+  wait_started "$1" "$before"
+  wait_serving "$1"
 }
 
 cmd=${1:-}

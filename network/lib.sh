@@ -126,19 +126,37 @@ TOML
 }
 
 # Prints a raft node's orderer.toml, written by `orderer config` (needs $bin): id, client address,
-# cluster address to listen on, the node's MSP folder, genesis block (paths relative to the
-# file), and optionally the node's cluster address as its consenter entry lists it (default:
-# the one it listens on). The channel's consenters are the cluster's members.
+# cluster address to listen on, the node's MSP folder, genesis block of a channel in the file's
+# [[channel]] ("" for none: channels joined through the participation API), paths relative to the
+# file; then, each optional (""), the node's cluster address as its consenter entry lists it
+# (default: the one it listens on), its operations address, its admin (participation API)
+# address and the CA of its admins' TLS client certificates (needed with TLS on).
 ordo_node_config() {
   local id=$1 listen=$2 cluster_listen=$3 msp=$4 genesis=$5 address=${6:-} operations=${7:-}
-  local address_args=() operations_args=() tls_args=()
+  local admin=${8:-} admin_ca=${9:-}
+  local address_args=() operations_args=() tls_args=() genesis_args=() admin_args=()
   [ -z "$address" ] || address_args=(--cluster-address "$address")
   [ -z "$operations" ] || operations_args=(--operations-listen "$operations")
+  [ -z "$genesis" ] || genesis_args=(--genesis "$genesis")
+  [ -z "$admin" ] || admin_args=(--admin-listen "$admin")
   # With TLS on, `orderer config` takes the node's certificate from beside its MSP folder.
-  [ "$(ordo_net_tls)" = on ] || tls_args=(--no-tls)
+  if [ "$(ordo_net_tls)" = on ]; then
+    [ -z "$admin" ] || admin_args+=(--admin-client-root-ca "$admin_ca")
+  else
+    tls_args=(--no-tls)
+  fi
   "$bin/orderer" config --consensus raft --id "$id" --data-dir data --listen "$listen" \
     --cluster-listen "$cluster_listen" "${address_args[@]}" "${operations_args[@]}" --msp-dir "$msp" \
-    --mspid "$ordo_orderer_mspid" --genesis "$genesis" \
+    --mspid "$ordo_orderer_mspid" "${genesis_args[@]}" "${admin_args[@]}" \
     --heartbeat-ms 100 --election-timeout-min-ms "${ORDO_ELECTION_MIN_MS:-400}" \
     --election-timeout-max-ms "${ORDO_ELECTION_MAX_MS:-800}" "${tls_args[@]}"
+}
+
+# Joins the node whose admin port is $1 to the channel of config block $2 through the channel
+# participation API (`orderer admin channel join`, osnadmin's equivalent); with TLS on, as the
+# orderer organisation's admin of crypto folder $3.
+ordo_join() {
+  local admin=$1 block=$2 crypto=$3
+  ordo_tls_args "$crypto"
+  "$bin/orderer" admin channel --admin-address "$admin" "${admin_tls[@]}" join --config-block "$block" >/dev/null
 }

@@ -6,12 +6,17 @@
 #   network/local.sh status     which nodes run, and the cluster as a running node sees it
 #   network/local.sh kill ID    SIGKILL node ID (a crash)
 #   network/local.sh restart ID start node ID again on its data (after kill)
+#   network/local.sh join ID BLOCK  join node ID to the channel of config block BLOCK (a later
+#                               config block makes it a follower that pulls the chain)
 #
 # Data, logs and crypto live under network/.data/local (ignored by git): the client signs with
 # the MSP folder crypto/Org1/users/User1/msp as Org1MSP, the channel's orderer admin is
 # crypto/Orderer/users/Admin/msp (OrdererMSP). Node i serves clients on 127.0.0.1:(7050+i), the
-# cluster on 127.0.0.1:(7150+i) and operations (/healthz, /metrics: network/ops.sh) on
-# 127.0.0.1:(8440+i) ($ORDO_CLIENT_BASE, $ORDO_NET_CLUSTER_BASE, $ORDO_NET_OPS_BASE). Binaries come from target/release (built here if missing)
+# cluster on 127.0.0.1:(7150+i), operations (/healthz, /metrics: network/ops.sh) on
+# 127.0.0.1:(8440+i) and the channel participation API on 127.0.0.1:(9440+i) ($ORDO_CLIENT_BASE,
+# $ORDO_NET_CLUSTER_BASE, $ORDO_NET_OPS_BASE, $ORDO_NET_ADMIN_BASE). Nodes start with no channel;
+# each is joined to channel "ordo" with its genesis block (genesis/ordo.block) through the
+# participation API, as osnadmin would. Binaries come from target/release (built here if missing)
 # or from $ORDO_BIN. Raft election timeouts: $ORDO_ELECTION_MIN_MS and $ORDO_ELECTION_MAX_MS
 # (default 400-800); block rules: $ORDO_MAX_MESSAGE_COUNT (500) and $ORDO_BATCH_TIMEOUT_MS (500).
 # TLS on every port unless $ORDO_NET_TLS=off: clients then need the orderer organisation's TLS CA,
@@ -25,6 +30,7 @@ net="${ORDO_NET_DIR:-$here/.data/local}"
 client_base="${ORDO_CLIENT_BASE:-7050}"
 cluster_base="${ORDO_NET_CLUSTER_BASE:-7150}"
 ops_base="${ORDO_NET_OPS_BASE:-8440}"
+admin_base="${ORDO_NET_ADMIN_BASE:-9440}"
 channel=ordo
 
 die() { echo "local.sh: $*" >&2; exit 1; }
@@ -69,16 +75,26 @@ up() {
   for i in $(seq 1 "$n"); do
     mkdir -p "$net/nodes/node$i"
     ordo_node_config "$i" "127.0.0.1:$((client_base + i))" "127.0.0.1:$((cluster_base + i))" \
-      "../../$(ordo_node_msp crypto "$i")" "../../genesis/$channel.block" "" \
-      "127.0.0.1:$((ops_base + i))" >"$net/nodes/node$i/orderer.toml"
+      "../../$(ordo_node_msp crypto "$i")" "" "" "127.0.0.1:$((ops_base + i))" \
+      "127.0.0.1:$((admin_base + i))" "../../crypto/Orderer/tlsca/tlsca.pem" \
+      >"$net/nodes/node$i/orderer.toml"
   done
   for i in $(seq 1 "$n"); do start_node "$i"; done
+  for i in $(seq 1 "$n"); do
+    join "$i" "$net/genesis/$channel.block"
+  done
   echo
   echo "client MSP: $(ordo_client_msp "$net/crypto") ($ordo_client_mspid)"
   echo "orderer admin MSP: $net/crypto/Orderer/users/Admin/msp ($ordo_orderer_mspid)"
   ordo_tls_args "$net/crypto"
   echo "TLS: $(ordo_net_tls) (ORDO_NET_TLS)"
   echo "try:  $bin/peer-sim --endpoint 127.0.0.1:$((client_base + 1)) --msp $(ordo_client_msp "$net/crypto") --mspid $ordo_client_mspid ${peer_tls[*]}"
+}
+
+# Joins node $1 to the channel of config block $2 through its admin port.
+join() {
+  ordo_join "127.0.0.1:$((admin_base + $1))" "$2" "$net/crypto"
+  echo "node $1: joined the channel of $(basename "$2")"
 }
 
 down() {
@@ -130,5 +146,11 @@ case "$cmd" in
     binaries
     start_node "$2"
     ;;
-  *) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+  join)
+    [ -n "${2:-}" ] && [ -f "${3:-}" ] || die "join takes a node id and a config block file"
+    running "$2" || die "node $2 is not running"
+    binaries
+    join "$2" "$3"
+    ;;
+  *) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
 esac

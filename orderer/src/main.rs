@@ -299,6 +299,14 @@ struct ConfigArgs {
     /// operations.listen: the operations HTTP address (/healthz, /metrics, /logspec, /version).
     #[arg(long)]
     operations_listen: Option<SocketAddr>,
+    /// admin.listen: the channel participation API's address. With TLS on, the admin port uses
+    /// the node's TLS certificate and requires client certificates of --admin-client-root-ca.
+    #[arg(long)]
+    admin_listen: Option<SocketAddr>,
+    /// admin.tls.client_root_cas: a CA (PEM file) admins' client certificates chain to;
+    /// repeatable; needed with --admin-listen unless --no-tls.
+    #[arg(long, value_name = "FILE")]
+    admin_client_root_ca: Vec<PathBuf>,
 }
 
 impl ConfigArgs {
@@ -330,6 +338,24 @@ impl ConfigArgs {
             },
             self.genesis,
         );
+        if let Some(listen) = self.admin_listen {
+            config.admin.listen = Some(listen);
+            if tls.enabled {
+                if self.admin_client_root_ca.is_empty() {
+                    anyhow::bail!(
+                        "--admin-listen with TLS on needs --admin-client-root-ca: the CA whose \
+                         client certificates are admins (or --no-tls)"
+                    );
+                }
+                config.admin.tls = ordo_orderer::setup::config::TlsSection {
+                    enabled: true,
+                    cert: tls.cert.clone(),
+                    key: tls.key.clone(),
+                    client_auth_required: true,
+                    client_root_cas: self.admin_client_root_ca,
+                };
+            }
+        }
         config.tls = tls;
         if let Some(segment_bytes) = self.segment_bytes {
             config.log.segment_bytes = segment_bytes;

@@ -1,6 +1,7 @@
 //! The docker compose network, once: build the image from our own binaries (no registry), bring
-//! up 3 containers, drive peer-sim through one node and verify the chain on every node, then
-//! take everything down. Skipped with a notice where no Docker daemon answers; `.ci/run` makes
+//! up 3 containers with TLS on every port, joined to their channel through the participation
+//! API, drive peer-sim through one node and verify the chain on every node, then take
+//! everything down. Skipped with a notice where no Docker daemon answers; `.ci/run` makes
 //! sure one does, and requires the test to run.
 
 mod common;
@@ -40,7 +41,10 @@ impl Network<'_> {
             .arg(self.script)
             .args(args)
             .env("ORDO_BIN", binary("orderer").parent().unwrap())
-            .env("ORDO_CLIENT_BASE", self.base.to_string());
+            .env("ORDO_CLIENT_BASE", self.base.to_string())
+            // The admin ports (the participation API the script joins the nodes through).
+            .env("ORDO_NET_ADMIN_BASE", (self.base + 10).to_string())
+            .env("ORDO_NET_TLS", "on");
         command
     }
 }
@@ -89,11 +93,15 @@ fn compose_network_orders_and_every_node_has_the_chain() {
     run(&mut network.command(&["up"]));
     // The client's MSP folder, as docker.sh generates it (cryptogen's Org1 user).
     let msp = root.join("network/.data/docker/crypto/Org1/users/User1/msp");
+    // TLS on every port: clients trust the orderer organisation's TLS CA.
+    let tls_ca = root.join("network/.data/docker/crypto/Orderer/tlsca/tlsca.pem");
     let endpoint = |i: u16| format!("127.0.0.1:{}", network.base + i);
 
     let submitted = run(Command::new(binary("peer-sim"))
         .args(["--endpoint", &endpoint(1), "--msp"])
         .arg(&msp)
+        .arg("--tls-ca")
+        .arg(&tls_ca)
         .args([
             "--mspid",
             MSPID,
@@ -116,6 +124,8 @@ fn compose_network_orders_and_every_node_has_the_chain() {
             let verified = run(Command::new(binary("peer-sim"))
                 .args(["verify", "--json", "--endpoint", &endpoint(i), "--msp"])
                 .arg(&msp)
+                .arg("--tls-ca")
+                .arg(&tls_ca)
                 .args(["--mspid", MSPID]));
             let report = common::last_json_line(&verified.stdout);
             if reports.first().is_none_or(|first| *first == report) {
