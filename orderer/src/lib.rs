@@ -9,7 +9,8 @@
 //! - run time: [`channel`] (the consumer task: log records → `ordo_core::assembler` → signed
 //!   blocks → ledger), [`registrar`] (the channels served, added and removed while running),
 //!   [`server`] (the gRPC services: Broadcast, Deliver, cluster transport and admin, connection
-//!   and stream bounds), [`node`] (start-up in named steps, the one shutdown);
+//!   and stream bounds), [`node`] (start-up in named steps, the one shutdown), [`follow`] (a
+//!   channel this node follows: blocks pulled from its consenters, checked, stored as they came);
 //! - setup and admin: [`setup`] (`setup::config`: `orderer.toml`; `setup::dev`: a one-node
 //!   development layout), [`status`] (`orderer admin status`), [`tls`] (reloadable TLS
 //!   identities for every port, and the dialer of other orderers);
