@@ -575,14 +575,8 @@ mod tests {
 
     #[tokio::test]
     async fn a_block_without_readable_metadata_is_a_refusal_not_a_fresh_start() {
-        let dir = tempfile::tempdir().unwrap();
-        let layout = crate::setup::dev::prepare_with(
-            dir.path(),
-            "127.0.0.1:0".parse().unwrap(),
-            Default::default(),
-        )
-        .unwrap();
-        let genesis = read_genesis(&layout.genesis_block).unwrap();
+        let fixture = crate::setup::dev::Fixture::new();
+        let (dir, genesis) = (&fixture.dir, &fixture.genesis);
         let ledger = Ledger::open(&dir.path().join("ledger"), LedgerConfig::default()).unwrap();
         ledger.append(&genesis.block).unwrap();
         ledger
@@ -599,11 +593,8 @@ mod tests {
             })
             .unwrap();
         let log = Partition::open(&dir.path().join("log"), PartitionConfig::default()).unwrap();
-        let config = crate::setup::config::NodeConfig::load(&layout.config).unwrap();
-        let signer =
-            ordo_client::msp_dir::signing_identity(&config.node.msp_dir, &config.node.mspid)
-                .unwrap();
-        let refused = Channel::open(&genesis, ledger, SoloChain::new(log), signer)
+        let signer = fixture.signer.clone();
+        let refused = Channel::open(genesis, ledger, SoloChain::new(log), signer)
             .err()
             .expect("a refusal");
         assert!(

@@ -14,22 +14,9 @@ use ordo_proto::common::{Block, Envelope, Status};
 use ordo_proto::orderer::BatchSize;
 use prost::Message;
 
-/// An update of /Channel/Orderer/BatchSize's max_message_count against the config of `genesis`.
+/// An update of /Channel/Orderer/BatchSize's max_message_count, by the orderer org's admin.
 fn batch_size_update(genesis: &Block, count: u32, orderer: &Orderer) -> Envelope {
-    let bundle = Bundle::from_block(genesis).unwrap();
-    let values = &bundle.config().channel_group.as_ref().unwrap().groups["Orderer"].values;
-    let mut batch = BatchSize::decode(values["BatchSize"].value.clone()).unwrap();
-    batch.max_message_count = count;
-    let update = value_update(
-        bundle.config(),
-        "ordo",
-        &["Orderer"],
-        "BatchSize",
-        batch.encode_to_vec().into(),
-    )
-    .unwrap();
-    let admin = orderer.admin();
-    update_envelope(&update, &[&admin], &admin)
+    common::batch_size_update(genesis, count, &orderer.admin())
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -10,37 +10,18 @@ use common::admin::{Admin, AdminTls, CHANNELS};
 use common::cluster::{submit_all, Cluster, NodeId, Spec};
 use common::ports::PortBlock;
 use ordo_core::block::last_config_index;
-use ordo_core::bundle::Bundle;
-use ordo_core::configtx::client::{update_envelope, value_update};
 use ordo_orderer::setup::config::{NodeConfig, TlsSection};
 use ordo_orderer::setup::dev::{CHANNEL, ORDERER_MSPID};
-use ordo_proto::common::{Block, HeaderType, Status};
-use ordo_proto::orderer::BatchSize;
+use ordo_proto::common::{Block, Envelope, HeaderType, Status};
 use prost::Message;
 use reqwest::StatusCode;
 
 /// A config update of the channel's BatchSize (max_message_count), signed by the orderer
 /// organisation's admin: it makes a config block.
-fn batch_size_update(
-    cluster: &Cluster,
-    genesis: &Block,
-    count: u32,
-) -> ordo_proto::common::Envelope {
-    let bundle = Bundle::from_block(genesis).unwrap();
-    let values = &bundle.config().channel_group.as_ref().unwrap().groups["Orderer"].values;
-    let mut batch = BatchSize::decode(values["BatchSize"].value.clone()).unwrap();
-    batch.max_message_count = count;
-    let update = value_update(
-        bundle.config(),
-        CHANNEL,
-        &["Orderer"],
-        "BatchSize",
-        batch.encode_to_vec().into(),
-    )
-    .unwrap();
+fn batch_size_update(cluster: &Cluster, genesis: &Block, count: u32) -> Envelope {
     let admin_msp = cluster.dir.path().join("crypto/Orderer/users/Admin/msp");
     let admin = ordo_client::msp_dir::signing_identity(&admin_msp, ORDERER_MSPID).unwrap();
-    update_envelope(&update, &[&admin], &admin)
+    common::batch_size_update(genesis, count, &admin)
 }
 
 /// Gives node `id` no `[[channel]]` and an admin port with mutual TLS (admins: holders of

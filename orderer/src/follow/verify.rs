@@ -125,30 +125,17 @@ mod tests {
 
     /// The development channel's genesis block and a writer signing as its orderer.
     struct Fixture {
-        _dir: tempfile::TempDir,
+        _dev: crate::setup::dev::Fixture,
         genesis: Block,
         writer: BlockWriter,
     }
 
     fn fixture() -> Fixture {
-        let dir = tempfile::tempdir().unwrap();
-        let layout = crate::setup::dev::prepare_with(
-            dir.path(),
-            "127.0.0.1:0".parse().unwrap(),
-            Default::default(),
-        )
-        .unwrap();
-        let genesis = crate::channel::read_join_block(&layout.genesis_block)
-            .unwrap()
-            .block;
-        let config = crate::setup::config::NodeConfig::load(&layout.config).unwrap();
-        let signer =
-            ordo_client::msp_dir::signing_identity(&config.node.msp_dir, &config.node.mspid)
-                .unwrap();
+        let dev = crate::setup::dev::Fixture::new();
         Fixture {
-            _dir: dir,
-            genesis,
-            writer: BlockWriter::new(signer),
+            genesis: dev.genesis.block.clone(),
+            writer: BlockWriter::new(dev.signer.clone()),
+            _dev: dev,
         }
     }
 

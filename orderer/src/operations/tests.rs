@@ -79,17 +79,12 @@ async fn healthz_is_ok_with_nothing_failing_and_refuses_other_methods() {
 
 #[tokio::test]
 async fn healthz_names_the_checks_a_stopped_channel_fails() {
-    let dir = tempfile::tempdir().unwrap();
-    let layout = crate::setup::dev::prepare_with(
-        dir.path(),
-        "127.0.0.1:0".parse().unwrap(),
-        Default::default(),
-    )
-    .unwrap();
-    let genesis = read_genesis(&layout.genesis_block).unwrap();
-    let config = crate::setup::config::NodeConfig::load(&layout.config).unwrap();
-    let signer =
-        ordo_client::msp_dir::signing_identity(&config.node.msp_dir, &config.node.mspid).unwrap();
+    let crate::setup::dev::Fixture {
+        dir,
+        genesis,
+        signer,
+        ..
+    } = crate::setup::dev::Fixture::new();
     let log = Partition::open(&dir.path().join("log"), PartitionConfig::default()).unwrap();
     let ledger = Ledger::open(&dir.path().join("ledger"), LedgerConfig::default()).unwrap();
     let channel = Channel::open(&genesis, ledger, SoloChain::new(log), signer).unwrap();

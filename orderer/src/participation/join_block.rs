@@ -63,14 +63,8 @@ mod tests {
 
     /// A development channel's genesis block, and a signer of its client org.
     fn genesis() -> (Block, SigningIdentity) {
-        let dir = tempfile::tempdir().unwrap();
-        let layout = crate::setup::dev::prepare_with(
-            dir.path(),
-            "127.0.0.1:0".parse().unwrap(),
-            Default::default(),
-        )
-        .unwrap();
-        let genesis = crate::channel::read_genesis(&layout.genesis_block).unwrap();
+        let fixture = crate::setup::dev::Fixture::new();
+        let (layout, genesis) = (&fixture.layout, fixture.genesis);
         let signer = ordo_client::msp_dir::signing_identity(
             &layout.client_msp,
             crate::setup::dev::CLIENT_MSPID,

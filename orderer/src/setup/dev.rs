@@ -159,3 +159,33 @@ pub fn prepare_with(
     node.write(&layout.config)?;
     Ok(layout)
 }
+
+/// The development channel for unit tests: its folder (removed on drop), genesis block and the
+/// node's signing identity.
+#[cfg(test)]
+pub(crate) struct Fixture {
+    pub dir: tempfile::TempDir,
+    pub layout: DevLayout,
+    pub genesis: crate::channel::JoinBlock,
+    pub signer: ordo_core::msp::SigningIdentity,
+}
+
+#[cfg(test)]
+impl Fixture {
+    pub(crate) fn new() -> Fixture {
+        let dir = tempfile::tempdir().unwrap();
+        let layout = prepare_with(dir.path(), "127.0.0.1:0".parse().unwrap(), Default::default())
+            .unwrap();
+        let genesis = crate::channel::read_genesis(&layout.genesis_block).unwrap();
+        let config = super::config::NodeConfig::load(&layout.config).unwrap();
+        let signer =
+            ordo_client::msp_dir::signing_identity(&config.node.msp_dir, &config.node.mspid)
+                .unwrap();
+        Fixture {
+            dir,
+            layout,
+            genesis,
+            signer,
+        }
+    }
+}

@@ -389,3 +389,29 @@ pub async fn wait_for_txs<T>(
     }
     blocks
 }
+
+/// A config update of the channel's /Channel/Orderer/BatchSize max_message_count against the
+/// config of `genesis`, signed by `admin` (one of the orderer organisation's admins).
+pub fn batch_size_update(
+    genesis: &ordo_proto::common::Block,
+    count: u32,
+    admin: &SigningIdentity,
+) -> ordo_proto::common::Envelope {
+    use ordo_core::bundle::Bundle;
+    use ordo_core::configtx::client::{update_envelope, value_update};
+    use prost::Message;
+    let bundle = Bundle::from_block(genesis).unwrap();
+    let values = &bundle.config().channel_group.as_ref().unwrap().groups["Orderer"].values;
+    let mut batch =
+        ordo_proto::orderer::BatchSize::decode(values["BatchSize"].value.clone()).unwrap();
+    batch.max_message_count = count;
+    let update = value_update(
+        bundle.config(),
+        bundle.channel_id(),
+        &["Orderer"],
+        "BatchSize",
+        batch.encode_to_vec().into(),
+    )
+    .unwrap();
+    update_envelope(&update, &[admin], admin)
+}
