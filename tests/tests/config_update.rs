@@ -7,11 +7,10 @@ use std::sync::Arc;
 
 use common::{test_batch, wait_for_txs, Orderer};
 use ordo_core::block::last_config_index;
-use ordo_core::bundle::{config_of_envelope, Bundle};
-use ordo_core::configtx::client::{update_envelope, value_update};
+use ordo_core::bundle::config_of_envelope;
+use ordo_core::configtx::client::update_envelope;
 use ordo_peer_sim::{submit, Load};
 use ordo_proto::common::{Block, Envelope, Status};
-use ordo_proto::orderer::BatchSize;
 use prost::Message;
 
 /// An update of /Channel/Orderer/BatchSize's max_message_count, by the orderer org's admin.

@@ -6,7 +6,7 @@ use tower::ServiceExt;
 use tracing_subscriber::layer::SubscriberExt;
 
 use crate::chain::solo::SoloChain;
-use crate::channel::{read_genesis, Channel};
+use crate::channel::Channel;
 use crate::ledger::{Ledger, LedgerConfig};
 use crate::log::{Partition, PartitionConfig};
 

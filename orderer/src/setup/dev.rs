@@ -174,8 +174,12 @@ pub(crate) struct Fixture {
 impl Fixture {
     pub(crate) fn new() -> Fixture {
         let dir = tempfile::tempdir().unwrap();
-        let layout = prepare_with(dir.path(), "127.0.0.1:0".parse().unwrap(), Default::default())
-            .unwrap();
+        let layout = prepare_with(
+            dir.path(),
+            "127.0.0.1:0".parse().unwrap(),
+            Default::default(),
+        )
+        .unwrap();
         let genesis = crate::channel::read_genesis(&layout.genesis_block).unwrap();
         let config = super::config::NodeConfig::load(&layout.config).unwrap();
         let signer =
