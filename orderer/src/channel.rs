@@ -148,12 +148,10 @@ impl Channel {
     ) -> anyhow::Result<Arc<Channel>> {
         let id = join.channel_id().to_string();
         let pulled = follow::resume(join, &ledger)?;
-        let bundle = pulled
-            .bundle()
-            .cloned()
-            .unwrap_or_else(|| join.bundle.clone());
+        // While onboarding, the join block's config is the one in force for this node.
+        let bundle = pulled.bundle().clone();
         tracing::info!(channel = %id, height = ledger.height(), join_block = join.number(), "following the channel");
-        let progress = Arc::new(follow::Progress::new(pulled.reached_join_block()));
+        let progress = Arc::new(follow::Progress::new(!pulled.is_onboarding()));
         let (stop, stop_rx) = watch::channel(false);
         let metrics = crate::metrics::global().channel(&id, "follower");
         metrics.set_height(ledger.height());

@@ -492,8 +492,20 @@ impl Node {
                     crate::participation::serve(config, listen, joined.clone(), admin_tls).await?,
                 );
             }
-            let (local_addr, client_server) =
-                serve_clients(config, &registrar, opener.signer.clone(), &tls).await?;
+            // One budget for the Deliver streams of both ports.
+            let deliver_budget = outbox::Budget::new(
+                config.limits.deliver_total_bytes,
+                config.limits.deliver_stream_bytes,
+                config.limits.max_deliver_streams,
+            );
+            let (local_addr, client_server) = serve_clients(
+                config,
+                &registrar,
+                opener.signer.clone(),
+                &deliver_budget,
+                &tls,
+            )
+            .await?;
             let mut servers = vec![client_server];
             let mut cluster_addr = None;
             if let (ChainStarter::Raft { groups, .. }, Some(listen)) =
@@ -505,6 +517,7 @@ impl Node {
                     groups.clone(),
                     &registrar,
                     opener.signer.clone(),
+                    &deliver_budget,
                     &tls,
                 )
                 .await?;
@@ -644,6 +657,7 @@ async fn serve_clients(
     config: &NodeConfig,
     registrar: &Registrar,
     signer: Arc<SigningIdentity>,
+    deliver_budget: &outbox::Budget,
     tls: &NodeTls,
 ) -> anyhow::Result<(SocketAddr, Served)> {
     let listener = tokio::net::TcpListener::bind(config.node.listen)
@@ -654,7 +668,9 @@ async fn serve_clients(
         config,
         registrar,
         signer,
+        deliver_budget,
         tls.client.is_some() && tls.client_auth_required,
+        true,
     );
     let router = server_builder(&config.limits).add_service(service);
     let acceptor = tls.client.as_ref().map(|c| c.acceptor.clone());
@@ -664,12 +680,14 @@ async fn serve_clients(
 }
 
 /// The AtomicBroadcast service over the node's channels; with `tls_binding`, requests must carry
-/// the hash of the client's TLS certificate.
+/// the hash of the client's TLS certificate; without `broadcast`, it serves Deliver only.
 fn atomic_broadcast(
     config: &NodeConfig,
     registrar: &Registrar,
     signer: Arc<SigningIdentity>,
+    deliver_budget: &outbox::Budget,
     tls_binding: bool,
+    broadcast: bool,
 ) -> AtomicBroadcastServer<AtomicBroadcastService> {
     // Leave room over the largest envelope for the gRPC framing of a request.
     let max_message = registrar.max_envelope_bytes() + (64 << 10);
@@ -677,12 +695,9 @@ fn atomic_broadcast(
         signer,
         time_window: Duration::from_secs(config.authentication.time_window_s),
         broadcast_stream_bytes: config.limits.broadcast_stream_bytes,
-        deliver_budget: outbox::Budget::new(
-            config.limits.deliver_total_bytes,
-            config.limits.deliver_stream_bytes,
-            config.limits.max_deliver_streams,
-        ),
+        deliver_budget: deliver_budget.clone(),
         tls_binding,
+        broadcast,
     };
     AtomicBroadcastServer::new(AtomicBroadcastService::new(registrar.clone(), settings))
         .max_decoding_message_size(max_message)
@@ -707,6 +722,7 @@ async fn serve_cluster(
     groups: Groups,
     registrar: &Registrar,
     signer: Arc<SigningIdentity>,
+    deliver_budget: &outbox::Budget,
     tls: &NodeTls,
 ) -> anyhow::Result<(SocketAddr, Served)> {
     let listener = tokio::net::TcpListener::bind(listen)
@@ -724,7 +740,9 @@ async fn serve_cluster(
             config,
             registrar,
             signer,
+            deliver_budget,
             tls.cluster.is_some(),
+            false,
         ));
     let served = serve(
         router,

@@ -1,10 +1,11 @@
 //! Following a channel (Fabric's follower and onboarding): a node that joined a channel with a
 //! later config block, or that is not one of its consenters, orders nothing; it pulls the
-//! channel's blocks over Deliver from the consenters its config lists, checks each one
-//! ([`verify`]: the hash chain, the data hash, the BlockValidation policy in force, and the join
-//! block as anchor), and stores them as they are. Until it holds the join block it is
-//! *onboarding*; then it is an active follower and keeps pulling. Config blocks change whom it
-//! pulls from and whose TLS roots it trusts.
+//! channel's blocks over Deliver from the consenters the join block's config lists, checks each
+//! one ([`verify`]: up to the join block, a chain of header hashes walked to it before anything is
+//! stored; past it, the hash chain and the BlockValidation policy in force), and stores them as
+//! they came. Until it holds the join block it is *onboarding*; then it is an active follower and
+//! keeps pulling. Config blocks past the join block change whom it pulls from and whose TLS roots
+//! it trusts.
 //!
 //! - [`verify`]: the checks, free of I/O;
 //! - [`puller`]: Deliver clients to the consenters, one source at a time, in turn.
@@ -71,24 +72,25 @@ pub fn resume(join: &JoinBlock, ledger: &Ledger) -> anyhow::Result<PulledChain> 
     let id = join.channel_id();
     let anchor = join.anchor();
     let Some(last) = ledger.last_block()? else {
-        return Ok(PulledChain::empty(anchor));
+        return Ok(PulledChain::empty(anchor, join.bundle.clone()));
     };
-    if ledger.height() > anchor.0 {
-        let stored = ledger
-            .block(anchor.0)?
-            .with_context(|| format!("channel {id}: the ledger lost block {}", anchor.0))?;
-        let hash = block::header_hash(&stored.header.unwrap_or_default());
-        if hash != anchor.1 {
-            bail!(
-                "channel {id}: the ledger holds a different block {} than the block the channel \
-                 was joined with",
-                anchor.0
-            );
-        }
+    if ledger.height() <= anchor.0 {
+        // Still onboarding: the join block's config is the one in force past it.
+        return Ok(PulledChain::after(&last, join.bundle.clone(), anchor));
+    }
+    let stored = ledger
+        .block(anchor.0)?
+        .with_context(|| format!("channel {id}: the ledger lost block {}", anchor.0))?;
+    if block::header_hash(&stored.header.unwrap_or_default()) != anchor.1 {
+        bail!(
+            "channel {id}: the ledger holds a different block {} than the block the channel \
+             was joined with",
+            anchor.0
+        );
     }
     let last_config =
         recorded_last_config(&last).map_err(|e| anyhow::anyhow!("channel {id}: {e}"))?;
-    let bundle = config_of(join, ledger, last_config)?;
+    let bundle = config_of(join, ledger, last_config.max(anchor.0))?;
     Ok(PulledChain::after(&last, bundle, anchor))
 }
 
@@ -98,6 +100,19 @@ enum PullError {
     Source(String),
     /// The block could not be stored: the channel stops.
     Store(anyhow::Error),
+    /// The channel is stopping.
+    Stopped,
+}
+
+/// Resolves `work`, unless the channel stops first.
+async fn unless_stopped<T>(
+    stop: &mut watch::Receiver<bool>,
+    work: impl std::future::Future<Output = Result<T, String>>,
+) -> Result<T, PullError> {
+    tokio::select! {
+        _ = stop.changed() => Err(PullError::Stopped),
+        done = work => done.map_err(PullError::Source),
+    }
 }
 
 /// The pulling task of a followed channel.
@@ -113,7 +128,8 @@ impl Follower {
         Follower { puller, dial, tls }
     }
 
-    /// Pulls until stopped: from each source in turn, as long as it serves good blocks.
+    /// Pulls until stopped: from each source in turn, as long as it serves good blocks. A block
+    /// being stored is always stored whole before the task ends.
     pub(crate) async fn run(
         mut self,
         channel: Arc<Channel>,
@@ -121,7 +137,7 @@ impl Follower {
         progress: Arc<Progress>,
         mut stop: watch::Receiver<bool>,
     ) {
-        self.configure(&channel.bundle());
+        self.configure(pulled.bundle());
         loop {
             let Some(source) = self.puller.next_source() else {
                 progress.set_problem(Some(
@@ -130,17 +146,16 @@ impl Follower {
                 let _ = stop.changed().await;
                 break;
             };
-            let pulling = self.pull_from(&source, &channel, &mut pulled, &progress);
-            let failed = tokio::select! {
-                _ = stop.changed() => break,
-                failed = pulling => failed,
-            };
-            let failed = match failed {
-                PullError::Source(reason) => reason,
+            let failed = match self
+                .pull_from(&source, &channel, &mut pulled, &progress, &mut stop)
+                .await
+            {
+                PullError::Stopped => break,
                 PullError::Store(e) => {
                     channel.fail("storing a pulled block failed", &format!("{e:#}"));
                     return;
                 }
+                PullError::Source(reason) => reason,
             };
             tracing::warn!(channel = %channel.id(), %source, reason = %failed, "pulling blocks failed; trying the next consenter");
             progress.set_problem(Some(format!("pulling from {source}: {failed}")));
@@ -152,54 +167,69 @@ impl Follower {
         tracing::debug!(channel = %channel.id(), "follower stopped");
     }
 
-    /// Pulls from `source` until it fails: first, while onboarding, it must hold the join block
-    /// itself, so that nothing below it is taken from a chain that does not lead there.
+    /// Pulls from `source` until it fails. While onboarding, its headers are walked to the join
+    /// block first, so that nothing is stored from a chain that does not lead there.
     async fn pull_from(
         &mut self,
         source: &str,
         channel: &Channel,
         pulled: &mut PulledChain,
         progress: &Progress,
+        stop: &mut watch::Receiver<bool>,
     ) -> PullError {
-        if let Some((number, hash)) = pulled.anchor() {
-            let theirs = match self.puller.block(source, number).await {
-                Ok(block) => block,
-                Err(e) => return PullError::Source(format!("reading block {number}: {e}")),
-            };
-            if block::header_hash(&theirs.header.unwrap_or_default()) != hash {
-                return PullError::Source(format!(
-                    "its block {number} is not the block the channel was joined with"
-                ));
+        if let Some(mut walk) = pulled.walk() {
+            let join = pulled.join_number();
+            let mut headers =
+                match unless_stopped(stop, self.puller.headers(source, walk.next(), join)).await {
+                    Ok(headers) => headers,
+                    Err(e) => return e,
+                };
+            loop {
+                let header = match unless_stopped(stop, headers.next()).await {
+                    Ok(header) => header,
+                    Err(e) => return e,
+                };
+                match walk.take(&header) {
+                    Ok(true) => break,
+                    Ok(false) => {}
+                    Err(e) => return PullError::Source(format!("refused the header of {e}")),
+                }
             }
+            pulled.trust(walk);
         }
-        let mut blocks = match self.puller.follow(source, pulled.next()).await {
+        let mut blocks = match unless_stopped(stop, self.puller.follow(source, pulled.next())).await
+        {
             Ok(blocks) => blocks,
-            Err(e) => return PullError::Source(e),
+            Err(e) => return e,
         };
+        progress.set_problem(None);
         loop {
-            let block = match blocks.next().await {
+            let block = match unless_stopped(stop, blocks.next()).await {
                 Ok(block) => block,
-                Err(e) => return PullError::Source(e),
+                Err(e) => return e,
             };
             let checked = match pulled.check(&block) {
                 Ok(checked) => checked,
                 Err(e) => return PullError::Source(format!("refused {e}")),
             };
-            progress.set_problem(None);
             if let Err(e) = store(channel, block).await {
                 return PullError::Store(e);
             }
             if let Some(config) = checked.config {
                 self.config_changed(channel, config);
+                if !self.puller.has_source(source) {
+                    return PullError::Source("it is no longer one of the consenters".into());
+                }
             }
-            if pulled.reached_join_block() && progress.is_onboarding() {
+            if !pulled.is_onboarding() && progress.is_onboarding() {
                 progress.onboarded.store(true, Ordering::Relaxed);
                 tracing::info!(channel = %channel.id(), height = pulled.next(), "onboarded: the join block is stored; following the channel");
             }
         }
     }
 
-    /// A config block was stored: its consenters are the sources now, its orgs' roots trusted.
+    /// A config block past the join block was stored: its consenters are the sources now, its
+    /// orgs' roots trusted.
     fn config_changed(&mut self, channel: &Channel, config: Bundle) {
         self.tls.add_channel(&config);
         self.configure(&config);

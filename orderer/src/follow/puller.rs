@@ -6,11 +6,11 @@ use std::sync::Arc;
 use futures::StreamExt;
 use ordo_core::envelope;
 use ordo_core::msp::SigningIdentity;
-use ordo_proto::common::{Block, Status};
+use ordo_proto::common::{Block, HeaderType, Status};
 use ordo_proto::orderer::atomic_broadcast_client::AtomicBroadcastClient;
 use ordo_proto::orderer::deliver_response;
-use ordo_proto::orderer::seek_info::SeekBehavior;
-use ordo_proto::orderer::DeliverResponse;
+use ordo_proto::orderer::seek_info::{SeekBehavior, SeekContentType};
+use ordo_proto::orderer::{DeliverResponse, SeekInfo};
 
 use crate::tls::Dialer;
 
@@ -65,18 +65,34 @@ impl Puller {
         Some(source)
     }
 
-    /// Block `number` as `source` holds it now (refused if it has not got it yet).
-    pub async fn block(&self, source: &str, number: u64) -> Result<Block, String> {
-        let mut blocks = self
-            .deliver(source, number, number, SeekBehavior::FailIfNotReady)
-            .await?;
-        blocks.next().await
+    /// Whether `source` is one of the sources.
+    pub fn has_source(&self, source: &str) -> bool {
+        self.sources.iter().any(|s| s == source)
+    }
+
+    /// The headers (blocks without their data) of blocks `start..=stop`, as `source` holds
+    /// them now (it is refused if it has not got them all yet).
+    pub async fn headers(&self, source: &str, start: u64, stop: u64) -> Result<Blocks, String> {
+        self.deliver(
+            source,
+            start,
+            stop,
+            SeekBehavior::FailIfNotReady,
+            SeekContentType::HeaderWithSig,
+        )
+        .await
     }
 
     /// Blocks from `start` on, following the chain as `source` grows it.
     pub async fn follow(&self, source: &str, start: u64) -> Result<Blocks, String> {
-        self.deliver(source, start, u64::MAX, SeekBehavior::BlockUntilReady)
-            .await
+        self.deliver(
+            source,
+            start,
+            u64::MAX,
+            SeekBehavior::BlockUntilReady,
+            SeekContentType::Block,
+        )
+        .await
     }
 
     async fn deliver(
@@ -85,6 +101,7 @@ impl Puller {
         start: u64,
         stop: u64,
         behavior: SeekBehavior,
+        content: SeekContentType,
     ) -> Result<Blocks, String> {
         let channel = crate::tls::dial(self.dialer.as_ref(), source)?;
         let mut client =
@@ -94,12 +111,18 @@ impl Puller {
             .as_ref()
             .map(|d| bytes::Bytes::copy_from_slice(&d.tls_cert_hash()))
             .unwrap_or_default();
-        let request = envelope::seek_bound(
+        let info = SeekInfo {
+            start: Some(envelope::specified(start)),
+            stop: Some(envelope::specified(stop)),
+            behavior: behavior as i32,
+            content_type: content as i32,
+            ..Default::default()
+        };
+        let (request, _) = envelope::build_bound(
             &self.signer,
             &self.channel,
-            envelope::specified(start),
-            envelope::specified(stop),
-            behavior as i32,
+            HeaderType::DeliverSeekInfo,
+            prost::Message::encode_to_vec(&info).into(),
             binding,
         );
         let stream = client

@@ -65,6 +65,9 @@ pub struct ServiceSettings {
     /// Envelopes must carry their connection's client certificate hash (`tls.enabled` and
     /// `tls.client_auth_required`).
     pub tls_binding: bool,
+    /// Whether Broadcast is served (not on the cluster port, whose AtomicBroadcast is there for
+    /// followers' Deliver).
+    pub broadcast: bool,
 }
 
 pub struct AtomicBroadcastService {
@@ -129,6 +132,11 @@ impl AtomicBroadcast for AtomicBroadcastService {
         &self,
         request: Request<Streaming<Envelope>>,
     ) -> Result<Response<Self::BroadcastStream>, Status> {
+        if !self.settings.broadcast {
+            return Err(Status::unimplemented(
+                "Broadcast is served on the client port, not on the cluster port",
+            ));
+        }
         let (tx, rx) = mpsc::channel(BROADCAST_QUEUE);
         let responses = Guarded::new(&request, ReceiverStream::new(rx));
         let binding = binding::Binding::of(&request, self.settings.tls_binding);
