@@ -64,7 +64,9 @@ pub type NodeId = u64;
 /// How long any wait in these tests may take before it fails the test.
 pub const WAIT: Duration = Duration::from_secs(60);
 
-/// Raft timings written into every node's `[cluster]` section: short, so tests run quickly.
+/// Raft timings written into every node's `[cluster]` section: short, so tests run quickly, yet
+/// long enough that debug builds of six nodes sharing two busy cores keep their leases (a leader
+/// that goes a lease without a majority's acknowledgement stops taking envelopes).
 #[derive(Clone, Copy, Debug)]
 pub struct Timing {
     pub heartbeat_ms: u64,
@@ -76,12 +78,12 @@ pub struct Timing {
 impl Default for Timing {
     fn default() -> Self {
         Timing {
-            heartbeat_ms: 50,
-            election_timeout_min_ms: 300,
-            election_timeout_max_ms: 600,
+            heartbeat_ms: 100,
+            election_timeout_min_ms: 1000,
+            election_timeout_max_ms: 2000,
             // Long enough to ride out an election, so a Broadcast through a follower waits for
             // the next leader rather than failing while the old one is gone.
-            produce_timeout_ms: 3000,
+            produce_timeout_ms: 8000,
         }
     }
 }
