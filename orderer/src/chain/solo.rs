@@ -60,6 +60,11 @@ impl Chain for SoloChain {
         "solo"
     }
 
+    /// Solo has no consenters: Fabric reports its one node's relation as `other`.
+    fn consensus_relation(&self) -> crate::metrics::ConsensusRelation {
+        crate::metrics::ConsensusRelation::Other
+    }
+
     fn order(&self, record: Bytes) -> BoxFuture<'_, Result<u64, ChainError>> {
         Box::pin(async move {
             let result = self.partition.produce(record).await;
