@@ -23,7 +23,7 @@ mod store;
 
 pub use partition::Partition;
 pub use record::Record;
-pub use store::{PartitionConfig, SegmentStore, StoreReader};
+pub use store::{PartitionConfig, SegmentStore, StoreReader, SyncPoint};
 
 /// Errors of the partition log.
 #[derive(Debug, thiserror::Error)]

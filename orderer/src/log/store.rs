@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use super::record::{self, Record};
 use super::LogError;
+pub use crate::store::SyncPoint;
 use crate::store::{Entry, Names, Reader, Store, StoreConfig, StoreError};
 
 /// File names of a partition: `00000000000000001234.log` with its `.index`.
@@ -109,6 +110,12 @@ impl SegmentStore {
     /// Makes every appended record durable.
     pub fn sync(&mut self) -> Result<(), LogError> {
         Ok(self.store.sync()?)
+    }
+
+    /// What [`Self::sync`] would fsync now, to be fsynced later without the store (see
+    /// [`SyncPoint`]); records appended after this call are not covered.
+    pub fn take_sync_point(&mut self) -> SyncPoint {
+        self.store.take_sync_point()
     }
 
     /// Removes every record at or after `offset`, so that the next append is

@@ -178,6 +178,19 @@ impl Store {
         Ok(())
     }
 
+    /// Takes what [`Self::sync`] would fsync now, to be fsynced by [`SyncPoint::sync`] without
+    /// the store (from another thread, while appends go on). Entries appended after this call
+    /// are not covered by it.
+    pub fn take_sync_point(&mut self) -> SyncPoint {
+        let point = SyncPoint {
+            segment: self.unsynced_data.then(|| Arc::clone(&self.active)),
+            dir: self.unsynced_dir.then(|| self.dir.clone()),
+        };
+        self.unsynced_data = false;
+        self.unsynced_dir = false;
+        point
+    }
+
     /// Removes every entry at or after `number`, deleting whole segments as
     /// needed, so that the next append is at `number`. Durable on return.
     ///
@@ -276,6 +289,40 @@ impl Store {
         self.reader.shared.segments_mut().push(Arc::clone(&segment));
         self.active = segment;
         Ok(())
+    }
+}
+
+/// The fsyncs that make a store's appends up to some point durable, taken out of the store by
+/// [`Store::take_sync_point`].
+#[derive(Default)]
+pub struct SyncPoint {
+    /// The active segment then, if it had unsynced appends.
+    segment: Option<Arc<Segment>>,
+    /// The store's directory, if a segment file was created since its last fsync.
+    dir: Option<PathBuf>,
+}
+
+impl SyncPoint {
+    /// Makes the appends it covers durable.
+    pub fn sync(&self) -> Result<(), StoreError> {
+        if let Some(segment) = &self.segment {
+            segment.sync(false)?;
+        }
+        if let Some(dir) = &self.dir {
+            sync_dir(dir)?;
+        }
+        Ok(())
+    }
+
+    /// Covers `later`'s appends too, so that one [`Self::sync`] serves both. Only the later
+    /// active segment needs its fsync: a roll fsyncs a segment whole before the next one starts.
+    pub fn merge(&mut self, later: SyncPoint) {
+        if later.segment.is_some() {
+            self.segment = later.segment;
+        }
+        if later.dir.is_some() {
+            self.dir = later.dir;
+        }
     }
 }
 

@@ -37,7 +37,7 @@ mod files;
 mod frame;
 mod segment;
 
-pub use files::{Reader, Store};
+pub use files::{Reader, Store, SyncPoint};
 pub use frame::{encode, frame_len_for, Entry, FRAME_OVERHEAD};
 
 /// How a store's files are named, and what its entries are called in messages.

@@ -6,12 +6,14 @@
 //! - [`codec`]: the binary form of an entry, on disk and on the wire;
 //! - [`election`]: the election timer with a pre-vote, and the leader's quorum lease;
 //! - [`storage`]: openraft's log storage on the segment store, and a metadata-only state machine;
+//! - `flush`: the log's fsync thread, so that an append does not stall openraft's core;
 //! - [`network`]: the client side of the cluster transport (gRPC `ordo.Cluster`);
 //! - [`crate::server::cluster`]: the server side, which also carries the `ordo.Admin` membership
 //!   calls.
 
 pub mod codec;
 pub mod election;
+mod flush;
 pub mod leadership;
 pub mod network;
 pub mod storage;
@@ -181,7 +183,7 @@ impl RaftLog {
         } = members;
         let store = SegmentStore::open(dir, log_config)?;
         let empty = store.next_offset() == store.start_offset();
-        let log_store = LogStore::open(store, dir);
+        let log_store = LogStore::open(store, dir, channel)?;
         let reader = log_store.reader();
         let (committed_tx, committed) = watch::channel(0);
         let heartbeat = timing.heartbeat.as_millis() as u64;

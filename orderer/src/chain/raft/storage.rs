@@ -16,8 +16,9 @@ use openraft::{
 };
 use tokio::sync::watch;
 
+use super::flush::Flusher;
 use super::{codec, Entry, Node, NodeId, TypeConfig};
-use crate::log::{LogError, SegmentStore, StoreReader};
+use crate::log::{LogError, SegmentStore, StoreReader, SyncPoint};
 
 type StorageResult<T> = Result<T, StorageError<NodeId>>;
 
@@ -30,6 +31,7 @@ pub struct LogStore {
     store: Arc<Mutex<SegmentStore>>,
     reader: LogReader,
     vote_path: PathBuf,
+    flusher: Flusher,
 }
 
 /// A cheap, concurrent reader of the Raft log.
@@ -39,15 +41,18 @@ pub struct LogReader {
 }
 
 impl LogStore {
-    pub fn open(store: SegmentStore, dir: &Path) -> Self {
+    /// The Raft log of `channel` over `store`, with its vote kept in `dir`; starts the log's
+    /// fsync thread.
+    pub fn open(store: SegmentStore, dir: &Path, channel: &str) -> Result<Self, LogError> {
         let reader = LogReader {
             reader: store.reader(),
         };
-        LogStore {
+        Ok(LogStore {
             store: Arc::new(Mutex::new(store)),
             reader,
             vote_path: dir.join("vote.json"),
-        }
+            flusher: Flusher::start(channel)?,
+        })
     }
 
     pub fn reader(&self) -> LogReader {
@@ -173,29 +178,23 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         I: IntoIterator<Item = Entry> + OptionalSend,
         I::IntoIter: OptionalSend,
     {
-        let store = self.store.clone();
-        let encoded: Vec<(u64, bytes::Bytes)> = entries
-            .into_iter()
-            .map(|e| (e.log_id.index, codec::encode(&e)))
-            .collect();
-        // One fsync per append call: openraft hands over every entry it has at once.
-        let result = tokio::task::spawn_blocking(move || -> Result<(), LogError> {
-            let mut store = store.lock().unwrap_or_else(|e| e.into_inner());
+        // Written here (readable on return, as openraft requires), made durable by the
+        // flusher: openraft's core goes on replicating meanwhile.
+        let written = (|| -> Result<SyncPoint, LogError> {
+            let mut store = self.lock();
             let now = now_ms();
-            for (index, entry) in &encoded {
-                store.append(*index, now, entry)?;
+            for entry in entries {
+                store.append(entry.log_id.index, now, &codec::encode(&entry))?;
             }
-            store.sync()
-        })
-        .await
-        .map_err(io::Error::other)
-        .and_then(|r| r.map_err(io_error));
-        match result {
-            Ok(()) => {
-                callback.log_io_completed(Ok(()));
+            Ok(store.take_sync_point())
+        })();
+        match written {
+            Ok(point) => {
+                self.flusher.flush(point, callback);
                 Ok(())
             }
             Err(e) => {
+                let e = io_error(e);
                 let error = StorageIOError::write_logs(&e);
                 callback.log_io_completed(Err(e));
                 Err(error.into())
@@ -205,6 +204,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 
     async fn truncate(&mut self, log_id: LogId<NodeId>) -> StorageResult<()> {
         tracing::info!(from = log_id.index, "truncating uncommitted raft entries");
+        self.flusher.drain().await;
         self.lock()
             .truncate_from(log_id.index)
             .map_err(|e| StorageIOError::write_logs(&io_error(e)).into())
