@@ -730,6 +730,11 @@ async fn serve_cluster(
         .with_context(|| format!("binding the cluster address {listen}"))?;
     let cluster_addr = listener.local_addr()?;
     let router = server_builder(&config.limits)
+        // Raft entries and forwarded batches are up to megabytes: with HTTP/2's default 64 KiB
+        // windows each one waits for dozens of window updates from a busy peer. Only members
+        // reach this port (mutual TLS), so the bytes it may buffer are bounded by the cluster.
+        .initial_stream_window_size(crate::tls::CLUSTER_STREAM_WINDOW)
+        .initial_connection_window_size(crate::tls::CLUSTER_CONNECTION_WINDOW)
         .add_service(
             ordo_proto::ordo::cluster_server::ClusterServer::new(groups.clone())
                 .max_decoding_message_size(usize::MAX)

@@ -22,6 +22,10 @@ const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
 /// HTTP/2 pings on connections to other orderers, and how long an answer may take.
 const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(10);
 const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(5);
+/// HTTP/2 flow-control windows between orderers (both directions: the cluster port's server and
+/// every dial), sized for Raft entries and pulled blocks of megabytes.
+pub const CLUSTER_STREAM_WINDOW: u32 = 8 << 20;
+pub const CLUSTER_CONNECTION_WINDOW: u32 = 32 << 20;
 
 /// Dials other orderers with one identity.
 #[derive(Clone, Debug)]
@@ -70,7 +74,9 @@ pub fn dial(dialer: Option<&Dialer>, address: &str) -> Result<Channel, String> {
         // A peer gone without closing (a cut link, a dead machine) fails the streams open to
         // it, rather than leaving a follower waiting on them for ever.
         .http2_keep_alive_interval(KEEPALIVE_INTERVAL)
-        .keep_alive_timeout(KEEPALIVE_TIMEOUT);
+        .keep_alive_timeout(KEEPALIVE_TIMEOUT)
+        .initial_stream_window_size(CLUSTER_STREAM_WINDOW)
+        .initial_connection_window_size(CLUSTER_CONNECTION_WINDOW);
     Ok(match dialer {
         Some(dialer) => dialer.channel(endpoint),
         None => endpoint.connect_lazy(),

@@ -15,7 +15,7 @@ mod pem;
 mod watch;
 
 pub use credentials::{ClientAuth, Credentials, TlsFiles, ALPN_H2};
-pub use dialer::{dial, Dialer};
+pub use dialer::{dial, Dialer, CLUSTER_CONNECTION_WINDOW, CLUSTER_STREAM_WINDOW};
 pub use identity::{cert_hash, public_key_of_der, public_key_of_pem, PeerCertificates};
 pub use node_tls::{
     all_org_roots, orderer_org_roots, ClusterTls, HttpTls, NodeTls, PortTls, Watching,
