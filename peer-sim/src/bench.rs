@@ -278,6 +278,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<Report> {
         verify_rate,
         start,
         latencies: Percentiles::new(accounting.latencies.clone()).summary(),
+        ack_latencies: Percentiles::new(accounting.ack_latencies.clone()).summary(),
         accounting,
         outcome_errors: outcome.errors,
         send_seconds: outcome.finished.duration_since(start).as_secs_f64(),

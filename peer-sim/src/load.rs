@@ -37,6 +37,8 @@ pub enum Answer {
 pub struct Sent {
     pub at: Instant,
     pub answer: Answer,
+    /// When its answer arrived (`None` if unanswered).
+    pub answered_at: Option<Instant>,
 }
 
 /// Called once for every envelope answered SUCCESS, as the answer comes (a progress bar, say).
@@ -329,7 +331,7 @@ async fn one_stream(
     ));
 
     // Answers come in sending order: the k-th answer is for the k-th envelope sent.
-    let mut answers: Vec<(i32, String)> = Vec::with_capacity(expected);
+    let mut answers: Vec<(i32, String, Instant)> = Vec::with_capacity(expected);
     let mut error = None;
     match client.grpc().broadcast(ReceiverStream::new(rx)).await {
         Err(e) => error = Some(format!("{}: Broadcast: {}", client.endpoint, e.message())),
@@ -344,10 +346,11 @@ async fn one_stream(
                 };
                 match next {
                     Ok(Some(Ok(response))) => {
+                        let answered_at = Instant::now();
                         if response.status == Status::Success as i32 {
                             on_ack();
                         }
-                        answers.push((response.status, response.info));
+                        answers.push((response.status, response.info, answered_at));
                         if let Some(permits) = &permits {
                             permits.add_permits(1);
                         }
@@ -393,15 +396,23 @@ async fn one_stream(
         .sent
         .into_iter()
         .map(|(i, at, tx_id)| {
-            let answer = match answers.next() {
-                Some((s, _)) if s == Status::Success as i32 => Answer::Acked,
-                Some((s, info)) => {
+            let (answer, answered_at) = match answers.next() {
+                Some((s, _, t)) if s == Status::Success as i32 => (Answer::Acked, Some(t)),
+                Some((s, info, t)) => {
                     refusals.push((i, info));
-                    Answer::Refused(s)
+                    (Answer::Refused(s), Some(t))
                 }
-                None => Answer::Unanswered,
+                None => (Answer::Unanswered, None),
             };
-            (i, Sent { at, answer }, tx_id)
+            (
+                i,
+                Sent {
+                    at,
+                    answer,
+                    answered_at,
+                },
+                tx_id,
+            )
         })
         .collect();
     StreamOutcome {

@@ -23,6 +23,9 @@ pub struct Gap {
 pub struct Accounting {
     /// Submit → delivered latency of each of our transactions, at its first delivery.
     pub latencies: Vec<Duration>,
+    /// Submit → SUCCESS answer of each acknowledged transaction, delivered or not: what a
+    /// client waits for before it may forget the envelope.
+    pub ack_latencies: Vec<Duration>,
     /// Our transactions found in delivered blocks (each counted once).
     pub delivered: usize,
     /// Envelopes handed to a stream; the rest were never sent.
@@ -85,7 +88,13 @@ pub fn account(
     for s in sent.iter().flatten() {
         out.sent += 1;
         match s.answer {
-            Answer::Acked => out.acked += 1,
+            Answer::Acked => {
+                out.acked += 1;
+                if let Some(answered) = s.answered_at {
+                    out.ack_latencies
+                        .push(answered.saturating_duration_since(s.at));
+                }
+            }
             Answer::Refused(_) => out.refused += 1,
             Answer::Unanswered => out.unanswered += 1,
         }
@@ -175,9 +184,20 @@ mod tests {
     }
 
     fn sent(start: Instant, ms: u64, answer: Answer) -> Option<Sent> {
+        let at = start + Duration::from_millis(ms);
         Some(Sent {
-            at: start + Duration::from_millis(ms),
+            at,
             answer,
+            answered_at: (answer != Answer::Unanswered).then_some(at + Duration::from_millis(5)),
+        })
+    }
+
+    fn answered(start: Instant, ms: u64, answer: Answer, after_ms: u64) -> Option<Sent> {
+        let at = start + Duration::from_millis(ms);
+        Some(Sent {
+            at,
+            answer,
+            answered_at: Some(at + Duration::from_millis(after_ms)),
         })
     }
 
@@ -242,6 +262,28 @@ mod tests {
         assert_eq!(acc.foreign, 1);
         assert_eq!(acc.delivered, 2);
         assert_eq!(acc.latencies.len(), 2);
+    }
+
+    #[test]
+    fn ack_latency_is_submit_to_success_answer_of_acknowledged_envelopes_only() {
+        let t0 = Instant::now();
+        let tx = ids(5);
+        let s = vec![
+            answered(t0, 0, Answer::Acked, 30),
+            answered(t0, 10, Answer::Acked, 7),
+            // Refused and unanswered envelopes have no acknowledgement to time.
+            answered(t0, 10, Answer::Refused(503), 2),
+            sent(t0, 20, Answer::Unanswered),
+            None,
+        ];
+        // Acknowledged but never delivered still has its acknowledgement latency, and the
+        // blocks have no say in it.
+        let a = vec![arrival(t0, 900, 1, &["tx1"])];
+        let acc = account(t0, &tx, &s, &a);
+        let ms = Duration::from_millis;
+        assert_eq!(acc.ack_latencies, vec![ms(30), ms(7)]);
+        assert_eq!(acc.latencies, vec![ms(890)]);
+        assert_eq!(acc.lost, vec!["tx0".to_string()]);
     }
 
     #[test]

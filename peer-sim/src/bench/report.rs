@@ -111,7 +111,10 @@ pub struct Inputs {
     pub verify_rate: Option<VerifyRate>,
     pub start: Instant,
     pub accounting: Accounting,
+    /// Submit → block delivered.
     pub latencies: LatencySummary,
+    /// Submit → SUCCESS answer on the Broadcast stream.
+    pub ack_latencies: LatencySummary,
     pub outcome_errors: Vec<String>,
     pub send_seconds: f64,
     pub max_send_lag: Duration,
@@ -245,6 +248,17 @@ impl Report {
             "latency ms:  {} (submit → block delivered)",
             latency.join(", ")
         );
+        let ack: Vec<String> = i
+            .ack_latencies
+            .millis()
+            .iter()
+            .map(|(name, v)| format!("{name} {v:.1}"))
+            .collect();
+        let _ = writeln!(
+            out,
+            "ack ms:      {} (submit → SUCCESS answer)",
+            ack.join(", ")
+        );
         if let Some(gap) = a.longest_gap {
             let _ = writeln!(
                 out,
@@ -302,12 +316,12 @@ impl Report {
     pub fn to_json(&self) -> serde_json::Value {
         let i = &self.inputs;
         let a = &self.accounting;
-        let latency: serde_json::Map<String, serde_json::Value> = i
-            .latencies
-            .millis()
-            .iter()
-            .map(|(name, v)| (name.to_string(), json!(v)))
-            .collect();
+        let millis = |l: &LatencySummary| -> serde_json::Map<String, serde_json::Value> {
+            l.millis()
+                .iter()
+                .map(|(name, v)| (name.to_string(), json!(v)))
+                .collect()
+        };
         json!({
             "label": i.label,
             "unix_time": self.unix_time,
@@ -343,7 +357,8 @@ impl Report {
             "seconds": self.seconds,
             "tx_per_s": self.throughput,
             "per_second": a.per_second,
-            "latency_ms": latency,
+            "latency_ms": millis(&i.latencies),
+            "ack_latency_ms": millis(&i.ack_latencies),
             "longest_block_gap_ms": a.longest_gap.map(|g| ms(g.duration)),
             "longest_block_gap_from_s": a.longest_gap.map(|g| g.from_start.as_secs_f64()),
             "verify_rate": i.verify_rate,
@@ -377,7 +392,7 @@ impl Report {
         Ok(path)
     }
 
-    pub const TABLE_HEADER: &'static str = "| run | nodes | tx B | offered tx/s | delivered tx/s | of verify bound | p50 ms | p95 ms | p99 ms | p99.9 ms | max ms | longest block gap ms | not acked | lost / dup | orderer CPU µs/tx | peak RSS MiB |\n|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n";
+    pub const TABLE_HEADER: &'static str = "| run | nodes | tx B | offered tx/s | delivered tx/s | of verify bound | p50 ms | p95 ms | p99 ms | p99.9 ms | max ms | ack p50 ms | ack p99 ms | longest block gap ms | not acked | lost / dup | orderer CPU µs/tx | peak RSS MiB |\n|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n";
 
     pub fn table_row(&self) -> String {
         let i = &self.inputs;
@@ -387,7 +402,7 @@ impl Report {
             v.map_or("—".to_string(), |v| format!("{v:.digits$}"))
         };
         format!(
-            "| {} | {} | {} | {} | {} | {} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {} | {} | {} / {} | {} | {} |\n",
+            "| {} | {} | {} | {} | {} | {} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {} | {} | {} / {} | {} | {} |\n",
             i.label,
             i.settings.consenters,
             i.tx_bytes,
@@ -399,6 +414,8 @@ impl Report {
             ms(l.p99),
             ms(l.p999),
             ms(l.max),
+            ms(i.ack_latencies.p50),
+            ms(i.ack_latencies.p99),
             opt(a.longest_gap.map(|g| ms(g.duration)), 0),
             self.not_acked(),
             a.lost.len(),
