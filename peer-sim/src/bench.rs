@@ -7,6 +7,7 @@
 //! and ECDSA P-256; the identity's kind bounds the orderer).
 
 pub mod account;
+pub mod fanout;
 pub mod machine;
 pub mod report;
 
@@ -69,6 +70,11 @@ pub struct BenchArgs {
     /// Closed loop: envelopes each stream keeps unanswered.
     #[arg(long, default_value_t = 128)]
     pub window: usize,
+    /// Extra Deliver clients (each on its own connection to the Deliver endpoint) that follow
+    /// the chain for the whole run, counting blocks and bytes only, as peers pulling blocks; the
+    /// run fails if one does not reach the last block the verifying follower saw.
+    #[arg(long, default_value_t = 0)]
+    pub followers: usize,
     /// Seconds to wait, after the last answer, for acknowledged transactions to be delivered.
     #[arg(long, default_value_t = 30)]
     pub deliver_timeout: u64,
@@ -193,7 +199,20 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<Report> {
             .push(Client::connect_tls(endpoint, &args.channel, signer.clone(), &args.tls).await?);
     }
 
+    let height = verifier.height();
     let mut follower = Follower::start(follower_client, verifier).await?;
+    let fanout = if args.followers > 0 {
+        let mut clients = Vec::with_capacity(args.followers);
+        for _ in 0..args.followers {
+            clients.push(
+                Client::connect_tls(&deliver_endpoint, &args.channel, signer.clone(), &args.tls)
+                    .await?,
+            );
+        }
+        Some(fanout::Fanout::start(clients, height).await?)
+    } else {
+        None
+    };
 
     let self_pid = std::process::id();
     let before: Vec<Option<ProcSample>> = args
@@ -243,6 +262,18 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<Report> {
     let delivery = follower.until_delivered(acked, deliver_deadline).await;
     drop(follower);
     let arrivals = delivery.arrivals;
+    // The fan-out had the whole run; it gets the deliver timeout again to catch up.
+    let fanout = match fanout {
+        Some(fanout) => {
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(args.deliver_timeout);
+            Some(
+                fanout
+                    .finish(arrivals.last().map(|a| a.number), deadline)
+                    .await,
+            )
+        }
+        None => None,
+    };
     let follow_error = match delivery.end {
         End::Ended(Err(e)) => Some(format!("{e:#}")),
         End::Ended(Ok(())) => Some("Deliver stream ended".to_string()),
@@ -289,6 +320,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<Report> {
             _ => None,
         },
         follow_error: follow_error.clone(),
+        fanout,
     });
 
     let path = report.write_json(&args.out_dir)?;
@@ -323,6 +355,20 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<Report> {
     }
     if acc.delivered == 0 {
         bail!("no transaction was delivered");
+    }
+    if let Some(fanout) = &report.inputs.fanout {
+        if let Some(&k) = fanout.behind().first() {
+            let t = &fanout.each[k];
+            bail!(
+                "{} of {} followers did not reach block {} within {}s (follower {k}: last block {}{})",
+                fanout.behind().len(),
+                fanout.followers,
+                fanout.target_block.unwrap_or(0),
+                args.deliver_timeout,
+                t.last_block.map_or("none".to_string(), |b| b.to_string()),
+                t.error.as_ref().map_or(String::new(), |e| format!(", {e}")),
+            );
+        }
     }
     Ok(report)
 }

@@ -13,6 +13,7 @@ use serde::Serialize;
 use serde_json::json;
 
 use super::account::Accounting;
+use super::fanout::FanoutReport;
 use super::machine::{Machine, ProcSample, SignatureKind, VerifyRate};
 use crate::load::Pace;
 use crate::stats::LatencySummary;
@@ -121,6 +122,8 @@ pub struct Inputs {
     pub processes: Vec<ProcessReport>,
     pub peer_sim_cpu_seconds: Option<f64>,
     pub follow_error: Option<String>,
+    /// The extra Deliver followers (`--followers`), if any.
+    pub fanout: Option<FanoutReport>,
 }
 
 pub struct Report {
@@ -259,6 +262,21 @@ impl Report {
             "ack ms:      {} (submit → SUCCESS answer)",
             ack.join(", ")
         );
+        if let Some(f) = &i.fanout {
+            let (fewest, most) = f.blocks_range();
+            let target = f
+                .target_block
+                .map_or("no block".to_string(), |b| format!("block {b}"));
+            let _ = writeln!(
+                out,
+                "followers:   {} more Deliver clients: {fewest}–{most} blocks each, {} blocks and {:.1} MiB in all; {} of {} reached {target}",
+                f.followers,
+                f.blocks_total(),
+                f.bytes_total() as f64 / (1024.0 * 1024.0),
+                f.followers - f.behind().len(),
+                f.followers,
+            );
+        }
         if let Some(gap) = a.longest_gap {
             let _ = writeln!(
                 out,
@@ -367,6 +385,14 @@ impl Report {
             "orderer_cpu_us_per_tx": self.orderer_cpu_us_per_tx(),
             "peer_sim_cpu_seconds": i.peer_sim_cpu_seconds,
             "follow_error": i.follow_error,
+            "followers": i.fanout.as_ref().map(|f| json!({
+                "count": f.followers,
+                "target_block": f.target_block,
+                "reached": f.followers - f.behind().len(),
+                "blocks_total": f.blocks_total(),
+                "bytes_total": f.bytes_total(),
+                "each": f.each,
+            })),
         })
     }
 
