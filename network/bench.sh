@@ -9,7 +9,8 @@
 # sweep of 1 KiB transactions at fractions of the measured 1 KiB saturation; for 3 nodes, a fault
 # run at half of saturation with the leader SIGKILLed mid-run.
 #
-# Results: one JSON file per run and summary.md (the table) under $BENCH_OUT/suite-<time>/
+# Results: one JSON file per run, summary.md (the table), a latency-throughput PNG per sweep
+# (peer-sim plot) and table.md (all of it, named) under $BENCH_OUT/suite-<time>/
 # (default bench-results/, ignored by git). Binaries come from $ORDO_BIN, else release binaries
 # are built. Ports: solo serves on $ORDO_CLIENT_BASE (default 7050); node i of a raft network on
 # $ORDO_CLIENT_BASE+i, its cluster port $ORDO_NET_CLUSTER_BASE+i (default 7150). Network data goes
@@ -244,11 +245,22 @@ log "suite $suite (commit $commit, $ORDO_KEY_TYPE identities${only:+, only $only
 group solo solo
 group raft3 3
 
+# One latency-throughput chart per open-loop sweep (there is none with ORDO_BENCH_ONLY).
+charts=""
+if [ -z "$only" ]; then
+  charts=$("$bin/peer-sim" plot --suite "$suite") || die "peer-sim plot failed"
+fi
+
 {
   echo "Suite of $(date -u '+%Y-%m-%d %H:%M UTC'), commit $commit; $(nproc) cores, $(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -n 1)."
   echo "Blocks of ≤$max_message_count transactions, batch timeout $batch_timeout_ms ms, fsync on; $ORDO_KEY_TYPE identities. Command: ORDO_KEY_TYPE=$ORDO_KEY_TYPE${only:+ ORDO_BENCH_ONLY=$only} network/bench.sh${smoke:+ --smoke}"
   echo
   cat "$summary"
+  if [ -n "$charts" ]; then
+    echo
+    echo "Latency against throughput, one chart per sweep (peer-sim plot): $(printf '%s\n' "$charts" |
+      while IFS= read -r c; do basename "$c"; done | paste -sd, - | sed 's/,/, /g')."
+  fi
 } >"$suite/table.md"
 echo
 cat "$suite/table.md"

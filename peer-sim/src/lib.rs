@@ -7,6 +7,7 @@ pub mod client;
 pub mod follow;
 pub mod load;
 pub mod out;
+pub mod plot;
 pub mod stats;
 pub mod submit;
 

@@ -35,6 +35,8 @@ enum Command {
     Verify(VerifyArgs),
     /// Measure a running network: max rate (closed loop) or a fixed offered rate (`--rate`).
     Bench(Box<ordo_peer_sim::bench::BenchArgs>),
+    /// Draw a benchmark suite's open-loop sweeps as latency-throughput PNGs (one per group).
+    Plot(ordo_peer_sim::plot::PlotArgs),
 }
 
 #[derive(Args, Clone)]
@@ -104,6 +106,7 @@ fn main() -> ExitCode {
         Some(Command::Run(args)) => args.target.tls.tls_ca.is_some(),
         Some(Command::Verify(args)) => args.target.tls.tls_ca.is_some(),
         Some(Command::Bench(args)) => args.tls.tls_ca.is_some(),
+        Some(Command::Plot(_)) => true,
     };
     let result = runtime.block_on(async {
         match cli.command {
@@ -111,6 +114,7 @@ fn main() -> ExitCode {
             Some(Command::Run(args)) => run(args).await,
             Some(Command::Verify(args)) => verify(args).await,
             Some(Command::Bench(args)) => ordo_peer_sim::bench::run(*args).await.map(drop),
+            Some(Command::Plot(args)) => plot(&args),
         }
     });
     match result {
@@ -134,6 +138,14 @@ async fn connect(target: &Target) -> anyhow::Result<Client> {
     let signer = ordo_client::msp_dir::signing_identity(&target.msp, &target.mspid)
         .with_context(|| format!("loading the client identity from {}", target.msp.display()))?;
     Client::connect_tls(&target.endpoint, &target.channel, signer, &target.tls).await
+}
+
+/// Prints the path of each PNG drawn, one a line (scripts list them).
+fn plot(args: &ordo_peer_sim::plot::PlotArgs) -> anyhow::Result<()> {
+    for path in ordo_peer_sim::plot::run(args)? {
+        ordo_peer_sim::say!("{}", path.display());
+    }
+    Ok(())
 }
 
 async fn verify(args: VerifyArgs) -> anyhow::Result<()> {

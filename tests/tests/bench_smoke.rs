@@ -24,6 +24,9 @@ const RUNS: [&str; 11] = [
     "raft3-leader-kill",
 ];
 
+/// The charts `peer-sim plot` draws, one per open-loop sweep.
+const CHARTS: [&str; 2] = ["solo-latency.png", "raft3-latency.png"];
+
 #[test]
 fn bench_suite_smoke() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
@@ -31,7 +34,7 @@ fn bench_suite_smoke() {
     let net = tempfile::tempdir().unwrap();
     let out = tempfile::tempdir().unwrap();
     // Ports held by this test alone: solo on base, node i on base + i, its cluster port on
-    // base + 10 + i.
+    // base + 10 + i, its participation API on base + 20 + i, its operations on base + 30 + i.
     let ports = common::ports::PortBlock::reserve();
     let client_base = ports.port(0);
 
@@ -42,6 +45,8 @@ fn bench_suite_smoke() {
         .env("ORDO_NET_DIR", net.path().join("bench"))
         .env("ORDO_CLIENT_BASE", client_base.to_string())
         .env("ORDO_NET_CLUSTER_BASE", ports.port(10).to_string())
+        .env("ORDO_NET_ADMIN_BASE", ports.port(20).to_string())
+        .env("ORDO_NET_OPS_BASE", ports.port(30).to_string())
         .env("BENCH_OUT", out.path())
         .env("RUST_BACKTRACE", "0")
         .output()
@@ -72,6 +77,16 @@ fn bench_suite_smoke() {
         );
     }
     assert!(stdout.contains("raft3-leader-kill"), "the table is printed");
+
+    // One latency-throughput chart per sweep, named in table.md.
+    for chart in CHARTS {
+        let png = std::fs::read(suite.join(chart)).unwrap_or_else(|e| panic!("{chart}: {e}"));
+        assert!(
+            png.starts_with(b"\x89PNG\r\n\x1a\n"),
+            "{chart} is not a PNG"
+        );
+        assert!(table.contains(chart), "table.md names {chart}:\n{table}");
+    }
 
     for run in RUNS {
         let report = report_of(&suite, run);
