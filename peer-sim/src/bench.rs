@@ -91,6 +91,11 @@ pub struct BenchArgs {
     /// Free-form KEY=VALUE recorded with the run (e.g. commit=abc123); repeatable.
     #[arg(long = "tag")]
     pub tags: Vec<String>,
+    /// Once ready to load (envelopes signed, verify rates measured, streams connected, Deliver
+    /// followed), print "bench LABEL: ready" and wait until this file exists: lines up the loads
+    /// of concurrent runs (one per channel, say) without their preparation.
+    #[arg(long)]
+    pub start_when: Option<PathBuf>,
     /// Folder for the run's JSON report.
     #[arg(long, default_value = "bench-results")]
     pub out_dir: PathBuf,
@@ -213,6 +218,10 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<Report> {
     } else {
         None
     };
+
+    if let Some(file) = &args.start_when {
+        wait_for_file(&args.label, file).await?;
+    }
 
     let self_pid = std::process::id();
     let before: Vec<Option<ProcSample>> = args
@@ -371,6 +380,26 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<Report> {
         }
     }
     Ok(report)
+}
+
+/// How long a run waits for its `--start-when` file: far longer than any preparation, short
+/// enough that a run whose script died does not linger.
+const START_WAIT: Duration = Duration::from_secs(600);
+
+async fn wait_for_file(label: &str, file: &std::path::Path) -> anyhow::Result<()> {
+    eprintln!("bench {label}: ready");
+    let give_up = Instant::now() + START_WAIT;
+    while !file.exists() {
+        if Instant::now() > give_up {
+            bail!(
+                "{} did not appear within {}s (--start-when)",
+                file.display(),
+                START_WAIT.as_secs()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    Ok(())
 }
 
 /// Per process, (seconds since sampling began, resident KiB).
