@@ -1,6 +1,8 @@
 //! The benchmark harness cannot rot: `network/bench.sh --smoke` runs every step of the full suite
-//! (solo and 3-node networks, max rate at three sizes, an open-loop sweep, a leader kill) with
-//! tiny counts, on the debug binaries, in temporary folders and on ports of its own.
+//! (solo and 3-node networks, max rate at three sizes, an open-loop sweep, a leader kill; the
+//! other key type, TLS, fan-out, acknowledgement latency, the latency point, repeated failover,
+//! many idle and busy channels; the charts) with tiny counts, on the debug binaries, in
+//! temporary folders and on ports of its own.
 
 mod common;
 
@@ -9,8 +11,9 @@ use std::process::Command;
 
 use serde_json::Value;
 
-/// Runs, in suite order (bench.sh names them so).
-const RUNS: [&str; 11] = [
+/// Runs with a row in the main table, in suite order (bench.sh names them so). The latency
+/// point's steps follow them: `raft3-lowlat-rate-<pct>%`, as many as it took.
+const RUNS: [&str; 17] = [
     "solo-max-1024",
     "solo-max-250",
     "solo-max-3584",
@@ -22,10 +25,34 @@ const RUNS: [&str; 11] = [
     "raft3-rate-50%",
     "raft3-rate-100%",
     "raft3-leader-kill",
+    "solo-max-1024-ed25519",
+    "raft3-max-1024-ed25519",
+    "solo-max-1024-tls-on",
+    "raft3-max-1024-tls-on",
+    "raft3-max-1024-followers16",
+    "raft3-ack-4x8",
 ];
 
+/// The latency point's first step, which always runs.
+const LOW_LATENCY_FIRST: &str = "raft3-lowlat-rate-10%";
+
+/// Rows of the tables after the main one, and how many cells each has.
+const EXTRA_ROWS: [(&str, usize); 4] = [
+    ("raft3-latency-point", 9),
+    ("raft3-failover", 5),
+    ("raft3-idle-channels", 6),
+    ("raft3-busy-channels", 6),
+];
+
+/// The busy-channels step's runs (2 channels in the smoke), JSON reports only.
+const BUSY_RUNS: [&str; 2] = ["raft3-busy2-ch1", "raft3-busy2-ch2"];
+
 /// The charts `peer-sim plot` draws, one per open-loop sweep.
-const CHARTS: [&str; 2] = ["solo-latency.png", "raft3-latency.png"];
+const CHARTS: [&str; 3] = [
+    "solo-latency.png",
+    "raft3-latency.png",
+    "raft3-lowlat-latency.png",
+];
 
 #[test]
 fn bench_suite_smoke() {
@@ -64,18 +91,59 @@ fn bench_suite_smoke() {
 
     let suite = only_entry(out.path());
     let table = std::fs::read_to_string(suite.join("table.md")).unwrap();
-    let rows: Vec<&str> = table.lines().filter(|l| l.starts_with("| ")).collect();
-    assert_eq!(
-        rows.len(),
-        RUNS.len() + 1,
-        "header and one row per run:\n{table}"
+    // The main table: from its header to the first line that is not a table's.
+    let rows: Vec<&str> = table
+        .lines()
+        .skip_while(|l| !l.starts_with("| run |"))
+        .skip(2)
+        .take_while(|l| l.starts_with('|'))
+        .collect();
+    assert!(
+        rows.len() > RUNS.len(),
+        "one row per run and at least one latency-point step:\n{table}"
     );
-    for (row, run) in rows[1..].iter().zip(RUNS) {
+    for (row, run) in rows.iter().zip(RUNS) {
         assert!(
             row.starts_with(&format!("| {run} |")),
             "{row} is not run {run}"
         );
     }
+    let low_latency: Vec<String> = rows[RUNS.len()..]
+        .iter()
+        .map(|row| {
+            row.split(" | ")
+                .next()
+                .unwrap()
+                .trim_start_matches("| ")
+                .to_string()
+        })
+        .collect();
+    assert_eq!(low_latency[0], LOW_LATENCY_FIRST, "{table}");
+    for run in &low_latency {
+        assert!(
+            run.starts_with("raft3-lowlat-rate-"),
+            "{run}: not a latency-point step"
+        );
+    }
+    for (name, cells) in EXTRA_ROWS {
+        let row = table
+            .lines()
+            .find(|l| l.starts_with(&format!("| {name} |")))
+            .unwrap_or_else(|| panic!("no row {name} in table.md:\n{table}"));
+        assert_eq!(
+            row.matches(" | ").count() + 1,
+            cells,
+            "{name}: cells of {row}"
+        );
+    }
+    let failover = table
+        .lines()
+        .find(|l| l.starts_with("| raft3-failover |"))
+        .unwrap();
+    assert!(
+        failover.ends_with("| 0 / 0 |"),
+        "failover lost or duplicated: {failover}"
+    );
     assert!(stdout.contains("raft3-leader-kill"), "the table is printed");
 
     // One latency-throughput chart per sweep, named in table.md.
@@ -88,7 +156,11 @@ fn bench_suite_smoke() {
         assert!(table.contains(chart), "table.md names {chart}:\n{table}");
     }
 
-    for run in RUNS {
+    for run in RUNS
+        .iter()
+        .copied()
+        .chain(low_latency.iter().map(String::as_str))
+    {
         let report = report_of(&suite, run);
         let field = |path: &str| report.pointer(path).unwrap_or(&Value::Null).clone();
         assert!(
@@ -100,11 +172,43 @@ fn bench_suite_smoke() {
         for p in ["p50", "p95", "p99", "p99.9", "max"] {
             let ms = field(&format!("/latency_ms/{p}")).as_f64().unwrap();
             assert!(ms > 0.0, "{run}: latency {p} {ms}");
+            let ack = field(&format!("/ack_latency_ms/{p}")).as_f64().unwrap();
+            assert!(ack > 0.0, "{run}: acknowledgement latency {p} {ack}");
+        }
+        let tags = field("/tags");
+        let tagged = |tag: &str| tags.as_array().unwrap().iter().any(|t| t == tag);
+        let key_type = if run.ends_with("-ed25519") {
+            "ed25519"
+        } else {
+            "ecdsa"
+        };
+        assert!(tagged(&format!("key_type={key_type}")), "{run}: {tags}");
+        let tls = if run.ends_with("-tls-on") {
+            "on"
+        } else {
+            "off"
+        };
+        assert!(tagged(&format!("tls={tls}")), "{run}: {tags}");
+        if run.ends_with("-followers16") {
+            assert_eq!(field("/followers/count"), 16, "{run}");
+            assert_eq!(field("/followers/reached"), 16, "{run}");
+            assert!(
+                field("/followers/bytes_total").as_u64().unwrap() > 0,
+                "{run}"
+            );
+        } else {
+            assert_eq!(field("/followers"), Value::Null, "{run}");
         }
         assert!(field("/machine/cores").as_u64().unwrap() >= 1);
         assert!(field("/verify_rate/single_per_s").as_f64().unwrap() > 0.0);
         assert!(field("/verify_rate/batch_per_s").as_f64().unwrap() > 0.0);
-        assert_eq!(field("/channel/max_message_count"), 500);
+        let (count, timeout) = if run.starts_with("raft3-lowlat-") {
+            (100, 20)
+        } else {
+            (500, 500)
+        };
+        assert_eq!(field("/channel/max_message_count"), count, "{run}");
+        assert_eq!(field("/channel/batch_timeout_ms"), timeout, "{run}");
         assert_eq!(field("/channel/fsync"), "on");
         let nodes = if run.starts_with("solo") { 1 } else { 3 };
         assert_eq!(field("/channel/consenters"), nodes, "{run}");
@@ -123,6 +227,9 @@ fn bench_suite_smoke() {
         let killed = usize::from(run == "raft3-leader-kill");
         assert_eq!(gone, killed, "{run}: orderers that did not survive");
         assert!(field("/longest_block_gap_ms").as_f64().is_some());
+        if run.ends_with("-ack-4x8") {
+            assert_eq!(field("/load/streams"), 4, "{run}");
+        }
         if run.contains("-rate-") || run.ends_with("leader-kill") {
             assert_eq!(field("/load/mode"), "open");
         } else {
@@ -133,6 +240,25 @@ fn bench_suite_smoke() {
                 "{run}"
             );
         }
+    }
+    check_busy_runs(&suite);
+}
+
+/// Each busy channel's run delivered on its own channel, with nothing lost.
+fn check_busy_runs(suite: &Path) {
+    for (k, run) in BUSY_RUNS.iter().enumerate() {
+        let report = report_of(suite, run);
+        assert!(
+            report["delivered"].as_u64().unwrap() > 0,
+            "{run}: nothing delivered"
+        );
+        assert_eq!(report["lost"], 0, "{run}");
+        assert_eq!(report["duplicated"], 0, "{run}");
+        assert_eq!(
+            report["channel"]["channel_id"],
+            format!("busy{}", k + 1),
+            "{run}"
+        );
     }
 }
 
