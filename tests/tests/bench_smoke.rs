@@ -75,6 +75,9 @@ fn bench_suite_smoke() {
         .env("ORDO_NET_ADMIN_BASE", ports.port(20).to_string())
         .env("ORDO_NET_OPS_BASE", ports.port(30).to_string())
         .env("BENCH_OUT", out.path())
+        // The defaults the assertions below expect, whatever the caller's environment says.
+        .env("ORDO_KEY_TYPE", "ecdsa")
+        .env("ORDO_NET_TLS", "off")
         .env("RUST_BACKTRACE", "0")
         .output()
         .expect("running network/bench.sh");
