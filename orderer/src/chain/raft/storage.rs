@@ -17,8 +17,9 @@ use openraft::{
 use tokio::sync::watch;
 
 use super::flush::Flusher;
+use super::tail::Tail;
 use super::{codec, Entry, Node, NodeId, TypeConfig};
-use crate::log::{LogError, SegmentStore, StoreReader, SyncPoint};
+use crate::log::{LogError, Record, SegmentStore, StoreReader, SyncPoint};
 
 type StorageResult<T> = Result<T, StorageError<NodeId>>;
 
@@ -34,10 +35,12 @@ pub struct LogStore {
     flusher: Flusher,
 }
 
-/// A cheap, concurrent reader of the Raft log.
+/// A cheap, concurrent reader of the Raft log: the newest entries from memory, older ones
+/// from the segment files.
 #[derive(Clone)]
 pub struct LogReader {
     reader: StoreReader,
+    tail: Tail,
 }
 
 impl LogStore {
@@ -46,6 +49,7 @@ impl LogStore {
     pub fn open(store: SegmentStore, dir: &Path, channel: &str) -> Result<Self, LogError> {
         let reader = LogReader {
             reader: store.reader(),
+            tail: Tail::default(),
         };
         Ok(LogStore {
             store: Arc::new(Mutex::new(store)),
@@ -71,23 +75,18 @@ impl LogReader {
     }
 
     /// Raw entries (encoded) from `from` up to `end`, about `max_bytes` at most (at least one).
-    pub fn read_raw(
-        &self,
-        from: u64,
-        end: u64,
-        max_bytes: usize,
-    ) -> Result<Vec<crate::log::Record>, LogError> {
-        self.reader.read_range(from, end, max_bytes)
+    pub fn read_raw(&self, from: u64, end: u64, max_bytes: usize) -> Result<Vec<Record>, LogError> {
+        match self.tail.read(from, end, max_bytes) {
+            Some(records) => Ok(records),
+            None => self.reader.read_range(from, end, max_bytes),
+        }
     }
 
     fn entries(&self, start: u64, end: u64) -> Result<Vec<Entry>, io::Error> {
         let mut entries = Vec::new();
         let mut next = start;
         while next < end {
-            let records = self
-                .reader
-                .read_range(next, end, 4 << 20)
-                .map_err(io_error)?;
+            let records = self.read_raw(next, end, 4 << 20).map_err(io_error)?;
             if records.is_empty() {
                 break;
             }
@@ -184,7 +183,14 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             let mut store = self.lock();
             let now = now_ms();
             for entry in entries {
-                store.append(entry.log_id.index, now, &codec::encode(&entry))?;
+                let (offset, payload) = (entry.log_id.index, codec::encode(&entry));
+                store.append(offset, now, &payload)?;
+                // Under the store's lock, so the tail follows the file's order.
+                self.reader.tail.push(Record {
+                    offset,
+                    timestamp_ms: now,
+                    payload,
+                });
             }
             Ok(store.take_sync_point())
         })();
@@ -205,7 +211,10 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     async fn truncate(&mut self, log_id: LogId<NodeId>) -> StorageResult<()> {
         tracing::info!(from = log_id.index, "truncating uncommitted raft entries");
         self.flusher.drain().await;
-        self.lock()
+        let mut store = self.lock();
+        // The tail first: a reader must not find there what the file no longer has.
+        self.reader.tail.truncate_from(log_id.index);
+        store
             .truncate_from(log_id.index)
             .map_err(|e| StorageIOError::write_logs(&io_error(e)).into())
     }
