@@ -444,6 +444,7 @@ impl Node {
             data_dir: config.node.data_dir.clone(),
             log: PartitionConfig {
                 segment_bytes: config.log.segment_bytes,
+                cache_bytes: config.log.cache_bytes,
                 ..Default::default()
             },
             ledger: LedgerConfig {

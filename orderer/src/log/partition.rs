@@ -362,6 +362,7 @@ mod tests {
         PartitionConfig {
             segment_bytes: 16 << 10,
             index_interval_bytes: 512,
+            ..Default::default()
         }
     }
 

@@ -26,6 +26,8 @@ pub struct PartitionConfig {
     pub segment_bytes: u64,
     /// Bytes of log between two sparse index entries.
     pub index_interval_bytes: u32,
+    /// Bytes of the newest records a replicated log keeps in memory (`log.cache_bytes`).
+    pub cache_bytes: usize,
 }
 
 impl Default for PartitionConfig {
@@ -33,6 +35,7 @@ impl Default for PartitionConfig {
         PartitionConfig {
             segment_bytes: 64 << 20,
             index_interval_bytes: 4096,
+            cache_bytes: 8 << 20,
         }
     }
 }
@@ -204,6 +207,7 @@ mod tests {
         PartitionConfig {
             segment_bytes: 1024,
             index_interval_bytes: 128,
+            ..Default::default()
         }
     }
 

@@ -244,14 +244,23 @@ impl std::fmt::Display for Consensus {
 pub struct LogSection {
     /// Size at which a log segment file is rolled.
     pub segment_bytes: u64,
+    /// Bytes of each raft channel's newest log entries kept in memory for the reads that follow
+    /// an append (replication, apply, block cutting); 0 reads everything from the files.
+    #[serde(default = "default_log_cache_bytes")]
+    pub cache_bytes: usize,
 }
 
 impl Default for LogSection {
     fn default() -> Self {
         LogSection {
             segment_bytes: 64 << 20,
+            cache_bytes: default_log_cache_bytes(),
         }
     }
+}
+
+fn default_log_cache_bytes() -> usize {
+    8 << 20
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]

@@ -183,9 +183,10 @@ impl RaftLog {
             bootstrap,
             consenter_ids,
         } = members;
+        let cache_bytes = log_config.cache_bytes;
         let store = SegmentStore::open(dir, log_config)?;
         let empty = store.next_offset() == store.start_offset();
-        let log_store = LogStore::open(store, dir, channel)?;
+        let log_store = LogStore::open(store, dir, channel, cache_bytes)?;
         let reader = log_store.reader();
         let (committed_tx, committed) = watch::channel(0);
         let heartbeat = timing.heartbeat.as_millis() as u64;

@@ -44,12 +44,17 @@ pub struct LogReader {
 }
 
 impl LogStore {
-    /// The Raft log of `channel` over `store`, with its vote kept in `dir`; starts the log's
-    /// fsync thread.
-    pub fn open(store: SegmentStore, dir: &Path, channel: &str) -> Result<Self, LogError> {
+    /// The Raft log of `channel` over `store`, with its vote kept in `dir` and its newest
+    /// `cache_bytes` of entries in memory; starts the log's fsync thread.
+    pub fn open(
+        store: SegmentStore,
+        dir: &Path,
+        channel: &str,
+        cache_bytes: usize,
+    ) -> Result<Self, LogError> {
         let reader = LogReader {
             reader: store.reader(),
-            tail: Tail::default(),
+            tail: Tail::new(cache_bytes),
         };
         Ok(LogStore {
             store: Arc::new(Mutex::new(store)),

@@ -9,13 +9,12 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::log::Record;
 
-/// Bytes of entries kept: a few seconds of a busy channel, and a bound on this memory.
-pub const TAIL_BYTES: usize = 32 << 20;
-
-/// The newest entries of one log, consecutive by index. Shared by its writer and readers.
-#[derive(Clone, Default)]
+/// The newest entries of one log, consecutive by index, up to a bound in bytes (the newest one
+/// is kept whatever its size). Shared by its writer and readers.
+#[derive(Clone)]
 pub struct Tail {
     inner: Arc<Mutex<Entries>>,
+    max_bytes: usize,
 }
 
 #[derive(Default)]
@@ -31,14 +30,25 @@ impl Entries {
 }
 
 impl Tail {
+    /// An empty tail that keeps about `max_bytes` of entries; 0 keeps none.
+    pub fn new(max_bytes: usize) -> Tail {
+        Tail {
+            inner: Default::default(),
+            max_bytes,
+        }
+    }
+
     fn lock(&self) -> MutexGuard<'_, Entries> {
         // Every change leaves the deque consistent, so a panic elsewhere cannot break it.
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Keeps `record`, just appended to the log; the oldest entries go past [`TAIL_BYTES`].
-    /// A record that does not follow the newest one kept starts the tail afresh.
+    /// Keeps `record`, just appended to the log; the oldest entries go past the bound. A
+    /// record that does not follow the newest one kept starts the tail afresh.
     pub fn push(&self, record: Record) {
+        if self.max_bytes == 0 {
+            return;
+        }
         let mut tail = self.lock();
         let follows = tail
             .records
@@ -50,7 +60,7 @@ impl Tail {
         }
         tail.bytes += record.payload.len();
         tail.records.push_back(record);
-        while tail.bytes > TAIL_BYTES && tail.records.len() > 1 {
+        while tail.bytes > self.max_bytes && tail.records.len() > 1 {
             if let Some(old) = tail.records.pop_front() {
                 tail.bytes -= old.payload.len();
             }
@@ -109,7 +119,7 @@ mod tests {
 
     #[test]
     fn serves_what_it_holds_within_the_range_and_byte_budget() {
-        let tail = Tail::default();
+        let tail = Tail::new(100);
         for i in 5..10 {
             tail.push(record(i, 10));
         }
@@ -123,7 +133,7 @@ mod tests {
 
     #[test]
     fn truncation_and_gaps_forget_entries_and_the_bound_evicts_the_oldest() {
-        let tail = Tail::default();
+        let tail = Tail::new(100);
         for i in 1..=4 {
             tail.push(record(i, 10));
         }
@@ -136,8 +146,14 @@ mod tests {
         assert_eq!(offsets(tail.read(1, 10, 100)), None);
         assert_eq!(offsets(tail.read(9, 10, 100)), Some(vec![9]));
         // Past the bound the oldest go, the newest always stays.
-        tail.push(record(10, TAIL_BYTES));
+        tail.push(record(10, 95));
         assert_eq!(offsets(tail.read(9, 20, usize::MAX)), None);
         assert_eq!(offsets(tail.read(10, 20, usize::MAX)), Some(vec![10]));
+        tail.push(record(11, 500));
+        assert_eq!(offsets(tail.read(11, 20, usize::MAX)), Some(vec![11]));
+        // A bound of 0 keeps nothing.
+        let none = Tail::new(0);
+        none.push(record(1, 1));
+        assert_eq!(offsets(none.read(1, 2, 100)), None);
     }
 }
