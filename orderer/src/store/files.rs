@@ -167,25 +167,25 @@ impl Store {
     /// Makes every appended entry durable: fsyncs the active segment, and
     /// the directory if a segment file was created since the last sync.
     pub fn sync(&mut self) -> Result<(), StoreError> {
-        if self.unsynced_data {
-            self.active.sync(false)?;
-            self.unsynced_data = false;
-        }
-        if self.unsynced_dir {
-            sync_dir(&self.dir)?;
-            self.unsynced_dir = false;
-        }
+        self.sync_point().sync()?;
+        self.unsynced_data = false;
+        self.unsynced_dir = false;
         Ok(())
+    }
+
+    /// What [`Self::sync`] would fsync now.
+    fn sync_point(&self) -> SyncPoint {
+        SyncPoint {
+            segment: self.unsynced_data.then(|| Arc::clone(&self.active)),
+            dir: self.unsynced_dir.then(|| self.dir.clone()),
+        }
     }
 
     /// Takes what [`Self::sync`] would fsync now, to be fsynced by [`SyncPoint::sync`] without
     /// the store (from another thread, while appends go on). Entries appended after this call
     /// are not covered by it.
     pub fn take_sync_point(&mut self) -> SyncPoint {
-        let point = SyncPoint {
-            segment: self.unsynced_data.then(|| Arc::clone(&self.active)),
-            dir: self.unsynced_dir.then(|| self.dir.clone()),
-        };
+        let point = self.sync_point();
         self.unsynced_data = false;
         self.unsynced_dir = false;
         point

@@ -131,9 +131,7 @@ impl Fanout {
             // Timed out or not, the tally below tells.
             let _ = tokio::time::timeout_at(deadline, progress.wait_for(done)).await;
         }
-        for task in &self.tasks {
-            task.abort();
-        }
+        // The tasks are stopped when `self` is dropped, after the tallies are read.
         FanoutReport {
             followers: self.progress.len(),
             target_block: target,
