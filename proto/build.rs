@@ -33,5 +33,40 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         // same way every time.
         .btree_map(".")
         .compile_fds(fds)?;
+    if grpc {
+        stored_deliver_server();
+    }
     Ok(())
+}
+
+/// `orderer.AtomicBroadcast` once more, with Deliver answering `ordo.DeliverFrame` (the wire of
+/// `DeliverResponse`, its block as bytes): the node serves this one, so it never decodes a block
+/// to send it; a client that only passes blocks on or counts them reads with its client.
+fn stored_deliver_server() {
+    use tonic_prost_build::manual::{Builder, Method, Service};
+    let method = |name: &str, route: &str, output: &str| {
+        Method::builder()
+            .name(name)
+            .route_name(route)
+            .input_type("crate::common::Envelope")
+            .output_type(output)
+            .codec_path("tonic_prost::ProstCodec")
+            .client_streaming()
+            .server_streaming()
+            .build()
+    };
+    let service = Service::builder()
+        .name("AtomicBroadcast")
+        .package("orderer")
+        .method(method(
+            "broadcast",
+            "Broadcast",
+            "crate::orderer::BroadcastResponse",
+        ))
+        .method(method("deliver", "Deliver", "crate::ordo::DeliverFrame"))
+        .build();
+    Builder::new()
+        .build_client(true)
+        .build_server(true)
+        .compile(&[service]);
 }

@@ -18,7 +18,7 @@ use ordo_core::configtx::values::Consensus as ChannelConsensus;
 use ordo_core::msp::SigningIdentity;
 use ordo_core::policies::SignedData;
 use ordo_proto::etcdraft::Consenter;
-use ordo_proto::orderer::atomic_broadcast_server::AtomicBroadcastServer;
+use ordo_proto::stored::atomic_broadcast_server::AtomicBroadcastServer;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
@@ -449,6 +449,7 @@ impl Node {
             },
             ledger: LedgerConfig {
                 file_bytes: config.ledger.file_bytes,
+                cache_bytes: config.ledger.cache_bytes,
             },
             chains: ChainStarter::new(config, &tls)?,
             signer: Arc::new(signer),

@@ -12,6 +12,7 @@ use ordo_proto::common::{Block, Status};
 use ordo_proto::orderer::atomic_broadcast_client::AtomicBroadcastClient;
 use ordo_proto::orderer::seek_info::SeekBehavior;
 use ordo_proto::orderer::{deliver_response, seek_position, SeekOldest, SeekPosition};
+use ordo_proto::stored::atomic_broadcast_client::AtomicBroadcastClient as StoredClient;
 use sha2::{Digest, Sha256};
 use std::path::PathBuf;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
@@ -28,6 +29,8 @@ pub struct Client {
     /// in `ChannelHeader.tls_cert_hash`, as an orderer requiring mutual TLS checks.
     pub tls_cert_hash: Bytes,
     grpc: AtomicBroadcastClient<Channel>,
+    /// The same connection, reading Deliver's blocks as bytes.
+    stored: StoredClient<Channel>,
 }
 
 /// TLS to the orderer (Fabric's `--tls --cafile`, and `--certfile`/`--keyfile` for mutual TLS).
@@ -96,6 +99,7 @@ impl Client {
             .connect()
             .await
             .with_context(|| format!("connecting to {endpoint}"))?;
+        let stored = StoredClient::new(channel.clone()).max_decoding_message_size(MAX_MESSAGE);
         let grpc = AtomicBroadcastClient::new(channel)
             .max_decoding_message_size(MAX_MESSAGE)
             .max_encoding_message_size(MAX_MESSAGE);
@@ -105,6 +109,7 @@ impl Client {
             signer: Arc::new(signer),
             tls_cert_hash,
             grpc,
+            stored,
         })
     }
 
@@ -155,6 +160,27 @@ impl Client {
             behavior as i32,
         );
         self.deliver_request(request).await
+    }
+
+    /// Like [`Client::deliver`], with each block as its encoded bytes.
+    pub async fn deliver_bytes(
+        &self,
+        start: u64,
+        stop: u64,
+        behavior: SeekBehavior,
+    ) -> anyhow::Result<tonic::Streaming<ordo_proto::ordo::DeliverFrame>> {
+        let request = self.seek(
+            envelope::specified(start),
+            envelope::specified(stop),
+            behavior as i32,
+        );
+        Ok(self
+            .stored
+            .clone()
+            .deliver(futures::stream::iter([request]))
+            .await
+            .context("opening Deliver")?
+            .into_inner())
     }
 
     /// Opens a Deliver stream with a request built by the caller (any SeekInfo, or a bad one).

@@ -12,9 +12,8 @@ use std::time::{Duration, SystemTime};
 use futures::StreamExt;
 use ordo_proto::common::{Envelope, HeaderType, Status};
 use ordo_proto::orderer::seek_info::{SeekBehavior, SeekContentType};
-use ordo_proto::orderer::{
-    deliver_response, seek_position, DeliverResponse, SeekInfo, SeekPosition,
-};
+use ordo_proto::orderer::{seek_position, SeekInfo, SeekPosition};
+use ordo_proto::ordo::{deliver_frame, DeliverFrame};
 use prost::Message;
 use tonic::Streaming;
 
@@ -26,7 +25,7 @@ use crate::server::outbox::Outbox;
 use ordo_core::msp::Identity;
 use ordo_core::processor::{self, Rejection};
 
-type Sender = Outbox<DeliverResponse>;
+type Sender = Outbox<DeliverFrame>;
 
 pub async fn serve(
     registrar: Registrar,
@@ -54,8 +53,8 @@ pub async fn serve(
                 r.status
             }
         };
-        let response = DeliverResponse {
-            r#type: Some(deliver_response::Type::Status(status as i32)),
+        let response = DeliverFrame {
+            r#type: Some(deliver_frame::Type::Status(status as i32)),
         };
         if tx.send(response).await.is_err() || status != Status::Success {
             return;
@@ -233,18 +232,9 @@ async fn serve_seek(seek: &mut Seek, tx: &Sender) -> Result<(), Ended> {
         // The readers policy may have changed since the request was accepted.
         seek.recheck()?;
         let asked = std::time::Instant::now();
-        let mut block = ledger
-            .block(number)
-            .map_err(|e| {
-                tracing::error!(channel = %seek.channel.id(), block = number, error = %e, "ledger read failed");
-                Rejection::new(Status::ServiceUnavailable, "the ledger could not be read")
-            })?
-            .ok_or_else(|| Rejection::new(Status::ServiceUnavailable, "block vanished from the ledger"))?;
-        if headers_only {
-            block.data = None;
-        }
-        let response = DeliverResponse {
-            r#type: Some(deliver_response::Type::Block(block)),
+        let block = read_block(seek, &ledger, number, headers_only)?;
+        let response = DeliverFrame {
+            r#type: Some(deliver_frame::Type::Block(block)),
         };
         if tx.send(response).await.is_err() {
             return Err(Ended::ClientGone);
@@ -255,4 +245,31 @@ async fn serve_seek(seek: &mut Seek, tx: &Sender) -> Result<(), Ended> {
         }
         number += 1;
     }
+}
+
+/// Block `number` as the ledger stored it, or, for a reader that asked for headers and signatures
+/// only, without its data.
+fn read_block(
+    seek: &Seek,
+    ledger: &crate::ledger::Ledger,
+    number: u64,
+    headers_only: bool,
+) -> Result<bytes::Bytes, Rejection> {
+    let unreadable = |e: &dyn std::fmt::Display| {
+        tracing::error!(channel = %seek.channel.id(), block = number, error = %e, "ledger read failed");
+        Rejection::new(Status::ServiceUnavailable, "the ledger could not be read")
+    };
+    let vanished = || Rejection::new(Status::ServiceUnavailable, "block vanished from the ledger");
+    if !headers_only {
+        return ledger
+            .block_bytes(number)
+            .map_err(|e| unreadable(&e))?
+            .ok_or_else(vanished);
+    }
+    let mut block = ledger
+        .block(number)
+        .map_err(|e| unreadable(&e))?
+        .ok_or_else(vanished)?;
+    block.data = None;
+    Ok(block.encode_to_vec().into())
 }

@@ -12,8 +12,9 @@ use std::time::Duration;
 
 use futures::Stream;
 use ordo_proto::common::Envelope;
-use ordo_proto::orderer::atomic_broadcast_server::AtomicBroadcast;
-use ordo_proto::orderer::{BroadcastResponse, DeliverResponse};
+use ordo_proto::orderer::BroadcastResponse;
+use ordo_proto::ordo::DeliverFrame;
+use ordo_proto::stored::atomic_broadcast_server::AtomicBroadcast;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
@@ -124,7 +125,7 @@ impl<S: Stream + Unpin> Stream for Guarded<S> {
 #[tonic::async_trait]
 impl AtomicBroadcast for AtomicBroadcastService {
     type BroadcastStream = ResponseStream<BroadcastResponse>;
-    type DeliverStream = ResponseStream<DeliverResponse>;
+    type DeliverStream = ResponseStream<DeliverFrame>;
 
     /// Each stream is served by a task of its own, writing into a bounded queue: a slow or
     /// stalled client holds back only itself.

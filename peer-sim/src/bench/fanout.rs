@@ -1,19 +1,27 @@
 //! Fan-out: extra Deliver clients, each on its own connection, that follow the chain for the
-//! whole run as peers pulling blocks would. They only count blocks and bytes (no signature
-//! checks, no decoding of the envelopes), so what they add is the orderer's cost of serving
-//! them, not peer-sim's.
+//! whole run as peers pulling blocks would. They only count blocks and bytes, reading each block
+//! as bytes and decoding just its header (no signature checks, no envelopes), so what they add
+//! is mostly the orderer's cost of serving them, not peer-sim's.
 
 use anyhow::Context;
 use futures::StreamExt;
+use ordo_proto::common::BlockHeader;
 use ordo_proto::common::Status;
-use ordo_proto::orderer::deliver_response;
 use ordo_proto::orderer::seek_info::SeekBehavior;
+use ordo_proto::ordo::deliver_frame;
 use prost::Message;
 use serde::Serialize;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::client::Client;
+
+/// A block with only its header decoded (prost skips the data and metadata fields).
+#[derive(Clone, PartialEq, prost::Message)]
+struct HeaderOnly {
+    #[prost(message, optional, tag = "1")]
+    header: Option<BlockHeader>,
+}
 
 /// What one follower has received so far.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
@@ -84,7 +92,7 @@ impl Fanout {
         };
         for (k, client) in clients.into_iter().enumerate() {
             let mut deliver = client
-                .deliver(from, u64::MAX, SeekBehavior::BlockUntilReady)
+                .deliver_bytes(from, u64::MAX, SeekBehavior::BlockUntilReady)
                 .await
                 .with_context(|| format!("follower {k}: opening Deliver at {}", client.endpoint))?;
             let (tally, progress) = watch::channel(Tally::default());
@@ -95,8 +103,8 @@ impl Fanout {
                         None => break "Deliver stream ended".to_string(),
                         Some(Err(e)) => break format!("Deliver stream: {}", e.message()),
                         Some(Ok(response)) => match response.r#type {
-                            Some(deliver_response::Type::Block(block)) => block,
-                            Some(deliver_response::Type::Status(s)) => {
+                            Some(deliver_frame::Type::Block(block)) => block,
+                            Some(deliver_frame::Type::Status(s)) => {
                                 break format!(
                                     "Deliver ended with status {:?}",
                                     Status::try_from(s)
@@ -105,8 +113,11 @@ impl Fanout {
                             None => break "empty Deliver response".to_string(),
                         },
                     };
-                    let bytes = block.encoded_len() as u64;
-                    let number = block.header.as_ref().map(|h| h.number);
+                    let bytes = block.len() as u64;
+                    let number = HeaderOnly::decode(block)
+                        .ok()
+                        .and_then(|b| b.header)
+                        .map(|h| h.number);
                     tally.send_modify(|t| {
                         t.blocks += 1;
                         t.bytes += bytes;
