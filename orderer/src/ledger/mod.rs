@@ -25,7 +25,7 @@ use ordo_proto::common::Block;
 use prost::Message;
 use tokio::sync::watch;
 
-use crate::store::{Names, Reader, Store, StoreConfig, StoreError};
+use crate::store::{Entry, Names, Reader, Store, StoreConfig, StoreError, Tail};
 
 /// File names of a ledger: `blocks_00000000000000001234.dat` with its `.index`.
 const NAMES: Names = Names {
@@ -45,12 +45,15 @@ pub struct LedgerConfig {
     /// A block file that would grow past this many bytes is closed and a new one started. A
     /// single block larger than this still goes into a file of its own.
     pub file_bytes: u64,
+    /// Bytes of the newest blocks kept in memory for the readers following the chain.
+    pub cache_bytes: usize,
 }
 
 impl Default for LedgerConfig {
     fn default() -> Self {
         LedgerConfig {
             file_bytes: 64 * 1024 * 1024,
+            cache_bytes: 16 << 20,
         }
     }
 }
@@ -92,6 +95,8 @@ pub struct Ledger {
     dir: PathBuf,
     writer: Mutex<Writer>,
     reader: Reader,
+    /// The newest blocks, as stored.
+    recent: Tail<Entry>,
     /// Blocks below it are durable and readable.
     height: watch::Sender<u64>,
 }
@@ -131,6 +136,7 @@ impl Ledger {
         Ok(Ledger {
             dir: dir.to_path_buf(),
             reader: store.reader(),
+            recent: Tail::new(config.cache_bytes),
             writer: Mutex::new(Writer {
                 store,
                 failed: false,
@@ -162,7 +168,7 @@ impl Ledger {
                 got: header.number,
             });
         }
-        let block_bytes = block.encode_to_vec();
+        let block_bytes = Bytes::from(block.encode_to_vec());
         if crate::store::frame_len_for(block_bytes.len()).is_none() {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
@@ -178,14 +184,25 @@ impl Ledger {
             writer.failed = true;
             return Err(e.into());
         }
+        let size = block_bytes.len();
+        // Under the writer's lock, so the tail follows the file's order.
+        self.recent.push(Entry {
+            number: next,
+            body: block_bytes,
+        });
         self.height.send_replace(next + 1);
-        Ok(block_bytes.len())
+        Ok(size)
     }
 
     /// The encoded bytes of block `number`, or None past the end.
     pub fn block_bytes(&self, number: u64) -> Result<Option<Bytes>, LedgerError> {
         if number >= self.height() {
             return Ok(None);
+        }
+        if let Some(mut kept) = self.recent.read(number, number + 1, 0) {
+            if let Some(entry) = kept.pop() {
+                return Ok(Some(entry.body));
+            }
         }
         // A zero budget still returns the one block asked for.
         let mut entries = self.reader.read_range(number, number + 1, 0)?;

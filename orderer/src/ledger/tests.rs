@@ -45,7 +45,10 @@ fn block(number: u64, payload_len: usize) -> Block {
 
 fn small_files() -> LedgerConfig {
     // Room for about two 100-byte-payload blocks per file.
-    LedgerConfig { file_bytes: 320 }
+    LedgerConfig {
+        file_bytes: 320,
+        cache_bytes: 0,
+    }
 }
 
 fn append_blocks(ledger: &Ledger, range: std::ops::Range<u64>) {
@@ -177,6 +180,41 @@ fn empty_ledger() {
     assert_eq!(ledger.block(0).expect("read"), None);
 }
 
+/// The newest blocks come from memory, the older ones from the files, and they read the same.
+#[test]
+fn kept_blocks_read_as_the_stored_ones() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // About three blocks of 100-byte payloads.
+    let config = LedgerConfig {
+        cache_bytes: 500,
+        ..small_files()
+    };
+    let ledger = Ledger::open(dir.path(), config).expect("open");
+    append_blocks(&ledger, 0..10);
+    assert_blocks(&ledger, 10);
+    // Damage every block file at the first block it holds: a block read from its file fails...
+    for path in block_files(dir.path()) {
+        let mut bytes = fs::read(&path).expect("read");
+        // Within the first block's body, past its frame header.
+        bytes[40] ^= 0xff;
+        fs::write(&path, &bytes).expect("write");
+    }
+    assert!(
+        ledger.block_bytes(0).is_err(),
+        "block 0 is read from its file"
+    );
+    // ...while the newest are served as they were appended.
+    let last_file_first = ledger.height() - 2;
+    assert_eq!(
+        ledger.block_bytes(last_file_first).expect("read"),
+        Some(Bytes::from(block(last_file_first, 100).encode_to_vec()))
+    );
+    assert_eq!(
+        ledger.block_bytes(9).expect("read"),
+        Some(Bytes::from(block(9, 100).encode_to_vec()))
+    );
+}
+
 #[test]
 fn append_and_read_across_file_rolls_then_reopen() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -205,11 +243,25 @@ fn append_and_read_across_file_rolls_then_reopen() {
 #[test]
 fn block_larger_than_file_size_gets_its_own_file() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let ledger = Ledger::open(dir.path(), LedgerConfig { file_bytes: 50 }).expect("open");
+    let ledger = Ledger::open(
+        dir.path(),
+        LedgerConfig {
+            file_bytes: 50,
+            cache_bytes: 0,
+        },
+    )
+    .expect("open");
     append_blocks(&ledger, 0..3);
     assert_eq!(block_file_count(dir.path()), 3);
     drop(ledger);
-    let ledger = Ledger::open(dir.path(), LedgerConfig { file_bytes: 50 }).expect("reopen");
+    let ledger = Ledger::open(
+        dir.path(),
+        LedgerConfig {
+            file_bytes: 50,
+            cache_bytes: 0,
+        },
+    )
+    .expect("reopen");
     assert_blocks(&ledger, 3);
 }
 

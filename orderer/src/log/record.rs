@@ -26,6 +26,16 @@ pub struct Record {
     pub payload: Bytes,
 }
 
+/// A replicated log's newest records are kept in memory by offset.
+impl crate::store::Numbered for Record {
+    fn number(&self) -> u64 {
+        self.offset
+    }
+    fn size(&self) -> usize {
+        self.payload.len()
+    }
+}
+
 /// Whether a payload of `payload_len` bytes fits the format.
 pub(super) fn fits(payload_len: usize) -> bool {
     payload_len

@@ -268,14 +268,23 @@ fn default_log_cache_bytes() -> usize {
 pub struct LedgerSection {
     /// Size at which a block file is rolled.
     pub file_bytes: u64,
+    /// Bytes of each channel's newest blocks kept in memory for the Deliver streams that follow
+    /// the chain; 0 reads every block from the files.
+    #[serde(default = "default_ledger_cache_bytes")]
+    pub cache_bytes: usize,
 }
 
 impl Default for LedgerSection {
     fn default() -> Self {
         LedgerSection {
             file_bytes: 64 << 20,
+            cache_bytes: default_ledger_cache_bytes(),
         }
     }
+}
+
+fn default_ledger_cache_bytes() -> usize {
+    16 << 20
 }
 
 /// Bounds on what clients can make the node hold: connections, streams, buffered bytes.

@@ -11,7 +11,8 @@
 //!   at open is (torn tail or damage);
 //! * `files` ([`Store`], [`Reader`]): the ordered segments of one directory: open and recover,
 //!   append, sync, roll, truncate; one writer, concurrent readers;
-//! * `durable`: directory fsyncs and the copy of a torn tail made before it is cut.
+//! * `durable`: directory fsyncs and the copy of a torn tail made before it is cut;
+//! * `tail` ([`Tail`]): the newest entries in memory, for the reads that follow an append.
 //!
 //! Recovery rules (the same for every user):
 //! * a segment is fsynced (data and index) before the next one is created, so every segment but
@@ -36,9 +37,11 @@ mod durable;
 mod files;
 mod frame;
 mod segment;
+mod tail;
 
 pub use files::{Reader, Store, SyncPoint};
 pub use frame::{encode, frame_len_for, Entry, FRAME_OVERHEAD};
+pub use tail::{Numbered, Tail};
 
 /// How a store's files are named, and what its entries are called in messages.
 #[derive(Clone, Copy, Debug)]

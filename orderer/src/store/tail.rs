@@ -1,100 +1,122 @@
-//! The newest entries of a Raft log, kept in memory as they were appended. Every entry is read
-//! back soon after it is written — by replication to each follower, by openraft to apply it, by
-//! the channel's consumer to cut blocks — and serving those reads from here saves a read of the
-//! segment file (a copy out of the page cache into a zeroed buffer) for each of them. Older
-//! entries, for a follower far behind or a restarted consumer, come from the file.
+//! The newest entries of a store, kept in memory as they were appended. What is appended is read
+//! back soon after: a Raft log entry by replication to each follower, by openraft to apply it and
+//! by the channel's consumer; a block by every Deliver stream following the chain. Serving those
+//! reads from here saves, for each of them, a read of the file (a copy out of the page cache into
+//! a zeroed buffer, then its checksum). Older entries, for a reader far behind, come from the file.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use crate::log::Record;
-
-/// The newest entries of one log, consecutive by index, up to a bound in bytes (the newest one
-/// is kept whatever its size). Shared by its writer and readers.
-#[derive(Clone)]
-pub struct Tail {
-    inner: Arc<Mutex<Entries>>,
-    max_bytes: usize,
+/// What a tail keeps: an entry with its number, of a size in bytes.
+pub trait Numbered: Clone {
+    fn number(&self) -> u64;
+    fn size(&self) -> usize;
 }
 
-#[derive(Default)]
-struct Entries {
-    records: VecDeque<Record>,
-    bytes: usize,
-}
-
-impl Entries {
-    fn first(&self) -> Option<u64> {
-        self.records.front().map(|r| r.offset)
+impl Numbered for super::Entry {
+    fn number(&self) -> u64 {
+        self.number
+    }
+    fn size(&self) -> usize {
+        self.body.len()
     }
 }
 
-impl Tail {
-    /// An empty tail that keeps about `max_bytes` of entries; 0 keeps none.
-    pub fn new(max_bytes: usize) -> Tail {
+/// The newest entries of one store, consecutive by number, up to a bound in bytes (the newest
+/// one is kept whatever its size). Shared by its writer and readers.
+pub struct Tail<T> {
+    inner: Arc<Mutex<Entries<T>>>,
+    max_bytes: usize,
+}
+
+impl<T> Clone for Tail<T> {
+    fn clone(&self) -> Self {
         Tail {
-            inner: Default::default(),
+            inner: self.inner.clone(),
+            max_bytes: self.max_bytes,
+        }
+    }
+}
+
+struct Entries<T> {
+    entries: VecDeque<T>,
+    bytes: usize,
+}
+
+impl<T: Numbered> Entries<T> {
+    fn first(&self) -> Option<u64> {
+        self.entries.front().map(T::number)
+    }
+}
+
+impl<T: Numbered> Tail<T> {
+    /// An empty tail that keeps about `max_bytes` of entries; 0 keeps none.
+    pub fn new(max_bytes: usize) -> Tail<T> {
+        Tail {
+            inner: Arc::new(Mutex::new(Entries {
+                entries: VecDeque::new(),
+                bytes: 0,
+            })),
             max_bytes,
         }
     }
 
-    fn lock(&self) -> MutexGuard<'_, Entries> {
+    fn lock(&self) -> MutexGuard<'_, Entries<T>> {
         // Every change leaves the deque consistent, so a panic elsewhere cannot break it.
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Keeps `record`, just appended to the log; the oldest entries go past the bound. A
-    /// record that does not follow the newest one kept starts the tail afresh.
-    pub fn push(&self, record: Record) {
+    /// Keeps `entry`, just appended; the oldest entries go past the bound. An entry that does
+    /// not follow the newest one kept starts the tail afresh.
+    pub fn push(&self, entry: T) {
         if self.max_bytes == 0 {
             return;
         }
         let mut tail = self.lock();
         let follows = tail
-            .records
+            .entries
             .back()
-            .is_none_or(|last| last.offset + 1 == record.offset);
+            .is_none_or(|last| last.number() + 1 == entry.number());
         if !follows {
-            tail.records.clear();
+            tail.entries.clear();
             tail.bytes = 0;
         }
-        tail.bytes += record.payload.len();
-        tail.records.push_back(record);
-        while tail.bytes > self.max_bytes && tail.records.len() > 1 {
-            if let Some(old) = tail.records.pop_front() {
-                tail.bytes -= old.payload.len();
+        tail.bytes += entry.size();
+        tail.entries.push_back(entry);
+        while tail.bytes > self.max_bytes && tail.entries.len() > 1 {
+            if let Some(old) = tail.entries.pop_front() {
+                tail.bytes -= old.size();
             }
         }
     }
 
-    /// Forgets the entries at or after `index` (the log is truncated there).
-    pub fn truncate_from(&self, index: u64) {
+    /// Forgets the entries numbered `number` or above (the store is truncated there).
+    pub fn truncate_from(&self, number: u64) {
         let mut tail = self.lock();
-        while tail.records.back().is_some_and(|r| r.offset >= index) {
-            if let Some(gone) = tail.records.pop_back() {
-                tail.bytes -= gone.payload.len();
+        while tail.entries.back().is_some_and(|e| e.number() >= number) {
+            if let Some(gone) = tail.entries.pop_back() {
+                tail.bytes -= gone.size();
             }
         }
     }
 
     /// The entries from `from` up to `end` (exclusive), about `max_bytes` at most but at least
     /// one, if the tail holds `from`; `None` if it does not (read the file then).
-    pub fn read(&self, from: u64, end: u64, max_bytes: usize) -> Option<Vec<Record>> {
+    pub fn read(&self, from: u64, end: u64, max_bytes: usize) -> Option<Vec<T>> {
         let tail = self.lock();
         let first = tail.first()?;
         let skip = usize::try_from(from.checked_sub(first)?).ok()?;
-        if skip >= tail.records.len() || from >= end {
+        if skip >= tail.entries.len() || from >= end {
             return None;
         }
         let mut bytes = 0;
         let mut out = Vec::new();
-        for record in tail.records.iter().skip(skip) {
-            if record.offset >= end || (!out.is_empty() && bytes + record.payload.len() > max_bytes)
-            {
+        for entry in tail.entries.iter().skip(skip) {
+            if entry.number() >= end || (!out.is_empty() && bytes + entry.size() > max_bytes) {
                 break;
             }
-            bytes += record.payload.len();
-            out.push(record.clone());
+            bytes += entry.size();
+            out.push(entry.clone());
         }
         Some(out)
     }
@@ -103,18 +125,18 @@ impl Tail {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::Entry;
     use bytes::Bytes;
 
-    fn record(offset: u64, len: usize) -> Record {
-        Record {
-            offset,
-            timestamp_ms: 0,
-            payload: Bytes::from(vec![offset as u8; len]),
+    fn record(number: u64, len: usize) -> Entry {
+        Entry {
+            number,
+            body: Bytes::from(vec![number as u8; len]),
         }
     }
 
-    fn offsets(records: Option<Vec<Record>>) -> Option<Vec<u64>> {
-        records.map(|r| r.iter().map(|r| r.offset).collect())
+    fn offsets(entries: Option<Vec<Entry>>) -> Option<Vec<u64>> {
+        entries.map(|e| e.iter().map(|e| e.number).collect())
     }
 
     #[test]
@@ -152,7 +174,7 @@ mod tests {
         tail.push(record(11, 500));
         assert_eq!(offsets(tail.read(11, 20, usize::MAX)), Some(vec![11]));
         // A bound of 0 keeps nothing.
-        let none = Tail::new(0);
+        let none = Tail::<Entry>::new(0);
         none.push(record(1, 1));
         assert_eq!(offsets(none.read(1, 2, 100)), None);
     }

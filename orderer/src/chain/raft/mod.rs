@@ -7,7 +7,8 @@
 //! - [`election`]: the election timer with a pre-vote, and the leader's quorum lease;
 //! - [`storage`]: openraft's log storage on the segment store, and a metadata-only state machine;
 //! - `flush`: the log's fsync thread, so that an append does not stall openraft's core;
-//! - `tail`: the log's newest entries in memory, for the reads that follow every append;
+//! - the log's newest entries are kept in memory ([`crate::store::Tail`]) for the reads that
+//!   follow every append;
 //! - [`network`]: the client side of the cluster transport (gRPC `ordo.Cluster`);
 //! - [`crate::server::cluster`]: the server side, which also carries the `ordo.Admin` membership
 //!   calls.
@@ -18,7 +19,6 @@ mod flush;
 pub mod leadership;
 pub mod network;
 pub mod storage;
-mod tail;
 
 use std::collections::BTreeMap;
 use std::io::Cursor;

@@ -17,9 +17,9 @@ use openraft::{
 use tokio::sync::watch;
 
 use super::flush::Flusher;
-use super::tail::Tail;
 use super::{codec, Entry, Node, NodeId, TypeConfig};
 use crate::log::{LogError, Record, SegmentStore, StoreReader, SyncPoint};
+use crate::store::Tail;
 
 type StorageResult<T> = Result<T, StorageError<NodeId>>;
 
@@ -40,7 +40,7 @@ pub struct LogStore {
 #[derive(Clone)]
 pub struct LogReader {
     reader: StoreReader,
-    tail: Tail,
+    tail: Tail<Record>,
 }
 
 impl LogStore {
