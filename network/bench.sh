@@ -34,7 +34,8 @@
 # $ORDO_MAX_MESSAGE_COUNT (500), $ORDO_BATCH_TIMEOUT_MS (500), for solo and raft alike (but the
 # latency point). Identities' signing keys: $ORDO_KEY_TYPE, ecdsa (P-256, default) or ed25519.
 # ORDO_BENCH_ONLY=max-1024 runs only the 1 KiB max-rate run of each group (solo, then 3 raft
-# nodes), with the same settings as in the full suite, and nothing after the groups. TLS on the
+# nodes), with the same settings as in the full suite, and nothing after the groups;
+# ORDO_BENCH_ONLY=idle-channels only the many-idle-channels step. TLS on the
 # nodes' ports: $ORDO_NET_TLS, off by default here (the figures in BENCHMARKS.md are TLS-off
 # unless a row says otherwise); ORDO_NET_TLS=on measures with TLS.
 set -euo pipefail
@@ -45,7 +46,7 @@ smoke=""
 case "${1:-}" in
   --smoke) smoke=1 ;;
   "") ;;
-  *) sed -n '2,39p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+  *) sed -n '2,40p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
 esac
 
 client_base="${ORDO_CLIENT_BASE:-7050}"
@@ -61,7 +62,7 @@ export ORDO_KEY_TYPE="${ORDO_KEY_TYPE:-ecdsa}"
 export ORDO_NET_TLS="${ORDO_NET_TLS:-off}"
 case "$ORDO_KEY_TYPE" in ecdsa | ed25519) ;; *) echo "bench.sh: ORDO_KEY_TYPE must be ecdsa or ed25519" >&2; exit 2 ;; esac
 only="${ORDO_BENCH_ONLY:-}"
-case "$only" in "" | max-1024) ;; *) echo "bench.sh: ORDO_BENCH_ONLY must be max-1024 (or unset)" >&2; exit 2 ;; esac
+case "$only" in "" | max-1024 | idle-channels) ;; *) echo "bench.sh: ORDO_BENCH_ONLY must be max-1024 or idle-channels (or unset)" >&2; exit 2 ;; esac
 suite="$(cd "$root" && mkdir -p "${BENCH_OUT:-bench-results}" && cd "${BENCH_OUT:-bench-results}" && pwd)/suite-$(date +%Y%m%d-%H%M%S)"
 summary="$suite/summary.md"
 commit=$(git -C "$root" describe --always --dirty 2>/dev/null || echo unknown)
@@ -531,8 +532,12 @@ busy_channels() {
 }
 
 log "suite $suite (commit $commit, $ORDO_KEY_TYPE identities${only:+, only $only})"
-group solo solo
-group raft3 3
+if [ "$only" = idle-channels ]; then
+  idle_channels
+else
+  group solo solo
+  group raft3 3
+fi
 if [ -z "$only" ]; then
   other_identities
   other_tls
