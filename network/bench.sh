@@ -559,7 +559,7 @@ fi
   echo "Suite of $(date -u '+%Y-%m-%d %H:%M UTC'), commit $commit; $(nproc) cores, $(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -n 1)."
   echo "Blocks of ≤$max_message_count transactions, batch timeout $batch_timeout_ms ms, fsync on; $ORDO_KEY_TYPE identities. Command: ORDO_KEY_TYPE=$ORDO_KEY_TYPE${only:+ ORDO_BENCH_ONLY=$only} network/bench.sh${smoke:+ --smoke}"
   echo
-  cat "$summary"
+  [ ! -f "$summary" ] || cat "$summary"
   cat "$extra"
   if [ -n "$charts" ]; then
     echo
