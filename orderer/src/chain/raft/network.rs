@@ -147,6 +147,9 @@ pub struct Connection {
     clients: ClusterClients,
 }
 
+/// How much later than openraft's own bound a call is abandoned here.
+const BACKSTOP: std::time::Duration = std::time::Duration::from_millis(50);
+
 type RpcError<E = openraft::error::Infallible> = RPCError<NodeId, Node, RaftError<NodeId, E>>;
 
 impl Connection {
@@ -172,7 +175,11 @@ impl Connection {
                 Method::Snapshot => client.install_snapshot(message).await,
             }
         };
-        let reply = match tokio::time::timeout(option.hard_ttl(), call).await {
+        // openraft bounds AppendEntries and Vote by the same `hard_ttl` and reports a call past
+        // it as a timeout, after which it sends again at once. This bound is only a backstop, a
+        // little later: what it ends counts as an unreachable peer, and openraft then holds back
+        // replication to it for a backoff (500 ms), which under load costs the leader its lease.
+        let reply = match tokio::time::timeout(option.hard_ttl() + BACKSTOP, call).await {
             Ok(Ok(reply)) => reply.into_inner(),
             Ok(Err(status)) => return Err(RPCError::Unreachable(Unreachable::new(&status))),
             Err(elapsed) => return Err(RPCError::Unreachable(Unreachable::new(&elapsed))),
