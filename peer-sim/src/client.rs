@@ -154,12 +154,17 @@ impl Client {
         stop: u64,
         behavior: SeekBehavior,
     ) -> anyhow::Result<tonic::Streaming<ordo_proto::orderer::DeliverResponse>> {
-        let request = self.seek(
+        self.deliver_request(self.seek_range(start, stop, behavior))
+            .await
+    }
+
+    /// A Deliver request for blocks `start..=stop`.
+    fn seek_range(&self, start: u64, stop: u64, behavior: SeekBehavior) -> Envelope {
+        self.seek(
             envelope::specified(start),
             envelope::specified(stop),
             behavior as i32,
-        );
-        self.deliver_request(request).await
+        )
     }
 
     /// Like [`Client::deliver`], with each block as its encoded bytes.
@@ -169,11 +174,7 @@ impl Client {
         stop: u64,
         behavior: SeekBehavior,
     ) -> anyhow::Result<tonic::Streaming<ordo_proto::ordo::DeliverFrame>> {
-        let request = self.seek(
-            envelope::specified(start),
-            envelope::specified(stop),
-            behavior as i32,
-        );
+        let request = self.seek_range(start, stop, behavior);
         Ok(self
             .stored
             .clone()
